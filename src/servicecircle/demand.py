@@ -1,0 +1,219 @@
+"""Demand: residents as points with a population (and households).
+
+From residential buildings (footprint × levels ÷ floor area per resident) or from a user file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._crs import require_metric
+from ._errors import InputError
+from .files import read_table
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildingPopulation:
+    """How residents are estimated from building footprints (all overridable).
+
+    population = footprint area (m²) × levels ÷ ``floor_area_per_resident_m2``
+
+    Attributes
+    ----------
+    floor_area_per_resident_m2
+        Gross floor area per resident. Default 40 m²: China's urban housing floor area per
+        person (about 38.6 m² in the 2020 census) rounded up for walls and common space.
+    default_levels
+        Levels when ``building:levels`` is missing or unreadable. Default 6: the common
+        multi-storey (多层) walk-up block.
+    household_size
+        Residents per household, for households = population ÷ size. Default 2.62 (2020 census).
+    residential_kinds
+        ``building=*`` values taken as homes.
+    unspecified_is_residential
+        Whether ``building=yes`` (no use given, as for most buildings in Chinese OSM data) counts
+        as homes, unless it carries a non-residential tag (amenity, shop, office, tourism,
+        healthcare) or lies in non-residential ``landuse``. Default True.
+    min_footprint_m2
+        Smaller footprints (sheds, kiosks) are not homes. Default 30 m².
+    max_levels
+        Levels above this are taken as tagging errors and capped. Default 60.
+    """
+
+    floor_area_per_resident_m2: float = 40.0
+    default_levels: float = 6.0
+    household_size: float = 2.62
+    residential_kinds: tuple[str, ...] = (
+        "residential", "apartments", "house", "detached", "semidetached_house", "terrace",
+        "dormitory", "bungalow", "farm", "cabin", "static_caravan", "villa",
+    )
+    unspecified_is_residential: bool = True
+    min_footprint_m2: float = 30.0
+    max_levels: float = 60.0
+    non_residential_landuse: tuple[str, ...] = (
+        "commercial", "retail", "industrial", "military", "education", "religious",
+        "railway", "construction", "institutional", "grass", "cemetery",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("floor_area_per_resident_m2", "default_levels", "household_size"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"{name} must be positive; got {getattr(self, name)}")
+
+
+NON_RESIDENTIAL_TAGS = ("amenity", "shop", "office", "tourism", "healthcare", "craft")
+
+
+def demand_from_buildings(
+    buildings: gpd.GeoDataFrame,
+    *,
+    landuse: gpd.GeoDataFrame | None = None,
+    params: BuildingPopulation | None = None,
+) -> gpd.GeoDataFrame:
+    """Resident points from residential building footprints.
+
+    Parameters
+    ----------
+    buildings
+        Footprints with OSM tags (``building``, ``building:levels``, …) in a metric CRS.
+    landuse
+        ``landuse=*`` polygons; buildings of unspecified use inside non-residential landuse are
+        not counted as homes.
+    params
+        Estimation parameters (see :class:`BuildingPopulation`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``demand_id`` (``b<osm id>``), ``population``, ``households``, ``levels``,
+        ``levels_source`` (``tag`` or ``default``), ``footprint_m2``, ``building``, geometry
+        (a point inside the footprint). ``attrs["counts"]`` says how many buildings were used
+        and why the others were not.
+    """
+    import geopandas as gpd
+    import shapely
+
+    params = params or BuildingPopulation()
+    crs = require_metric(buildings.crs, "buildings")
+    counts: dict[str, int] = {"buildings": len(buildings)}
+    if len(buildings) == 0:
+        out = gpd.GeoDataFrame(
+            {"demand_id": [], "population": [], "households": []}, geometry=[], crs=crs
+        )
+        out.attrs["counts"] = counts
+        return out
+    b = buildings.reset_index(drop=True)
+    polygonal = b.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    counts["not_polygons"] = int((~polygonal).sum())
+    kind = b["building"].astype("string").str.lower().fillna("yes").to_numpy()
+    listed = np.isin(kind, params.residential_kinds)
+    unspecified = kind == "yes"
+    other_use = np.zeros(len(b), dtype=bool)
+    for tag in NON_RESIDENTIAL_TAGS:
+        if tag in b.columns:
+            other_use |= b[tag].notna().to_numpy()
+    if landuse is not None and len(landuse) and "landuse" in landuse.columns:
+        nonres = landuse[landuse["landuse"].isin(params.non_residential_landuse)]
+        if len(nonres):
+            pts = b.geometry.representative_point()
+            hit = nonres.sindex.query(pts.to_numpy(), predicate="within")
+            in_nonres = np.zeros(len(b), dtype=bool)
+            in_nonres[np.unique(hit[0])] = True
+            other_use |= in_nonres & unspecified
+    homes = polygonal & (listed | (unspecified & params.unspecified_is_residential & ~other_use))
+    counts["not_residential"] = int((polygonal & ~homes).sum())
+    area = shapely.area(b.geometry.to_numpy())
+    small = homes & (area < params.min_footprint_m2)
+    counts["too_small"] = int(small.sum())
+    homes &= ~small
+    b = b.loc[homes].reset_index(drop=True)
+    area = area[homes]
+    raw = b["building:levels"] if "building:levels" in b.columns else pd.Series(np.nan, index=b.index)
+    levels = pd.to_numeric(raw.astype("string").str.extract(r"([0-9]+(?:\.[0-9]+)?)")[0],
+                           errors="coerce")
+    tagged = levels.notna() & (levels > 0)
+    levels = levels.where(tagged, params.default_levels).clip(upper=params.max_levels)
+    population = area * levels.to_numpy() / params.floor_area_per_resident_m2
+    counts["used"] = len(b)
+    counts["levels_from_tag"] = int(tagged.sum())
+    counts["levels_default"] = int((~tagged).sum())
+    ids = b["osm_id"].astype(str) if "osm_id" in b.columns else pd.Series(b.index.astype(str))
+    out = gpd.GeoDataFrame(
+        {
+            "demand_id": ("b" + ids).to_numpy(),
+            "population": population,
+            "households": population / params.household_size,
+            "levels": levels.to_numpy(),
+            "levels_source": np.where(tagged, "tag", "default"),
+            "footprint_m2": area,
+            "building": b["building"].astype("string").to_numpy(),
+        },
+        geometry=b.geometry.representative_point().to_numpy(),
+        crs=crs,
+    )
+    dup = out["demand_id"].duplicated()
+    if dup.any():
+        out.loc[dup, "demand_id"] = out.loc[dup, "demand_id"] + "_" + out.index[dup].astype(str)
+    out.attrs["counts"] = counts
+    out.attrs["params"] = asdict(params)
+    log.info(
+        "demand from buildings: %d of %d buildings taken as homes, %.0f residents "
+        "(levels from tag for %d)",
+        len(out), counts["buildings"], float(population.sum()), counts["levels_from_tag"],
+    )
+    return out
+
+
+def read_demand(
+    path: str | Path, *, crs: Any, household_size: float = BuildingPopulation.household_size
+) -> gpd.GeoDataFrame:
+    """Read demand from a file of points or polygons with a ``population`` column.
+
+    ``households`` is optional (else population ÷ ``household_size``); ``demand_id`` (or
+    ``id``) is kept when present. Polygons become a point on their surface.
+    """
+    require_metric(crs, "area")
+    gdf = read_table(path, "demand file", to_crs=crs)
+    if "population" not in gdf.columns:
+        raise InputError(
+            f"demand file {path}: has no 'population' column; add the residents of each "
+            f"feature (found: {', '.join(c for c in gdf.columns if c != 'geometry')})"
+        )
+    pop = pd.to_numeric(gdf["population"], errors="coerce")
+    bad = pop.isna() | (pop < 0)
+    if bad.any():
+        raise InputError(
+            f"demand file {path}: {int(bad.sum())} rows have a missing or negative population "
+            f"(first at row {int(np.flatnonzero(bad.to_numpy())[0])}); fix or remove them"
+        )
+    gdf = gdf.copy()
+    gdf["population"] = pop.astype("float64")
+    if "demand_id" not in gdf.columns:
+        gdf["demand_id"] = gdf["id"].astype(str) if "id" in gdf.columns else [
+            f"d{i}" for i in range(len(gdf))
+        ]
+    gdf["demand_id"] = gdf["demand_id"].astype(str)
+    if gdf["demand_id"].duplicated().any():
+        dup = gdf.loc[gdf["demand_id"].duplicated(), "demand_id"].iloc[0]
+        raise InputError(f"demand file {path}: id {dup!r} appears more than once; make ids unique")
+    if "households" in gdf.columns:
+        gdf["households"] = pd.to_numeric(gdf["households"], errors="coerce")
+        gdf["households"] = gdf["households"].fillna(gdf["population"] / household_size)
+    else:
+        gdf["households"] = gdf["population"] / household_size
+    kinds = set(gdf.geom_type)
+    if kinds - {"Point"}:
+        gdf = gdf.set_geometry(gdf.geometry.representative_point())
+    gdf.attrs["counts"] = {"features": len(gdf)}
+    return gdf

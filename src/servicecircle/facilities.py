@@ -1,0 +1,162 @@
+"""Facilities: centres (党群服务中心) and stations (驿站/站点), from a file or from OSM tags."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._crs import require_metric
+from ._errors import InputError
+from .files import read_table
+from .tiers import KINDS
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+log = logging.getLogger(__name__)
+
+#: Words accepted in a facility file's ``kind`` column, mapped to the two kinds.
+KIND_ALIASES = {
+    "centre": "centre", "center": "centre", "中心": "centre", "党群服务中心": "centre",
+    "station": "station", "站点": "station", "驿站": "station", "服务站": "station",
+}
+
+#: The documented OSM tag preset: which POIs count as centres and stations.
+#: A rule matches when every tag in it matches (a value list means any of them; a string that
+#: starts with ``~`` is a regular expression). Centres are checked first.
+OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
+    "default": {
+        "centre": [
+            {"name": "~党群服务中心|党群中心|社区服务中心|社区综合服务中心|街道办事处"},
+            {"amenity": ["community_centre", "townhall"]},
+            {"office": "government", "government": ["community", "social_services"]},
+        ],
+        "station": [
+            {"name": "~驿站|党群服务站|社区服务站|服务站|工作站|便民服务点|居委会|村委会"},
+            {"amenity": ["social_facility", "social_centre", "library", "post_office"]},
+            {"social_facility": True},
+        ],
+    },
+}
+
+
+def read_facilities(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame:
+    """Read facilities from GeoJSON / GeoPackage / CSV (``lon``, ``lat``).
+
+    The file needs ``id`` and ``kind`` (``centre`` or ``station``; 中心/站点/驿站 are accepted);
+    ``name`` is optional. Polygons become a point on their surface.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``facility_id``, ``kind``, ``name`` and the file's other columns, in ``crs``.
+    """
+    require_metric(crs, "area")
+    gdf = read_table(path, "facility file", to_crs=crs)
+    cols = {c.lower(): c for c in gdf.columns}
+    id_col = cols.get("id") or cols.get("facility_id")
+    if id_col is None:
+        raise InputError(
+            f"facility file {path}: has no 'id' column; give each facility an id"
+        )
+    if "kind" not in cols:
+        raise InputError(
+            f"facility file {path}: has no 'kind' column; set kind to 'centre' or 'station' "
+            "for every facility"
+        )
+    raw = gdf[cols["kind"]].astype("string").str.strip()
+    kind = raw.str.lower().map(lambda k: KIND_ALIASES.get(k, None) if k is not pd.NA else None)
+    bad = kind.isna()
+    if bad.any():
+        raise InputError(
+            f"facility file {path}: unknown kind {str(raw[bad].iloc[0])!r} for id "
+            f"{gdf.loc[bad, id_col].iloc[0]!r}; use 'centre' or 'station'"
+        )
+    out = gdf.drop(columns=[c for c in (id_col, cols["kind"]) if c in gdf.columns])
+    out.insert(0, "facility_id", gdf[id_col].astype(str).to_numpy())
+    out.insert(1, "kind", kind.astype(str).to_numpy())
+    if "name" not in out.columns:
+        out["name"] = pd.array([pd.NA] * len(out), dtype="string")
+    dup = out["facility_id"].duplicated()
+    if dup.any():
+        raise InputError(
+            f"facility file {path}: id {out.loc[dup, 'facility_id'].iloc[0]!r} appears more than "
+            "once; give each facility its own id"
+        )
+    if set(out.geom_type) - {"Point"}:
+        out = out.set_geometry(out.geometry.representative_point())
+    return out
+
+
+def _rule_matches(frame: pd.DataFrame, rule: dict[str, Any]) -> np.ndarray:
+    hit = np.ones(len(frame), dtype=bool)
+    for key, want in rule.items():
+        if key not in frame.columns:
+            return np.zeros(len(frame), dtype=bool)
+        col = frame[key].astype("string")
+        if want is True:
+            hit &= col.notna().to_numpy()
+        elif isinstance(want, str) and want.startswith("~"):
+            hit &= col.str.contains(re.compile(want[1:]), na=False).to_numpy(dtype=bool)
+        else:
+            values = [want] if isinstance(want, str) else list(want)
+            hit &= col.isin(values).fillna(False).to_numpy(dtype=bool)
+    return hit
+
+
+def facilities_from_pois(pois: gpd.GeoDataFrame, *, preset: str = "default") -> gpd.GeoDataFrame:
+    """Centres and stations among OSM POIs, by a tag preset (see :data:`OSM_PRESETS`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``facility_id`` (``osm<id>``), ``kind``, ``name``, ``rule`` (which preset rule matched),
+        point geometry, in the POIs' CRS.
+    """
+    import geopandas as gpd
+
+    if preset not in OSM_PRESETS:
+        raise InputError(f"unknown facility preset {preset!r}; use one of {sorted(OSM_PRESETS)}")
+    crs = require_metric(pois.crs, "POIs")
+    rules = OSM_PRESETS[preset]
+    kind = np.full(len(pois), None, dtype=object)
+    why = np.full(len(pois), None, dtype=object)
+    for k in KINDS:
+        for rule in rules[k]:
+            hit = _rule_matches(pois, rule) & (kind == None)  # noqa: E711
+            kind[hit] = k
+            why[hit] = ",".join(f"{a}={b}" for a, b in rule.items())
+    sel = kind != None  # noqa: E711
+    chosen = pois.loc[sel]
+    ids = chosen["osm_id"].astype(str) if "osm_id" in chosen else chosen.index.astype(str)
+    out = gpd.GeoDataFrame(
+        {
+            "facility_id": ("osm" + pd.Series(np.asarray(ids), dtype=str)).to_numpy(),
+            "kind": kind[sel].astype(str),
+            "name": chosen["name"].astype("string").to_numpy()
+            if "name" in chosen
+            else pd.array([pd.NA] * int(sel.sum()), dtype="string"),
+            "rule": why[sel].astype(str),
+        },
+        geometry=chosen.geometry.representative_point().to_numpy(),
+        crs=crs,
+    )
+    dup = out["facility_id"].duplicated()
+    out.loc[dup, "facility_id"] = out.loc[dup, "facility_id"] + "_" + out.index[dup].astype(str)
+    log.info("facilities from OSM tags (%s): %s", preset, out["kind"].value_counts().to_dict())
+    return out.reset_index(drop=True)
+
+
+def write_facilities(facilities: gpd.GeoDataFrame, path: str | Path) -> Path:
+    """Write facilities as GeoJSON (EPSG:4326) or GeoPackage, atomically."""
+    from ._write import write_with
+
+    path = Path(path)
+    driver = "GPKG" if path.suffix.lower() == ".gpkg" else "GeoJSON"
+    frame = facilities.to_crs(4326) if driver == "GeoJSON" else facilities
+    return write_with(path, lambda tmp: frame.to_file(tmp, driver=driver))

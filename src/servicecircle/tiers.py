@@ -1,0 +1,180 @@
+"""Tiers: named walking-distance targets for a set of facility kinds, and their presets.
+
+Minutes are converted to metres in exactly one place, :func:`minutes_to_m`; every output
+states the metres used.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from ._errors import InputError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("centre", "station")
+"""Facility kinds: a party-mass service centre (党群服务中心) or a service station (站点)."""
+
+DEFAULT_SPEED_M_PER_MIN = 60.0
+"""Walking speed for tiers given in minutes: 60 m/min (3.6 km/h), so 5 minutes = 300 m as in
+GB 50180-2018 and 15 minutes = 900 m, inside the standard's 800–1000 m band."""
+
+DEFAULT_GOAL = 0.85
+"""Default coverage goal: 85 % of residents (the national 2025 target)."""
+
+
+def minutes_to_m(minutes: float, speed_m_per_min: float = DEFAULT_SPEED_M_PER_MIN) -> float:
+    """Walking distance in metres for ``minutes`` at ``speed_m_per_min`` (the one conversion)."""
+    if minutes <= 0 or speed_m_per_min <= 0:
+        raise InputError(
+            f"minutes and walking speed must be positive; got {minutes} min at "
+            f"{speed_m_per_min} m/min"
+        )
+    metres = float(minutes) * float(speed_m_per_min)
+    log.info("tier distance: %g min × %g m/min = %g m", minutes, speed_m_per_min, metres)
+    return metres
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A named target: facilities of ``kinds`` within ``target_m`` metres on foot.
+
+    Attributes
+    ----------
+    name
+        Used in column names (``<name>_walk_m``); letters, digits and ``_`` only.
+    target_m
+        Walking distance in metres.
+    kinds
+        Facility kinds that serve this tier (centres also serve station tiers by default).
+    goal
+        Share of residents that should be covered (0–1], for pass/fail.
+    minutes
+        The minutes the tier was given in, if any (``target_m`` is what is used).
+    """
+
+    name: str
+    target_m: float
+    kinds: tuple[str, ...]
+    goal: float = DEFAULT_GOAL
+    minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.name):
+            raise InputError(
+                f"tier name {self.name!r} must start with a letter and use only letters, digits "
+                "and '_' (it becomes a column name)"
+            )
+        if not (self.target_m > 0) or self.target_m == float("inf"):
+            raise InputError(
+                f"tier {self.name}: distance must be a positive number of metres; got "
+                f"{self.target_m}"
+            )
+        if not self.kinds:
+            raise InputError(f"tier {self.name}: give at least one facility kind ({', '.join(KINDS)})")
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad:
+            raise InputError(
+                f"tier {self.name}: unknown facility kind {bad[0]!r}; use {' or '.join(KINDS)}"
+            )
+        if not (0 < self.goal <= 1):
+            raise InputError(f"tier {self.name}: goal must be a share in (0, 1]; got {self.goal}")
+
+    @classmethod
+    def from_minutes(
+        cls,
+        name: str,
+        minutes: float,
+        kinds: tuple[str, ...],
+        *,
+        speed_m_per_min: float = DEFAULT_SPEED_M_PER_MIN,
+        goal: float = DEFAULT_GOAL,
+    ) -> Tier:
+        """A tier given as minutes at a walking speed."""
+        return cls(name, minutes_to_m(minutes, speed_m_per_min), tuple(kinds), goal, minutes)
+
+    def with_goal(self, goal: float) -> Tier:
+        """The same tier with another goal."""
+        return Tier(self.name, self.target_m, self.kinds, goal, self.minutes)
+
+
+def default_kinds(name: str) -> tuple[str, ...]:
+    """Kinds for a tier given without them: ``centre…`` names → centres; else stations and
+    centres (a centre also serves its neighbourhood)."""
+    return ("centre",) if name.lower().startswith("centre") else ("station", "centre")
+
+
+PRESETS: dict[str, tuple[Tier, ...]] = {
+    # The foundation's defaults (GB 50180-2018 table 3.0.4).
+    "default": (
+        Tier("centre_15min", 1000.0, ("centre",)),
+        Tier("station_5min", 300.0, ("station", "centre")),
+    ),
+    # All walking-distance circles of GB 50180-2018, with the strict 800 m 15-minute variant.
+    "gb50180": (
+        Tier("centre_15min", 1000.0, ("centre",)),
+        Tier("centre_15min_strict", 800.0, ("centre",)),
+        Tier("station_10min", 500.0, ("station", "centre")),
+        Tier("station_5min", 300.0, ("station", "centre")),
+    ),
+}
+DEFAULT_TIERS = PRESETS["default"]
+
+
+def preset(name: str) -> tuple[Tier, ...]:
+    """The tiers of a named preset (see :data:`PRESETS`)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown preset {name!r}; use one of {', '.join(sorted(PRESETS))}"
+        ) from None
+
+
+_TIER_RE = re.compile(
+    r"^(?P<name>[^=]+)=(?P<value>[0-9.eE+-]+)\s*(?P<unit>m|min)?(?::(?P<kinds>[A-Za-z,]+))?$"
+)
+
+
+def parse_tier(text: str, *, speed_m_per_min: float = DEFAULT_SPEED_M_PER_MIN,
+               goal: float = DEFAULT_GOAL) -> Tier:
+    """Parse ``NAME=METRES[:KIND,KIND]`` or ``NAME=<N>min[:KIND,KIND]``.
+
+    Examples
+    --------
+    >>> parse_tier("station_5min=300:station,centre").target_m
+    300.0
+    >>> parse_tier("centre_15min=15min").target_m
+    900.0
+    """
+    match = _TIER_RE.match(text.strip())
+    if not match:
+        raise InputError(
+            f"tier {text!r} is not NAME=METRES[:KIND,KIND] (e.g. station_5min=300:station,centre "
+            "or centre_15min=15min:centre)"
+        )
+    name = match["name"].strip()
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise InputError(f"tier {text!r}: {match['value']!r} is not a number") from None
+    kinds = tuple(k for k in (match["kinds"] or "").split(",") if k) or default_kinds(name)
+    if match["unit"] == "min":
+        if value <= 0:
+            raise InputError(f"tier {name}: minutes must be positive; got {value}")
+        return Tier.from_minutes(name, value, kinds, speed_m_per_min=speed_m_per_min, goal=goal)
+    return Tier(name, value, kinds, goal)
+
+
+def check_unique(tiers: tuple[Tier, ...] | list[Tier]) -> tuple[Tier, ...]:
+    """Reject empty or duplicate-named tier lists."""
+    tiers = tuple(tiers)
+    if not tiers:
+        raise InputError("no tiers given; use --tier NAME=METRES or a preset")
+    names = [t.name for t in tiers]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise InputError(f"tier {sorted(dup)[0]!r} is given twice; give each tier one name")
+    return tiers

@@ -37,6 +37,7 @@ def require(module: str, extra_hint: str | None = None) -> object:
 
     try:
         return importlib.import_module(module)
-    except ImportError as err:  # pragma: no cover - exercised only without the dependency
+    except ImportError as err:  # pragma: no cover - only without the dependency
         hint = extra_hint or f"pip install {module.split('.')[0]}"
-        raise MissingDependencyError(f"{module} is needed for this step; install it: {hint}") from err
+        message = f"{module} is needed for this step; install it: {hint}"
+        raise MissingDependencyError(message) from err

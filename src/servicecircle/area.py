@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -38,9 +38,22 @@ DEMO = "demo"
 #: ``highway=*`` values that are never walked (after osmnx's ``walk`` network filter).
 NON_WALKABLE_HIGHWAY = frozenset(
     {
-        "abandoned", "bus_guideway", "construction", "motorway", "motorway_link", "no",
-        "planned", "platform", "proposed", "raceway", "razed", "bus_stop", "services",
-        "rest_area", "emergency_bay", "disused",
+        "abandoned",
+        "bus_guideway",
+        "construction",
+        "motorway",
+        "motorway_link",
+        "no",
+        "planned",
+        "platform",
+        "proposed",
+        "raceway",
+        "razed",
+        "bus_stop",
+        "services",
+        "rest_area",
+        "emergency_bay",
+        "disused",
     }
 )
 #: ``foot=*`` values that allow walking even where ``access`` forbids it, or on a cycleway.
@@ -306,7 +319,7 @@ def walkable_mask(tags: pd.DataFrame) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- XML
-def _open_xml(path: Path) -> IO[bytes]:
+def _open_xml(path: Path) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".bz2":
         return bz2.open(path, "rb")
@@ -315,10 +328,14 @@ def _open_xml(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _scan_xml(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, dict[str, str], list[int]]], tuple[float, float, float, float] | None]:
+_Way = tuple[int, dict[str, str], list[int]]
+_Bounds = tuple[float, float, float, float]
+
+
+def _scan_xml(path: Path) -> tuple[dict[int, tuple[float, float]], list[_Way], _Bounds | None]:
     """One streaming pass: node coordinates, highway ways with their tags, and ``<bounds>``."""
     coords: dict[int, tuple[float, float]] = {}
-    ways: list[tuple[int, dict[str, str], list[int]]] = []
+    ways: list[_Way] = []
     bounds = None
     saw_osm = False
     try:
@@ -326,7 +343,8 @@ def _scan_xml(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[in
             for _event, el in ET.iterparse(fh, events=("end",)):
                 tag = el.tag
                 if tag == "node":
-                    coords[int(el.get("id", "0"))] = (float(el.get("lon", "nan")), float(el.get("lat", "nan")))
+                    lon, lat = float(el.get("lon", "nan")), float(el.get("lat", "nan"))
+                    coords[int(el.get("id", "0"))] = (lon, lat)
                     el.clear()
                 elif tag == "way":
                     tags = {t.get("k", ""): t.get("v", "") for t in el.iter("tag")}
@@ -427,8 +445,9 @@ def _read_xml(path: Path, boundary: gpd.GeoSeries | None, *, name: str, source: 
 
 # --------------------------------------------------------------------------- PBF
 def _read_pbf(path: Path, boundary: gpd.GeoSeries | None, *, name: str, source: str) -> Area:
-    import geopandas as gpd
     import warnings
+
+    import geopandas as gpd
 
     try:
         import pyrosm
@@ -681,7 +700,12 @@ def _assemble(
     )
     log.info(
         "area %s: %d walk nodes, %d edges, %d buildings, %d POIs in %s",
-        name, len(nodes), len(edges), len(buildings), len(pois), crs.to_string(),
+        name,
+        len(nodes),
+        len(edges),
+        len(buildings),
+        len(pois),
+        crs.to_string(),
     )
     return Area(
         name=name,

@@ -39,9 +39,7 @@ _TOL_M = 1e-6
 
 
 # --------------------------------------------------------------------------- the core
-def facility_sources(
-    network: WalkNetwork, fsnap: Snap
-) -> tuple[sp.csr_matrix, np.ndarray]:
+def facility_sources(network: WalkNetwork, fsnap: Snap) -> tuple[sp.csr_matrix, np.ndarray]:
     """The network's CSR with one virtual source node per snapped facility appended.
 
     Returns the augmented matrix (``N + F`` square) and the virtual node index of each
@@ -102,7 +100,11 @@ def node_distances(
         return np.full(n, np.inf), np.full(n, -1, dtype="int64")
     aug, sources = facility_sources(network, fsnap)
     dist, _pred, src = dijkstra(
-        aug, directed=True, indices=sources, min_only=True, limit=limit_m,
+        aug,
+        directed=True,
+        indices=sources,
+        min_only=True,
+        limit=limit_m,
         return_predecessors=True,
     )
     dist = dist[:n]
@@ -142,8 +144,9 @@ def point_distances(
     best = np.minimum(via_u, via_v)
     best_fac = np.where(via_u <= via_v, node_facility[u], node_facility[v])
     # Facilities on the same edge: straight along it.
-    fe = pd.DataFrame({"edge": fsnap.edge, "s": fsnap.offset_m, "b": fsnap.access_m,
-                       "f": np.arange(len(fsnap))})
+    fe = pd.DataFrame(
+        {"edge": fsnap.edge, "s": fsnap.offset_m, "b": fsnap.access_m, "f": np.arange(len(fsnap))}
+    )
     shared = np.isin(e, fsnap.edge)
     if shared.any():
         d = pd.DataFrame({"edge": e[shared], "t": t[shared], "i": np.flatnonzero(shared)})
@@ -171,6 +174,8 @@ def nearest_facility(
     facility)`` where ``facility`` indexes rows of ``fsnap`` (``-1`` when none in reach).
     """
     ok = np.flatnonzero(fsnap.ok)
+    if len(ok) == 0:
+        return np.full(len(dsnap), np.inf), np.full(len(dsnap), -1, dtype="int64")
     sub = fsnap.subset(ok)
     node_d, node_f = node_distances(network, sub, limit_m=limit_m)
     walk, fac = point_distances(network, dsnap, sub, node_d, node_f, limit_m=limit_m)
@@ -351,13 +356,17 @@ def compute_coverage(
     if n_unsnapped_fac:
         log.warning(
             "%d facilities lie farther than %g m from any walkable street and are not used: %s",
-            n_unsnapped_fac, snap_limit_m, ", ".join(fac_ids[~fsnap.ok][:10]),
+            n_unsnapped_fac,
+            snap_limit_m,
+            ", ".join(fac_ids[~fsnap.ok][:10]),
         )
     n_unsnapped_dem = int((~dsnap.ok).sum())
     if n_unsnapped_dem:
         log.warning(
             "%d demand points (%.0f residents) lie farther than %g m from any walkable street",
-            n_unsnapped_dem, demand["population"].to_numpy()[~dsnap.ok].sum(), snap_limit_m,
+            n_unsnapped_dem,
+            demand["population"].to_numpy()[~dsnap.ok].sum(),
+            snap_limit_m,
         )
     cols: dict[str, Any] = {
         "demand_id": demand["demand_id"].to_numpy(),
@@ -376,15 +385,19 @@ def compute_coverage(
         sub = fsnap.subset(sel)
         limit = tier.target_m * search_factor
         walk, fac = nearest_facility(network, dsnap, sub, limit_m=limit)
-        ids = np.where(fac >= 0, fac_ids[sel][np.maximum(fac, 0)] if sel.any() else "", None)
+        sel_ids = fac_ids[sel]
+        ids = np.full(len(fac), None, dtype=object)
+        if sel.any():
+            ids[fac >= 0] = sel_ids[fac[fac >= 0]]
         covered = walk <= tier.target_m + _TOL_M
         comps = np.unique(f_comp[sel & fsnap.ok])
         reachable = np.isin(d_comp, comps)
         status = np.where(
             covered,
             STATUS_COVERED,
-            np.where(~dsnap.ok, STATUS_UNSNAPPED,
-                     np.where(reachable, STATUS_TOO_FAR, STATUS_NO_FACILITY)),
+            np.where(
+                ~dsnap.ok, STATUS_UNSNAPPED, np.where(reachable, STATUS_TOO_FAR, STATUS_NO_FACILITY)
+            ),
         )
         cols[f"{tier.name}_facility_id"] = ids
         cols[f"{tier.name}_walk_m"] = np.where(np.isfinite(walk), walk, np.nan)

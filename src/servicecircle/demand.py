@@ -55,15 +55,34 @@ class BuildingPopulation:
     default_levels: float = 6.0
     household_size: float = 2.62
     residential_kinds: tuple[str, ...] = (
-        "residential", "apartments", "house", "detached", "semidetached_house", "terrace",
-        "dormitory", "bungalow", "farm", "cabin", "static_caravan", "villa",
+        "residential",
+        "apartments",
+        "house",
+        "detached",
+        "semidetached_house",
+        "terrace",
+        "dormitory",
+        "bungalow",
+        "farm",
+        "cabin",
+        "static_caravan",
+        "villa",
     )
     unspecified_is_residential: bool = True
     min_footprint_m2: float = 30.0
     max_levels: float = 60.0
     non_residential_landuse: tuple[str, ...] = (
-        "commercial", "retail", "industrial", "military", "education", "religious",
-        "railway", "construction", "institutional", "grass", "cemetery",
+        "commercial",
+        "retail",
+        "industrial",
+        "military",
+        "education",
+        "religious",
+        "railway",
+        "construction",
+        "institutional",
+        "grass",
+        "cemetery",
     )
 
     def __post_init__(self) -> None:
@@ -139,9 +158,10 @@ def demand_from_buildings(
     homes &= ~small
     b = b.loc[homes].reset_index(drop=True)
     area = area[homes]
-    raw = b["building:levels"] if "building:levels" in b.columns else pd.Series(np.nan, index=b.index)
-    levels = pd.to_numeric(raw.astype("string").str.extract(r"([0-9]+(?:\.[0-9]+)?)")[0],
-                           errors="coerce")
+    raw = b.get("building:levels", pd.Series(np.nan, index=b.index))
+    levels = pd.to_numeric(
+        raw.astype("string").str.extract(r"([0-9]+(?:\.[0-9]+)?)")[0], errors="coerce"
+    )
     tagged = levels.notna() & (levels > 0)
     levels = levels.where(tagged, params.default_levels).clip(upper=params.max_levels)
     population = area * levels.to_numpy() / params.floor_area_per_resident_m2
@@ -170,7 +190,10 @@ def demand_from_buildings(
     log.info(
         "demand from buildings: %d of %d buildings taken as homes, %.0f residents "
         "(levels from tag for %d)",
-        len(out), counts["buildings"], float(population.sum()), counts["levels_from_tag"],
+        len(out),
+        counts["buildings"],
+        float(population.sum()),
+        counts["levels_from_tag"],
     )
     return out
 
@@ -200,9 +223,9 @@ def read_demand(
     gdf = gdf.copy()
     gdf["population"] = pop.astype("float64")
     if "demand_id" not in gdf.columns:
-        gdf["demand_id"] = gdf["id"].astype(str) if "id" in gdf.columns else [
-            f"d{i}" for i in range(len(gdf))
-        ]
+        gdf["demand_id"] = (
+            gdf["id"].astype(str) if "id" in gdf.columns else [f"d{i}" for i in range(len(gdf))]
+        )
     gdf["demand_id"] = gdf["demand_id"].astype(str)
     if gdf["demand_id"].duplicated().any():
         dup = gdf.loc[gdf["demand_id"].duplicated(), "demand_id"].iloc[0]

@@ -22,8 +22,14 @@ log = logging.getLogger(__name__)
 
 #: Words accepted in a facility file's ``kind`` column, mapped to the two kinds.
 KIND_ALIASES = {
-    "centre": "centre", "center": "centre", "中心": "centre", "党群服务中心": "centre",
-    "station": "station", "站点": "station", "驿站": "station", "服务站": "station",
+    "centre": "centre",
+    "center": "centre",
+    "中心": "centre",
+    "党群服务中心": "centre",
+    "station": "station",
+    "站点": "station",
+    "驿站": "station",
+    "服务站": "station",
 }
 
 #: The documented OSM tag preset: which POIs count as centres and stations.
@@ -61,9 +67,7 @@ def read_facilities(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame:
     cols = {c.lower(): c for c in gdf.columns}
     id_col = cols.get("id") or cols.get("facility_id")
     if id_col is None:
-        raise InputError(
-            f"facility file {path}: has no 'id' column; give each facility an id"
-        )
+        raise InputError(f"facility file {path}: has no 'id' column; give each facility an id")
     if "kind" not in cols:
         raise InputError(
             f"facility file {path}: has no 'kind' column; set kind to 'centre' or 'station' "
@@ -75,7 +79,7 @@ def read_facilities(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame:
     if bad.any():
         raise InputError(
             f"facility file {path}: unknown kind {str(raw[bad].iloc[0])!r} for id "
-            f"{gdf.loc[bad, id_col].iloc[0]!r}; use 'centre' or 'station'"
+            f"{str(gdf.loc[bad, id_col].iloc[0])!r}; use 'centre' or 'station'"
         )
     out = gdf.drop(columns=[c for c in (id_col, cols["kind"]) if c in gdf.columns])
     out.insert(0, "facility_id", gdf[id_col].astype(str).to_numpy())
@@ -109,6 +113,18 @@ def _rule_matches(frame: pd.DataFrame, rule: dict[str, Any]) -> np.ndarray:
     return hit
 
 
+def _rule_text(rule: dict[str, Any]) -> str:
+    parts = []
+    for key, want in rule.items():
+        if want is True:
+            parts.append(f"{key}=*")
+        elif isinstance(want, str):
+            parts.append(f"{key}{want}" if want.startswith("~") else f"{key}={want}")
+        else:
+            parts.append(f"{key}={'|'.join(want)}")
+    return " & ".join(parts)
+
+
 def facilities_from_pois(pois: gpd.GeoDataFrame, *, preset: str = "default") -> gpd.GeoDataFrame:
     """Centres and stations among OSM POIs, by a tag preset (see :data:`OSM_PRESETS`).
 
@@ -130,7 +146,7 @@ def facilities_from_pois(pois: gpd.GeoDataFrame, *, preset: str = "default") -> 
         for rule in rules[k]:
             hit = _rule_matches(pois, rule) & (kind == None)  # noqa: E711
             kind[hit] = k
-            why[hit] = ",".join(f"{a}={b}" for a, b in rule.items())
+            why[hit] = _rule_text(rule)
     sel = kind != None  # noqa: E711
     chosen = pois.loc[sel]
     ids = chosen["osm_id"].astype(str) if "osm_id" in chosen else chosen.index.astype(str)
@@ -159,4 +175,7 @@ def write_facilities(facilities: gpd.GeoDataFrame, path: str | Path) -> Path:
     path = Path(path)
     driver = "GPKG" if path.suffix.lower() == ".gpkg" else "GeoJSON"
     frame = facilities.to_crs(4326) if driver == "GeoJSON" else facilities
-    return write_with(path, lambda tmp: frame.to_file(tmp, driver=driver))
+    options = {"COORDINATE_PRECISION": 7} if driver == "GeoJSON" else {}
+    return write_with(
+        path, lambda tmp: frame.to_file(tmp, driver=driver, layer=path.stem, **options)
+    )

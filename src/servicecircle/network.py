@@ -316,8 +316,14 @@ class WalkNetwork:
             offset[src] = np.clip(off, 0.0, self.edge_length_m[dst])
             access[src] = dist
             px[src], py[src] = xy[:, 0], xy[:, 1]
-        return Snap(edge=edge, offset_m=offset, access_m=access, x=px, y=py,
-                    snap_limit_m=float(snap_limit_m))
+        return Snap(
+            edge=edge,
+            offset_m=offset,
+            access_m=access,
+            x=px,
+            y=py,
+            snap_limit_m=float(snap_limit_m),
+        )
 
     def _as_points(self, points: Any) -> np.ndarray:
         import geopandas as gpd
@@ -351,8 +357,9 @@ class WalkNetwork:
         graph = nx.MultiGraph()
         graph.add_nodes_from(range(self.n_nodes))
         for i, (a, b, w) in enumerate(
-            zip(self.edge_u.tolist(), self.edge_v.tolist(), self.edge_length_m.tolist(),
-                strict=True)
+            zip(
+                self.edge_u.tolist(), self.edge_v.tolist(), self.edge_length_m.tolist(), strict=True
+            )
         ):
             graph.add_edge(a, b, key=i, length=max(w, MIN_EDGE_M))
         return graph

@@ -73,7 +73,9 @@ class Tier:
                 f"{self.target_m}"
             )
         if not self.kinds:
-            raise InputError(f"tier {self.name}: give at least one facility kind ({', '.join(KINDS)})")
+            raise InputError(
+                f"tier {self.name}: give at least one facility kind ({', '.join(KINDS)})"
+            )
         bad = [k for k in self.kinds if k not in KINDS]
         if bad:
             raise InputError(
@@ -138,8 +140,9 @@ _TIER_RE = re.compile(
 )
 
 
-def parse_tier(text: str, *, speed_m_per_min: float = DEFAULT_SPEED_M_PER_MIN,
-               goal: float = DEFAULT_GOAL) -> Tier:
+def parse_tier(
+    text: str, *, speed_m_per_min: float = DEFAULT_SPEED_M_PER_MIN, goal: float = DEFAULT_GOAL
+) -> Tier:
     """Parse ``NAME=METRES[:KIND,KIND]`` or ``NAME=<N>min[:KIND,KIND]``.
 
     Examples

@@ -1,0 +1,314 @@
+"""The ``servicecircle`` command line.
+
+User mistakes (a missing file, a bad tier, an empty area…) print one line and exit with code 2;
+only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import InputError, ServiceCircleError
+
+log = logging.getLogger("servicecircle")
+
+EPILOG = """\
+examples:
+  servicecircle demo                       # whole pipeline on the embedded area → maps/
+  servicecircle coverage demo --out out/   # coverage of the demo area with its example facilities
+  servicecircle coverage district.osm.pbf --facilities stations.geojson --out out/
+  servicecircle coverage area.osm.bz2 --facilities osm --tier station_5min=300:station,centre \\
+      --tier centre_15min=15min:centre --out out/
+
+exit codes: 0 success, 2 bad input (the message says which input and how to fix it).
+"""
+
+
+def default_demo_out() -> Path:
+    """The repository's ``maps/`` folder when run from a checkout, else ``./maps``."""
+    here = Path(__file__).resolve()
+    repo = here.parents[2]
+    if (repo / "pyproject.toml").exists() and (repo / "src" / "servicecircle").is_dir():
+        return repo / "maps"
+    return Path.cwd() / "maps"
+
+
+def _boundary(text: str | None) -> Any:
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) == 4:
+        try:
+            return tuple(float(p) for p in parts)
+        except ValueError:
+            pass
+    return Path(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="servicecircle",
+        description="Plan community service circles: who is within a 15-minute walk of a "
+        "centre and a 5-minute walk of a station, street by street.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"servicecircle {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole pipeline on the embedded demo area (Helsinki centre)",
+        description="Run the whole pipeline on the embedded demo area and write the tables "
+        "and the map.",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: the repository's maps/ folder in a checkout, else ./maps)",
+    )
+    _map_options(demo)
+
+    cov = sub.add_parser(
+        "coverage",
+        help="walking coverage of residents by centres and stations",
+        description="Walking coverage of residents by centres and stations, per tier.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cov.add_argument(
+        "area",
+        metavar="AREA",
+        help="an OSM file (.osm.pbf, .osm, .osm.bz2), a .graphml walk network, or 'demo'",
+    )
+    cov.add_argument(
+        "--facilities",
+        metavar="FILE",
+        help="facility file (.geojson/.gpkg/.csv with id, kind, lon, lat), 'osm' "
+        "to take them from the area's OSM tags, or 'demo' (default for the demo "
+        "area)",
+    )
+    cov.add_argument(
+        "--demand",
+        metavar="FILE",
+        help="demand file with a population column (default: residents "
+        "estimated from the area's buildings)",
+    )
+    cov.add_argument(
+        "--tier",
+        action="append",
+        default=[],
+        metavar="NAME=METRES[:KIND,KIND]",
+        help="a tier, repeatable; METRES may be '<N>min' (60 m/min). Default: "
+        "centre_15min=1000:centre and station_5min=300:station,centre",
+    )
+    cov.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="a tier preset: 'default' or 'gb50180' (adds the 800 m and 500 m circles)",
+    )
+    cov.add_argument(
+        "--goal",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="coverage goal for every tier, e.g. 0.85 or 0.99 (default 0.85)",
+    )
+    cov.add_argument(
+        "--snap-limit-m",
+        type=float,
+        default=300.0,
+        metavar="M",
+        help="points farther than this from any street are reported unreachable (default 300)",
+    )
+    cov.add_argument(
+        "--boundary",
+        metavar="FILE|W,S,E,N",
+        help="clip the area to this polygon file or lon/lat box",
+    )
+    cov.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    _map_options(cov)
+    return parser
+
+
+def _map_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-map", action="store_true", help="do not write the HTML map")
+    p.add_argument(
+        "--lang",
+        choices=["zh", "en"],
+        default="zh",
+        help="map labels: Chinese (default) or English",
+    )
+    p.add_argument(
+        "--tiles",
+        default="osm",
+        metavar="osm|none|URL",
+        help="base map tiles (default osm; 'none' for a plain background)",
+    )
+
+
+def _tiers(args: argparse.Namespace) -> tuple[Any, ...]:
+    from .tiers import DEFAULT_GOAL, check_unique, parse_tier, preset
+
+    goal = DEFAULT_GOAL if args.goal is None else args.goal
+    if not 0 < goal <= 1:
+        raise InputError(f"--goal must be a share in (0, 1], e.g. 0.85; got {args.goal}")
+    tiers: list[Any] = []
+    if args.preset:
+        tiers += [t.with_goal(goal) for t in preset(args.preset)]
+    tiers += [parse_tier(t, goal=goal) for t in args.tier]
+    if not tiers:
+        tiers = [t.with_goal(goal) for t in preset("default")]
+    return check_unique(tiers)
+
+
+class _Progress:
+    """A progress bar over the named steps of a run (off with -q or when not a terminal)."""
+
+    def __init__(self, steps: Sequence[str], enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=len(steps), unit="step", file=sys.stderr, leave=False)
+
+    def __call__(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(name)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_coverage(
+    args: argparse.Namespace,
+    *,
+    area_source: str,
+    facilities: str | None,
+    out: Path,
+    tiers: tuple[Any, ...],
+    demand: str | None = None,
+    snap_limit_m: float = 300.0,
+    boundary: Any = None,
+) -> int:
+    from .area import DEMO, load_area
+    from .plan import DEMO_FACILITIES, run_coverage
+
+    if facilities is None:
+        if area_source != DEMO:
+            raise InputError(
+                "--facilities is required: give a facility file (.geojson/.gpkg/.csv with id, "
+                "kind, lon, lat) or 'osm' to take them from the area's OSM tags"
+            )
+        facilities = DEMO_FACILITIES
+    progress = _Progress(
+        ["area", "network", "demand", "facilities", "coverage", "write"],
+        enabled=not args.quiet and sys.stderr.isatty(),
+    )
+    try:
+        progress("area")
+        area = load_area(area_source, boundary=boundary)
+        result = run_coverage(
+            area,
+            facilities=facilities,
+            demand=demand,
+            tiers=tiers,
+            snap_limit_m=snap_limit_m,
+            out_dir=out,
+            write_map=not args.no_map,
+            lang=args.lang,
+            tiles=args.tiles,
+            step=progress,
+        )
+    finally:
+        progress.close()
+    if not args.quiet:
+        _print_summary(result.summary, out)
+    return 0
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    res = summary["residents"]
+    print(
+        f"{summary['area']['name']}: {summary['demand_points']} demand points, {res:,.0f} residents"
+    )
+    for name, t in summary["tiers"].items():
+        share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
+        verdict = "PASS" if t["pass"] else "FAIL"
+        print(
+            f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {t['covered_residents']:>10,.0f}"
+            f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
+        )
+    if summary["unreachable_demand_points"]:
+        print(
+            f"  {summary['unreachable_demand_points']} demand points farther than "
+            f"{summary['snap_limit_m']:.0f} m from any street (not covered)"
+        )
+    if summary["facilities"]["unsnapped"]:
+        print(
+            f"  {summary['facilities']['unsnapped']} facilities farther than "
+            f"{summary['snap_limit_m']:.0f} m from any street (not used): "
+            + ", ".join(summary["facilities"]["unsnapped_ids"][:5])
+        )
+    print(f"wrote {', '.join(summary.get('files', []))} to {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``servicecircle`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (
+        logging.ERROR
+        if args.quiet
+        else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("servicecircle").setLevel(level)
+    try:
+        if args.command == "demo":
+            from .tiers import DEFAULT_TIERS
+
+            out = args.out or default_demo_out()
+            return _run_coverage(
+                args, area_source="demo", facilities=None, out=out, tiers=DEFAULT_TIERS
+            )
+        if args.command == "coverage":
+            return _run_coverage(
+                args,
+                area_source=args.area,
+                facilities=args.facilities,
+                out=args.out,
+                tiers=_tiers(args),
+                demand=args.demand,
+                snap_limit_m=args.snap_limit_m,
+                boundary=_boundary(args.boundary),
+            )
+    except ServiceCircleError as err:
+        print(f"servicecircle: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        print("servicecircle: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")  # pragma: no cover
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

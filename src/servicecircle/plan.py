@@ -1,0 +1,222 @@
+"""One orchestration function for the CLI and notebooks: area → coverage → files and maps."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from ._errors import InputError
+from ._write import write_json, write_with
+from .coverage import DEFAULT_SEARCH_FACTOR, Coverage, compute_coverage
+from .network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
+from .tiers import DEFAULT_TIERS, Tier
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from .area import Area
+
+log = logging.getLogger(__name__)
+
+FACILITIES_FROM_OSM = "osm"
+DEMO_FACILITIES = "demo"
+
+
+def packaged_data(name: str) -> Path:
+    """Path of a file in the project's ``data/`` folder (shipped as ``servicecircle/_data``)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "_data", here.parents[1] / "data"):
+        path = folder / name
+        if path.exists():
+            return path
+    raise InputError(f"packaged data file {name!r} is missing; reinstall servicecircle")
+
+
+def demo_facilities_path() -> Path:
+    """The example facility file for the demo area (see ``data/README.md``)."""
+    return packaged_data("demo_facilities.geojson")
+
+
+@dataclass(frozen=True, eq=False)
+class PlanResult:
+    """What a run produced: the coverage, the summary written, and the files."""
+
+    coverage: Coverage
+    summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    demand: gpd.GeoDataFrame | None = None
+    facilities: gpd.GeoDataFrame | None = None
+
+
+def run_coverage(
+    area: Area,
+    *,
+    facilities: str | Path | gpd.GeoDataFrame,
+    demand: str | Path | gpd.GeoDataFrame | None = None,
+    tiers: tuple[Tier, ...] | list[Tier] = DEFAULT_TIERS,
+    snap_limit_m: float = DEFAULT_SNAP_LIMIT_M,
+    search_factor: float = DEFAULT_SEARCH_FACTOR,
+    out_dir: str | Path | None = None,
+    write_map: bool = True,
+    lang: str = "zh",
+    tiles: str | None = "osm",
+    step: Callable[[str], None] | None = None,
+) -> PlanResult:
+    """Run coverage on an area and write the outputs.
+
+    Parameters
+    ----------
+    area
+        The planning area.
+    facilities
+        A facility file, a GeoDataFrame, ``"osm"`` (from the area's POIs by the tag preset) or
+        ``"demo"`` (the example file for the demo area).
+    demand
+        A demand file or GeoDataFrame; default: residents estimated from the area's buildings.
+    tiers, snap_limit_m, search_factor
+        See :func:`~servicecircle.coverage.compute_coverage`.
+    out_dir
+        Folder for ``summary.json``, ``coverage.csv``, ``coverage.gpkg``, ``facilities.gpkg``
+        and ``coverage_map.html``; nothing is written when ``None``.
+    write_map, lang, tiles
+        Whether to write the map, its label language and base tiles.
+    step
+        Called with the name of each step (for progress bars).
+    """
+    import geopandas as gpd
+
+    from .demand import demand_from_buildings, read_demand
+    from .facilities import facilities_from_pois, read_facilities
+
+    def tick(name: str) -> None:
+        log.info("step: %s", name)
+        if step is not None:
+            step(name)
+
+    started = time.perf_counter()
+    tick("network")
+    network = WalkNetwork.from_area(area)
+    tick("demand")
+    demand_counts: dict[str, Any]
+    if demand is None:
+        demand_gdf = demand_from_buildings(area.buildings, landuse=area.landuse)
+        demand_counts = {"source": "buildings", **demand_gdf.attrs.get("counts", {})}
+        if len(demand_gdf) == 0:
+            raise InputError(
+                f"area {area.name}: no residential building found to estimate residents from; "
+                "give a demand file with --demand"
+            )
+    elif isinstance(demand, gpd.GeoDataFrame):
+        demand_gdf = demand.to_crs(area.crs)
+        demand_counts = {"source": "GeoDataFrame", "features": len(demand_gdf)}
+    else:
+        demand_gdf = read_demand(demand, crs=area.crs)
+        demand_counts = {"source": str(demand), **demand_gdf.attrs.get("counts", {})}
+    tick("facilities")
+    if isinstance(facilities, gpd.GeoDataFrame):
+        fac_gdf = facilities.to_crs(area.crs)
+        fac_source = "GeoDataFrame"
+    elif str(facilities) == FACILITIES_FROM_OSM:
+        fac_gdf = facilities_from_pois(area.pois)
+        fac_source = "OSM tags (preset 'default')"
+    elif str(facilities) == DEMO_FACILITIES:
+        fac_gdf = read_facilities(demo_facilities_path(), crs=area.crs)
+        fac_source = "demo facility file"
+    else:
+        fac_gdf = read_facilities(facilities, crs=area.crs)
+        fac_source = str(facilities)
+    if len(fac_gdf) == 0:
+        raise InputError(
+            f"no facility found ({fac_source}); give a facility file with --facilities FILE"
+        )
+    tick("coverage")
+    cov = compute_coverage(
+        network,
+        demand_gdf,
+        fac_gdf,
+        tiers,
+        snap_limit_m=snap_limit_m,
+        search_factor=search_factor,
+    )
+    summary: dict[str, Any] = {
+        "servicecircle": __version__,
+        "area": {
+            "name": area.name,
+            "source": area.source,
+            "crs": area.crs.to_string(),
+            "walk_nodes": network.n_nodes,
+            "walk_edges": network.n_edges,
+            "read": area.report,
+        },
+        "demand": demand_counts,
+        "facility_source": fac_source,
+        **cov.summary(),
+        "attribution": "Map data © OpenStreetMap contributors (ODbL)",
+    }
+    files: dict[str, Path] = {}
+    if out_dir is not None:
+        tick("write")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files["coverage.csv"] = write_coverage_csv(cov, out / "coverage.csv")
+        points = gpd.GeoDataFrame(cov.points, geometry=demand_gdf.geometry.to_numpy(), crs=area.crs)
+        files["coverage.gpkg"] = write_with(
+            out / "coverage.gpkg",
+            lambda tmp: points.to_file(tmp, driver="GPKG", layer="demand"),
+        )
+        fac_out = gpd.GeoDataFrame(
+            cov.facilities.drop(columns=["name"]).assign(
+                name=cov.facilities["name"].astype(object)
+            ),
+            geometry=fac_gdf.geometry.to_numpy(),
+            crs=area.crs,
+        )
+        files["facilities.gpkg"] = write_with(
+            out / "facilities.gpkg",
+            lambda tmp: fac_out.to_file(tmp, driver="GPKG", layer="facilities"),
+        )
+        if write_map:
+            from .maps import coverage_map, save_map
+
+            fmap = coverage_map(area, demand_gdf, cov, fac_gdf, lang=lang, tiles=tiles)
+            files["coverage_map.html"] = save_map(fmap, out / "coverage_map.html")
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        summary["files"] = sorted(files)
+        files["summary.json"] = write_json(out / "summary.json", summary)
+    return PlanResult(cov, summary, files, demand_gdf, fac_gdf)
+
+
+def coverage_table(cov: Coverage) -> pd.DataFrame:
+    """The per-point table as written to ``coverage.csv``."""
+    cols = ["demand_id", "population"]
+    if "households" in cov.points:
+        cols.append("households")
+    for tier in cov.tiers:
+        cols += [
+            f"{tier.name}_facility_id",
+            f"{tier.name}_walk_m",
+            f"{tier.name}_covered",
+            f"{tier.name}_status",
+        ]
+    table = cov.points[cols].copy()
+    for tier in cov.tiers:
+        table[f"{tier.name}_walk_m"] = table[f"{tier.name}_walk_m"].round(1)
+        table[f"{tier.name}_covered"] = np.where(table[f"{tier.name}_covered"], "true", "false")
+    table["population"] = table["population"].round(2)
+    if "households" in table:
+        table["households"] = table["households"].round(2)
+    return table
+
+
+def write_coverage_csv(cov: Coverage, path: str | Path) -> Path:
+    """Write ``coverage.csv`` (one row per demand point; empty walk when none in reach)."""
+    table = coverage_table(cov)
+    return write_with(path, lambda tmp: table.to_csv(tmp, index=False, na_rep=""))

@@ -1,0 +1,50 @@
+"""Shared fixtures: paths to the shared OSM extracts, the demo area, small hand-built networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+NANJING = SHARED_DATA / "nanjing_xinjiekou_2021.osm.bz2"
+BEIJING = SHARED_DATA / "beijing_wudaokou_2017.osm.bz2"
+
+
+def shared_file(path: Path) -> Path:
+    """Skip with a clear reason when a ../shared/data file is absent."""
+    if not path.exists():
+        pytest.skip(
+            f"{path} is absent: the shared OSM extracts live in ../shared/data beside "
+            "the repository"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_area():
+    from servicecircle.area import load_area
+
+    return load_area("demo")
+
+
+@pytest.fixture(scope="session")
+def demo_network(demo_area):
+    from servicecircle.network import WalkNetwork
+
+    return WalkNetwork.from_area(demo_area)
+
+
+@pytest.fixture(scope="session")
+def nanjing_area():
+    from servicecircle.area import load_area
+
+    return load_area(shared_file(NANJING))
+
+
+@pytest.fixture(scope="session")
+def beijing_area():
+    from servicecircle.area import load_area
+
+    return load_area(shared_file(BEIJING))

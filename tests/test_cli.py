@@ -1,0 +1,195 @@
+"""The command line as a user runs it: outputs, one-line errors, exit code 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import NANJING, shared_file
+from servicecircle.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["-q", "demo", "--out", str(out)]) == 0
+    return out
+
+
+def test_demo_writes_the_outputs(demo_run):
+    for name in (
+        "summary.json",
+        "coverage.csv",
+        "coverage.gpkg",
+        "facilities.gpkg",
+        "coverage_map.html",
+    ):
+        assert (demo_run / name).stat().st_size > 0, name
+    assert not list(demo_run.glob(".*")), "temporary files left behind"
+
+
+def test_coverage_csv_columns(demo_run):
+    with open(demo_run / "coverage.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cols = rows[0].keys()
+    for tier in ("centre_15min", "station_5min"):
+        for suffix in ("_facility_id", "_walk_m", "_covered"):
+            assert tier + suffix in cols
+    assert {"demand_id", "population"} <= set(cols)
+    for row in rows:
+        for tier, target in (("centre_15min", 1000), ("station_5min", 300)):
+            covered = row[f"{tier}_covered"]
+            assert covered in ("true", "false")
+            walk = row[f"{tier}_walk_m"]
+            if covered == "true":
+                assert float(walk) <= target + 0.05 and row[f"{tier}_facility_id"]
+            elif walk:
+                assert float(walk) > target - 0.05
+
+
+def test_summary_counts_add_up(demo_run):
+    s = json.loads((demo_run / "summary.json").read_text())
+    assert s["tiers"]["centre_15min"]["target_m"] == 1000
+    assert s["tiers"]["station_5min"]["target_m"] == 300
+    for t in s["tiers"].values():
+        assert t["covered_residents"] <= t["residents"]
+        assert sum(t["points_by_status"].values()) == s["demand_points"]
+        assert 0 <= t["share"] <= 1
+    assert "unreachable_demand_points" in s and "unsnapped" in s["facilities"]
+    # the 1000 m centre tier cannot cover fewer than the 300 m tier covers with centres alone
+    assert s["attribution"].startswith("Map data © OpenStreetMap contributors")
+
+
+def test_map_has_layers_legend_and_attribution(demo_run):
+    html = (demo_run / "coverage_map.html").read_text()
+    assert "© OpenStreetMap contributors" in html
+    assert 'id="sc-legend"' in html and "党群服务中心" in html
+    assert html.count("L.featureGroup") >= 3  # two tiers + facilities
+
+
+def test_coverage_on_nanjing_with_osm_facilities_and_english_map(tmp_path):
+    out = tmp_path / "nj"
+    code = main(
+        [
+            "-q",
+            "coverage",
+            str(shared_file(NANJING)),
+            "--facilities",
+            "osm",
+            "--tier",
+            "station_5min=300:station,centre",
+            "--tier",
+            "centre_15min=15min",
+            "--lang",
+            "en",
+            "--tiles",
+            "none",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["tiers"]["centre_15min"]["target_m"] == 900  # 15 min × 60 m/min, stated in metres
+    assert s["tiers"]["centre_15min"]["minutes"] == 15
+    assert "covered" in (out / "coverage_map.html").read_text()
+
+
+def test_coverage_with_user_files(tmp_path, demo_area):
+    fac = tmp_path / "fac.csv"
+    fac.write_text(
+        "id,kind,name,lon,lat\nc1,centre,Town hall,24.9527,60.1683\ns1,station,Far away,25.5,60.5\n"
+    )
+    dem = tmp_path / "dem.csv"
+    dem.write_text(
+        "id,population,lon,lat\nh1,120,24.9500,60.1690\nh2,80,24.9420,60.1700\nh3,50,24.80,60.10\n"
+    )
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "-q",
+                "coverage",
+                "demo",
+                "--facilities",
+                str(fac),
+                "--demand",
+                str(dem),
+                "--out",
+                str(out),
+                "--no-map",
+            ]
+        )
+        == 0
+    )
+    s = json.loads((out / "summary.json").read_text())
+    assert s["facilities"]["unsnapped_ids"] == ["s1"]
+    assert s["unreachable_demand_points"] == 1 and s["unreachable_residents"] == 50
+    assert s["residents"] == 250
+    with open(out / "coverage.csv", newline="") as fh:
+        rows = {r["demand_id"]: r for r in csv.DictReader(fh)}
+    assert rows["h3"]["centre_15min_walk_m"] == "" and rows["h3"]["centre_15min_covered"] == "false"
+    assert rows["h1"]["centre_15min_facility_id"] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["coverage", "nowhere.osm.pbf", "--facilities", "x.csv"], "no such file"),
+        (["coverage", "demo", "--facilities", "missing.geojson"], "facility file"),
+        (["coverage", "demo", "--tier", "bad"], "is not NAME=METRES"),
+        (["coverage", "demo", "--tier", "x=-5"], "positive number of metres"),
+        (["coverage", "demo", "--tier", "x=300:hospital"], "unknown facility kind 'hospital'"),
+        (["coverage", "demo", "--goal", "1.5"], "--goal must be a share"),
+        (["coverage", "demo", "--preset", "nope"], "unknown preset 'nope'"),
+        (["coverage", "demo", "--boundary", "10,50,10.01,50.01"], "no walkable street"),
+        (["coverage", "demo", "--snap-limit-m", "0"], "snap limit must be a positive"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, message, tmp_path, capsys):
+    code = main(["-q", *args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("servicecircle: error: ")
+    assert "Traceback" not in err
+
+
+def test_non_demo_area_needs_facilities(tmp_path, capsys):
+    assert main(["coverage", str(shared_file(NANJING)), "--out", str(tmp_path)]) == 2
+    assert "--facilities is required" in capsys.readouterr().err
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    bad = tmp_path / "broken.osm"
+    bad.write_text("<osm><node id='1'")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "servicecircle",
+            "coverage",
+            str(bad),
+            "--facilities",
+            "osm",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "malformed OSM XML" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def test_help_shows_examples(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["coverage", "--help"])
+    assert exc.value.code == 0
+    assert "examples:" in capsys.readouterr().out

@@ -1,0 +1,190 @@
+"""Demand from buildings and files; facilities from files and OSM tags."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+from servicecircle import CRSError, InputError, InputFileNotFoundError
+from servicecircle.demand import BuildingPopulation, demand_from_buildings, read_demand
+from servicecircle.facilities import facilities_from_pois, read_facilities
+
+CRS = "EPSG:32650"
+
+
+def buildings(**cols):
+    n = len(next(iter(cols.values())))
+    geoms = [shapely.box(i * 100, 0, i * 100 + 20, 10) for i in range(n)]  # 200 m² each
+    return gpd.GeoDataFrame(cols, geometry=geoms, crs=CRS)
+
+
+def test_population_is_footprint_times_levels_over_floor_area():
+    b = buildings(
+        building=["residential", "apartments", "yes", "school", "yes"],
+        **{"building:levels": ["3", None, "2;3", "4", "5"]},
+        amenity=[None, None, None, None, "cafe"],
+    )
+    d = demand_from_buildings(b)
+    # school and the cafe are not homes; "2;3" reads as 2 levels; None → default 6
+    assert d["population"].round(6).tolist() == [200 * 3 / 40, 200 * 6 / 40, 200 * 2 / 40]
+    assert d["levels_source"].tolist() == ["tag", "default", "tag"]
+    np.testing.assert_allclose(d["households"], d["population"] / 2.62)
+    assert d.attrs["counts"]["not_residential"] == 2 and d.attrs["counts"]["used"] == 3
+
+
+def test_parameters_are_overridable():
+    b = buildings(building=["yes", "yes"], **{"building:levels": [None, "2"]})
+    p = BuildingPopulation(
+        floor_area_per_resident_m2=20, default_levels=1, unspecified_is_residential=True
+    )
+    assert demand_from_buildings(b, params=p)["population"].tolist() == [10.0, 20.0]
+    p2 = BuildingPopulation(unspecified_is_residential=False)
+    assert len(demand_from_buildings(b, params=p2)) == 0
+
+
+def test_unspecified_buildings_in_commercial_landuse_are_not_homes():
+    b = buildings(building=["yes", "yes"])
+    landuse = gpd.GeoDataFrame(
+        {"landuse": ["commercial"]}, geometry=[shapely.box(-10, -10, 50, 50)], crs=CRS
+    )
+    d = demand_from_buildings(b, landuse=landuse)
+    assert len(d) == 1
+
+
+def test_buildings_in_degrees_are_refused():
+    b = buildings(building=["yes"]).set_crs(4326, allow_override=True)
+    with pytest.raises(CRSError, match="geographic CRS.*reproject"):
+        demand_from_buildings(b)
+
+
+def test_demo_demand_is_plausible(demo_area):
+    d = demand_from_buildings(demo_area.buildings, landuse=demo_area.landuse)
+    c = d.attrs["counts"]
+    assert c["used"] + c["not_residential"] + c["too_small"] + c["not_polygons"] == c["buildings"]
+    assert 5_000 < d["population"].sum() < 100_000
+    assert d["demand_id"].is_unique
+
+
+def write_geojson(path, features):
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": props,
+                        "geometry": {"type": "Point", "coordinates": list(xy)},
+                    }
+                    for props, xy in features
+                ],
+            }
+        )
+    )
+    return path
+
+
+def test_read_demand_file_with_households(tmp_path):
+    path = write_geojson(
+        tmp_path / "d.geojson",
+        [
+            ({"id": "a", "population": 100, "households": 40}, (118.78, 32.04)),
+            ({"id": "b", "population": 262}, (118.781, 32.04)),
+        ],
+    )
+    d = read_demand(path, crs=CRS)
+    assert d.crs == CRS and d["demand_id"].tolist() == ["a", "b"]
+    assert d["households"].tolist() == [40, 100]
+
+
+def test_demand_file_without_population(tmp_path):
+    path = write_geojson(tmp_path / "d.geojson", [({"id": "a", "people": 3}, (118.78, 32.04))])
+    with pytest.raises(InputError, match="no 'population' column.*found: id, people"):
+        read_demand(path, crs=CRS)
+
+
+def test_demand_file_with_negative_population(tmp_path):
+    path = write_geojson(tmp_path / "d.geojson", [({"population": -3}, (118.78, 32.04))])
+    with pytest.raises(InputError, match="missing or negative population"):
+        read_demand(path, crs=CRS)
+
+
+def test_read_facilities_csv(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("id,kind,name,lon,lat\n1,centre,A,118.78,32.04\n2,驿站,B,118.79,32.045\n")
+    f = read_facilities(path, crs=CRS)
+    assert f["facility_id"].tolist() == ["1", "2"]
+    assert f["kind"].tolist() == ["centre", "station"]
+    assert f.crs == CRS
+
+
+def test_facility_file_without_kind(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("id,lon,lat\n1,118.78,32.04\n")
+    with pytest.raises(InputError, match="no 'kind' column; set kind to 'centre' or 'station'"):
+        read_facilities(path, crs=CRS)
+
+
+def test_facility_file_with_unknown_kind(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("id,kind,lon,lat\n1,centre,118.78,32.04\n7,hospital,118.78,32.04\n")
+    with pytest.raises(InputError, match="unknown kind 'hospital' for id '7'"):
+        read_facilities(path, crs=CRS)
+
+
+def test_facility_file_with_duplicate_ids(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("id,kind,lon,lat\n1,centre,118.78,32.04\n1,station,118.79,32.04\n")
+    with pytest.raises(InputError, match="id '1' appears more than once"):
+        read_facilities(path, crs=CRS)
+
+
+def test_facility_csv_without_lonlat(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("id,kind,x_m\n1,centre,5\n")
+    with pytest.raises(InputError, match="needs 'lon' and 'lat'"):
+        read_facilities(path, crs=CRS)
+
+
+def test_facility_file_missing(tmp_path):
+    with pytest.raises(InputFileNotFoundError, match="facility file .* no such file"):
+        read_facilities(tmp_path / "none.geojson", crs=CRS)
+
+
+def test_facility_file_into_degrees_is_refused(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("id,kind,lon,lat\n1,centre,118.78,32.04\n")
+    with pytest.raises(CRSError, match="geographic CRS"):
+        read_facilities(path, crs=4326)
+
+
+def test_facilities_from_osm_tags():
+    pois = gpd.GeoDataFrame(
+        {
+            "osm_id": [1, 2, 3, 4, 5],
+            "name": ["南湖街道党群服务中心", "红色驿站", "社区服务站", "咖啡馆", None],
+            "amenity": [None, None, None, "cafe", "community_centre"],
+        },
+        geometry=[shapely.Point(i * 10, 0) for i in range(5)],
+        crs=CRS,
+    )
+    f = facilities_from_pois(pois)
+    assert dict(zip(f["facility_id"], f["kind"], strict=True)) == {
+        "osm1": "centre",
+        "osm2": "station",
+        "osm3": "station",
+        "osm5": "centre",
+    }
+
+
+def test_demo_facility_file_matches_the_preset(demo_area):
+    from servicecircle.plan import demo_facilities_path
+
+    shipped = read_facilities(demo_facilities_path(), crs=demo_area.crs)
+    derived = facilities_from_pois(demo_area.pois)
+    assert sorted(shipped["facility_id"]) == sorted(derived["facility_id"])
+    assert set(shipped["kind"]) == {"centre", "station"}

@@ -1,0 +1,195 @@
+"""Walking distances against hand-computed values and an independent networkx oracle."""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shapely.geometry import LineString
+
+from oracle import network_edges, oracle_nearest
+from servicecircle.coverage import nearest_facility
+from servicecircle.network import WalkNetwork
+
+CRS = "EPSG:32650"
+
+
+def make_net(node_xy, edges):
+    ids = np.arange(len(node_xy))
+    return WalkNetwork.from_arrays(
+        node_id=ids,
+        node_xy=np.asarray(node_xy, float),
+        edge_u_id=np.array([e[0] for e in edges]),
+        edge_v_id=np.array([e[1] for e in edges]),
+        edge_geometry=np.array([e[2] if len(e) > 2 else None for e in edges], dtype=object),
+        crs=CRS,
+    )
+
+
+def walk(net, demand_xy, fac_xy, *, limit=1e9, snap=300.0):
+    d = net.snap(np.asarray(demand_xy, float), snap_limit_m=snap)
+    f = net.snap(np.asarray(fac_xy, float), snap_limit_m=snap)
+    return nearest_facility(net, d, f, limit_m=limit)
+
+
+# A line 0 —100— 1 —100— 2, and a spur 1 —100— 3 (north).
+LINE = [(0, 0), (100, 0), (200, 0), (100, 100)]
+LINE_EDGES = [(0, 1), (1, 2), (1, 3)]
+
+
+def test_hand_computed_access_path_egress():
+    net = make_net(LINE, LINE_EDGES)
+    # demand 10 m south of x=30; facility 5 m east of the spur at y=60.
+    dist, fac = walk(net, [(30, -10)], [(105, 60)])
+    assert dist[0] == pytest.approx(10 + 70 + 60 + 5)
+    assert fac[0] == 0
+
+
+def test_two_points_on_the_same_edge_walk_straight_along_it():
+    net = make_net(LINE, LINE_EDGES)
+    dist, _ = walk(net, [(20, 3)], [(80, -4)])
+    assert dist[0] == pytest.approx(3 + 60 + 4)
+    # and the reverse order on the edge
+    dist, _ = walk(net, [(80, -4)], [(20, 3)])
+    assert dist[0] == pytest.approx(4 + 60 + 3)
+
+
+def test_point_exactly_on_a_node_and_facility_on_a_node():
+    net = make_net(LINE, LINE_EDGES)
+    dist, _ = walk(net, [(100, 0)], [(200, 0)])
+    assert dist[0] == pytest.approx(100)
+    dist, _ = walk(net, [(0, 0)], [(0, 0)])
+    assert dist[0] == pytest.approx(0, abs=1e-5)
+
+
+def test_nearest_of_several_facilities_and_its_id():
+    net = make_net(LINE, LINE_EDGES)
+    dist, fac = walk(net, [(150, 0)], [(0, 0), (100, 100), (190, 0)])
+    assert dist[0] == pytest.approx(40)
+    assert fac[0] == 2
+
+
+def test_point_past_the_snap_limit_is_unreachable_not_moved():
+    net = make_net(LINE, LINE_EDGES)
+    d = net.snap(np.array([(50, -400.0), (50, -299.0)]), snap_limit_m=300)
+    assert d.edge[0] == -1 and math.isnan(d.access_m[0])
+    assert d.edge[1] >= 0 and d.access_m[1] == pytest.approx(299)
+    dist, fac = walk(net, [(50, -400)], [(0, 0)])
+    assert math.isinf(dist[0]) and fac[0] == -1
+
+
+def test_facility_on_a_disconnected_piece_is_not_reached():
+    # Main line plus an island edge far away.
+    nodes = [*LINE, (1000, 1000), (1100, 1000)]
+    net = make_net(nodes, [*LINE_EDGES, (4, 5)])
+    dist, fac = walk(net, [(50, 0)], [(1050, 1001)])
+    assert math.isinf(dist[0]) and fac[0] == -1
+    # a demand point on the island reaches it
+    dist, _ = walk(net, [(1020, 999)], [(1050, 1001)])
+    assert dist[0] == pytest.approx(1 + 30 + 1)
+
+
+def test_curved_edge_uses_its_geometry_length():
+    # An L-shaped way from (0,0) via (0,100) to (100,100): 200 m, not the 141 m chord.
+    geom = LineString([(0, 0), (0, 100), (100, 100)])
+    net = make_net([(0, 0), (100, 100)], [(0, 1, geom)])
+    dist, _ = walk(net, [(0, 0)], [(100, 100)])
+    assert dist[0] == pytest.approx(200)
+    # a geometry stored from v to u is re-oriented
+    net2 = make_net([(0, 0), (100, 100)], [(0, 1, shapely.reverse(geom))])
+    dist2, _ = walk(net2, [(-5, 10)], [(100, 100)])
+    assert dist2[0] == pytest.approx(5 + 190)
+
+
+def test_limit_cuts_off_far_facilities():
+    net = make_net(LINE, LINE_EDGES)
+    dist, fac = walk(net, [(0, 0)], [(200, 0)], limit=150)
+    assert math.isinf(dist[0]) and fac[0] == -1
+    dist, _ = walk(net, [(0, 0)], [(200, 0)], limit=200)
+    assert dist[0] == pytest.approx(200)
+
+
+def test_parallel_edges_keep_the_shorter():
+    long = LineString([(0, 0), (50, 80), (100, 0)])
+    net = make_net([(0, 0), (100, 0)], [(0, 1, long), (0, 1)])
+    dist, _ = walk(net, [(0, -1)], [(100, -1)])
+    assert dist[0] == pytest.approx(102)
+
+
+@st.composite
+def random_network(draw):
+    n = draw(st.integers(3, 14))
+    xy = draw(
+        st.lists(
+            st.tuples(st.integers(0, 1000), st.integers(0, 1000)),
+            min_size=n,
+            max_size=n,
+            unique=True,
+        )
+    )
+    # a spanning-ish tree plus extra edges; some nodes may stay isolated pieces
+    edges = set()
+    for i in range(1, n):
+        if draw(st.booleans()) or i < 3:
+            j = draw(st.integers(0, i - 1))
+            edges.add((j, i))
+    extra = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=n))
+    for a, b in extra:
+        if a != b:
+            edges.add((min(a, b), max(a, b)))
+    if not edges:
+        edges.add((0, 1))
+    pts = st.tuples(st.floats(-100, 1100), st.floats(-100, 1100))
+    demand = draw(st.lists(pts, min_size=1, max_size=12))
+    fac = draw(st.lists(pts, min_size=1, max_size=5))
+    return xy, sorted(edges), demand, fac
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_network())
+def test_random_graphs_match_networkx_oracle(case):
+    xy, edges, demand, fac = case
+    net = make_net(xy, edges)
+    got, _ = walk(net, demand, fac, snap=250)
+    node_xy, oracle_edges = network_edges(net)
+    want = oracle_nearest(node_xy, oracle_edges, np.array(demand), np.array(fac), snap_limit=250)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
+
+
+def test_real_extract_matches_networkx_oracle(nanjing_area):
+    """A few hundred random points on the Nanjing extract against the oracle built from the
+    area's raw edges (independent of WalkNetwork's conversion)."""
+    net = WalkNetwork.from_area(nanjing_area)
+    rng = np.random.default_rng(7)
+    minx, miny, maxx, maxy = nanjing_area.boundary.bounds
+    demand = np.column_stack([rng.uniform(minx, maxx, 300), rng.uniform(miny, maxy, 300)])
+    fac = np.column_stack([rng.uniform(minx, maxx, 12), rng.uniform(miny, maxy, 12)])
+    got, _ = walk(net, demand, fac)
+    nodes = nanjing_area.nodes
+    node_xy = {int(i): (p.x, p.y) for i, p in zip(nodes.index, nodes.geometry, strict=True)}
+    # The area holds each way once per direction; keep one copy of each physical way
+    # (same geometry either way round) so the oracle does not see two parallel streets.
+    seen, edges = set(), []
+    for u, v, g in zip(
+        nanjing_area.edges["u"], nanjing_area.edges["v"], nanjing_area.edges.geometry, strict=True
+    ):
+        key = shapely.normalize(g).wkb
+        if key not in seen:
+            seen.add(key)
+            edges.append((int(u), int(v), g))
+    want = oracle_nearest(node_xy, edges, demand, fac)
+    assert np.isfinite(want).sum() > 200
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-5)
+
+
+def test_snap_refuses_points_in_another_crs(demo_network):
+    pts = gpd.GeoSeries([shapely.Point(24.94, 60.17)], crs=4326)
+    from servicecircle import CRSError
+
+    with pytest.raises(CRSError, match="geographic CRS"):
+        demo_network.snap(pts)

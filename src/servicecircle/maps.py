@@ -115,6 +115,7 @@ def coverage_map(
         control_scale=True,
         prefer_canvas=True,
     )
+    inline_assets(fmap)
     if tiles and tiles != "none":
         url = TILES_OSM if tiles == "osm" else tiles
         folium.TileLayer(url, attr=ATTRIBUTION, name="OpenStreetMap", max_zoom=19).add_to(fmap)
@@ -203,6 +204,34 @@ def coverage_map(
     return fmap
 
 
+VENDOR = Path(__file__).resolve().parent / "_vendor" / "leaflet"
+
+
+def inline_assets(fmap: folium.Map) -> folium.Map:
+    """Make the page self-contained: Leaflet's JS and CSS inlined instead of loaded from a CDN.
+
+    The page then draws its vector layers with no network at all; only base tiles (optional)
+    come from a tile server. folium's other default assets (jQuery, Bootstrap, Font Awesome,
+    awesome-markers) are not used by these maps and are left out.
+    """
+    import base64
+
+    import folium
+
+    css = (VENDOR / "leaflet.css").read_text(encoding="utf-8")
+    for name in ("layers.png", "layers-2x.png"):
+        data = base64.b64encode((VENDOR / name).read_bytes()).decode("ascii")
+        css = css.replace(f"url(images/{name})", f"url(data:image/png;base64,{data})")
+    css = css.replace("url(images/marker-icon.png)", "none")
+    js = (VENDOR / "leaflet.js").read_text(encoding="utf-8")
+    fmap.default_js = []
+    fmap.default_css = []
+    root: Any = fmap.get_root()
+    root.header.add_child(folium.Element(f"<style>{css}</style>"), name="leaflet_css_inline")
+    root.header.add_child(folium.Element(f"<script>{js}</script>"), name="leaflet_js_inline")
+    return fmap
+
+
 def _title_html(title: str) -> str:
     return (
         '<div id="sc-title" style="position:fixed;top:10px;left:60px;z-index:1000;'
@@ -224,7 +253,7 @@ def _legend_html(heading: str, labels: dict[str, str], kind_labels: dict[str, st
         for k, v in kind_labels.items()
     )
     return (
-        '<div id="sc-legend" style="position:fixed;bottom:30px;left:10px;z-index:1000;'
+        '<div id="sc-legend" style="position:fixed;bottom:60px;left:10px;z-index:1000;'
         "background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;"
         'font:13px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
         f"<b>{html.escape(heading)}</b>{rows}"

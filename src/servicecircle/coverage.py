@@ -39,39 +39,78 @@ _TOL_M = 1e-6
 
 
 # --------------------------------------------------------------------------- the core
-def facility_sources(network: WalkNetwork, fsnap: Snap) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The network's CSR with one virtual source node per snapped facility appended.
+def facility_entries(
+    network: WalkNetwork, fsnap: Snap, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where facilities enter the network: ``(node, weight_m, label)`` for both ends of each
+    facility's edge, weighted by egress leg + distance along the edge to that end.
 
-    Returns the augmented matrix (``N + F`` square) and the virtual node index of each
-    facility (``N + i``). Virtual nodes only have outgoing edges, so no path passes through one.
+    ``labels`` names each facility (default its row in ``fsnap``); unsnapped rows are skipped.
     """
-    import scipy.sparse as sp
-
-    if not fsnap.ok.all():
-        raise ValueError("facility_sources needs snapped facilities only; subset the snap first")
-    n = network.n_nodes
-    f = len(fsnap)
-    e = fsnap.edge
+    labels = np.arange(len(fsnap)) if labels is None else np.asarray(labels)
+    ok = fsnap.ok
+    e = fsnap.edge[ok]
     u, v = network.edge_u[e], network.edge_v[e]
     length = network.edge_length_m[e]
-    wu = np.maximum(fsnap.access_m + fsnap.offset_m, MIN_EDGE_M)
-    wv = np.maximum(fsnap.access_m + (length - fsnap.offset_m), MIN_EDGE_M)
-    loop = u == v
-    wu = np.where(loop, np.minimum(wu, wv), wu)
-    counts = np.where(loop, 1, 2)
-    cols = np.stack([u, v], axis=1).ravel()
-    data = np.stack([wu, wv], axis=1).ravel()
-    keep = np.stack([np.ones(f, bool), ~loop], axis=1).ravel()
-    cols, data = cols[keep], data[keep]
-    base = network.csr
-    indptr = np.concatenate([base.indptr, base.indptr[-1] + np.cumsum(counts)])
-    indices = np.concatenate([base.indices, cols.astype(base.indices.dtype)])
-    weights = np.concatenate([base.data, data])
+    acc, off = fsnap.access_m[ok], fsnap.offset_m[ok]
+    nodes = np.concatenate([u, v])
+    weights = np.concatenate([acc + off, acc + (length - off)])
+    lab = np.concatenate([labels[ok], labels[ok]])
+    return nodes.astype("int64"), np.maximum(weights, MIN_EDGE_M), lab.astype("int64")
+
+
+def multi_source(
+    csr: sp.csr_matrix,
+    entry_node: np.ndarray,
+    entry_weight_m: np.ndarray,
+    entry_label: np.ndarray,
+    *,
+    limit_m: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-entry distances on a CSR graph, with a start offset per entry.
+
+    Each entry becomes a virtual node with one directed edge (its offset) into the graph; a
+    single ``dijkstra(min_only=True, limit=…)`` from all virtual nodes then gives every node the
+    distance to its nearest entry (offset included) and that entry's label. Virtual nodes have
+    no incoming edges, so no path passes through one.
+
+    Returns
+    -------
+    dist_m, label
+        Arrays over the graph's nodes; ``inf`` and ``-1`` beyond ``limit_m``.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+
+    n = csr.shape[0]
+    k = len(entry_node)
+    if k == 0:
+        return np.full(n, np.inf), np.full(n, -1, dtype="int64")
+    indptr = np.concatenate([csr.indptr, csr.indptr[-1] + np.arange(1, k + 1)])
     big = indptr[-1] >= np.iinfo(np.int32).max
     aug = sp.csr_matrix(
-        (weights, indices, indptr.astype("int64" if big else "int32")), shape=(n + f, n + f)
+        (
+            np.concatenate([csr.data, entry_weight_m]),
+            np.concatenate([csr.indices, entry_node.astype(csr.indices.dtype)]),
+            indptr.astype("int64" if big else "int32"),
+        ),
+        shape=(n + k, n + k),
     )
-    return aug, n + np.arange(f)
+    dist, _pred, src = dijkstra(
+        aug,
+        directed=True,
+        indices=np.arange(n, n + k),
+        min_only=True,
+        limit=limit_m,
+        return_predecessors=True,
+    )
+    dist = dist[:n]
+    src = src[:n].astype("int64")
+    reached = np.isfinite(dist) & (src >= n)
+    label = np.full(n, -1, dtype="int64")
+    label[reached] = np.asarray(entry_label)[src[reached] - n]
+    dist[~reached] = np.inf
+    return dist, label
 
 
 def node_distances(
@@ -84,7 +123,7 @@ def node_distances(
     network
         The walk network.
     fsnap
-        Snaps of the facilities (all snapped).
+        Snaps of the facilities (unsnapped rows are ignored).
     limit_m
         Nodes farther than this get ``inf`` and facility ``-1``.
 
@@ -93,24 +132,8 @@ def node_distances(
     dist_m, facility
         Arrays of length ``N``; ``facility`` indexes rows of ``fsnap``.
     """
-    from scipy.sparse.csgraph import dijkstra
-
-    n = network.n_nodes
-    if len(fsnap) == 0:
-        return np.full(n, np.inf), np.full(n, -1, dtype="int64")
-    aug, sources = facility_sources(network, fsnap)
-    dist, _pred, src = dijkstra(
-        aug,
-        directed=True,
-        indices=sources,
-        min_only=True,
-        limit=limit_m,
-        return_predecessors=True,
-    )
-    dist = dist[:n]
-    src = src[:n].astype("int64")
-    fac = np.where(np.isfinite(dist) & (src >= n), src - n, -1)
-    return dist, fac
+    nodes, weights, labels = facility_entries(network, fsnap)
+    return multi_source(network.csr, nodes, weights, labels, limit_m=limit_m)
 
 
 def point_distances(
@@ -121,12 +144,15 @@ def point_distances(
     node_facility: np.ndarray,
     *,
     limit_m: float,
+    fsnap_label: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Walking distance from each demand point to its nearest facility, from node distances.
 
     A point at offset ``t`` on edge ``(u, v)`` of length ``L`` with access leg ``a`` is at
     ``a + min(t + d[u], L - t + d[v])``, or ``a + |t - s| + b`` straight along the edge to a
     facility on the same edge. Unsnapped points and points beyond ``limit_m`` get ``inf``/``-1``.
+    ``node_facility`` holds facility labels; ``fsnap_label`` gives the label of each ``fsnap``
+    row (default: the row number), used for facilities on the same edge.
     """
     m = len(dsnap)
     walk = np.full(m, np.inf)
@@ -144,10 +170,17 @@ def point_distances(
     best = np.minimum(via_u, via_v)
     best_fac = np.where(via_u <= via_v, node_facility[u], node_facility[v])
     # Facilities on the same edge: straight along it.
+    row_label = np.arange(len(fsnap)) if fsnap_label is None else np.asarray(fsnap_label)
+    fok = fsnap.ok
     fe = pd.DataFrame(
-        {"edge": fsnap.edge, "s": fsnap.offset_m, "b": fsnap.access_m, "f": np.arange(len(fsnap))}
+        {
+            "edge": fsnap.edge[fok],
+            "s": fsnap.offset_m[fok],
+            "b": fsnap.access_m[fok],
+            "f": row_label[fok],
+        }
     )
-    shared = np.isin(e, fsnap.edge)
+    shared = np.isin(e, fe["edge"].to_numpy())
     if shared.any():
         d = pd.DataFrame({"edge": e[shared], "t": t[shared], "i": np.flatnonzero(shared)})
         pairs = d.merge(fe, on="edge")
@@ -173,14 +206,8 @@ def nearest_facility(
     ``fsnap`` may include unsnapped facilities; they are ignored. Returns ``(walk_m,
     facility)`` where ``facility`` indexes rows of ``fsnap`` (``-1`` when none in reach).
     """
-    ok = np.flatnonzero(fsnap.ok)
-    if len(ok) == 0:
-        return np.full(len(dsnap), np.inf), np.full(len(dsnap), -1, dtype="int64")
-    sub = fsnap.subset(ok)
-    node_d, node_f = node_distances(network, sub, limit_m=limit_m)
-    walk, fac = point_distances(network, dsnap, sub, node_d, node_f, limit_m=limit_m)
-    fac = np.where(fac >= 0, ok[np.maximum(fac, 0)], -1)
-    return walk, fac
+    node_d, node_f = node_distances(network, fsnap, limit_m=limit_m)
+    return point_distances(network, dsnap, fsnap, node_d, node_f, limit_m=limit_m)
 
 
 # --------------------------------------------------------------------------- tables

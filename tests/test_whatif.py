@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graphs import make_net, random_network
 from servicecircle import InputError
 from servicecircle.whatif import add_facility, remove_facility, tier_state
-from test_network_oracle import make_net, random_network
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

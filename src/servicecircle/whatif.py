@@ -11,16 +11,12 @@ equals a full recomputation (tested), at a fraction of its cost.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._errors import InputError
 from .coverage import facility_entries, multi_source, point_distances
 from .network import Snap, WalkNetwork
-
-if TYPE_CHECKING:
-    pass
 
 _TOL_M = 1e-6
 

@@ -107,4 +107,5 @@ def test_whatif_on_a_real_network(demo_network, demo_area):
     assert ch.nodes_changed > 0
     xy = demo_network.node_xy[100]
     s3, ch3 = add_facility(s2, tuple(xy), "new")
+    assert s3.covered_residents >= s2.covered_residents
     assert ch3.delta_residents >= 0

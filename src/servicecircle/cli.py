@@ -141,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE|W,S,E,N",
         help="clip the area to this polygon file or lon/lat box",
     )
+    cov.add_argument(
+        "--cells",
+        metavar="FILE",
+        help="polygons to roll coverage up to (grid cells, communities); writes "
+        "cells.gpkg and cells.csv",
+    )
+    cov.add_argument(
+        "--service-areas",
+        action="store_true",
+        help="write service_areas.gpkg: the streets reachable within each tier "
+        "from each facility, buffered, and their union",
+    )
     cov.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     _map_options(cov)
     return parser
@@ -207,6 +219,8 @@ def _run_coverage(
     demand: str | None = None,
     snap_limit_m: float = 300.0,
     boundary: Any = None,
+    cells: str | None = None,
+    service_areas: bool = False,
 ) -> int:
     from .area import DEMO, load_area
     from .plan import DEMO_FACILITIES, run_coverage
@@ -219,7 +233,7 @@ def _run_coverage(
             )
         facilities = DEMO_FACILITIES
     progress = _Progress(
-        ["area", "network", "demand", "facilities", "coverage", "write"],
+        ["area", "network", "demand", "facilities", "coverage", "cells", "service areas", "write"],
         enabled=not args.quiet and sys.stderr.isatty(),
     )
     try:
@@ -236,6 +250,8 @@ def _run_coverage(
             lang=args.lang,
             tiles=args.tiles,
             step=progress,
+            cells=cells,
+            write_service_areas=service_areas,
         )
     finally:
         progress.close()
@@ -251,7 +267,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     )
     for name, t in summary["tiers"].items():
         share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
-        verdict = "PASS" if t["pass"] else "FAIL"
+        verdict = {True: "PASS", False: "FAIL", None: "n/a (no residents)"}[t["pass"]]
         print(
             f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {t['covered_residents']:>10,.0f}"
             f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
@@ -299,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 demand=args.demand,
                 snap_limit_m=args.snap_limit_m,
                 boundary=_boundary(args.boundary),
+                cells=args.cells,
+                service_areas=args.service_areas,
             )
     except ServiceCircleError as err:
         print(f"servicecircle: error: {err}", file=sys.stderr)

@@ -68,6 +68,9 @@ def run_coverage(
     write_map: bool = True,
     lang: str = "zh",
     tiles: str | None = "osm",
+    cells: str | Path | gpd.GeoDataFrame | None = None,
+    write_service_areas: bool = False,
+    service_area_buffer_m: float = 25.0,
     step: Callable[[str], None] | None = None,
 ) -> PlanResult:
     """Run coverage on an area and write the outputs.
@@ -88,6 +91,12 @@ def run_coverage(
         and ``coverage_map.html``; nothing is written when ``None``.
     write_map, lang, tiles
         Whether to write the map, its label language and base tiles.
+    cells
+        Polygons (grid cells, communities…) to roll coverage up to: a vector file or a
+        GeoDataFrame. Writes ``cells.gpkg`` and ``cells.csv``.
+    write_service_areas, service_area_buffer_m
+        Write ``service_areas.gpkg`` (layers ``service_areas`` per facility and tier, and
+        ``service_area_union`` per tier), streets buffered by this half-width.
     step
         Called with the name of each step (for progress bars).
     """
@@ -161,6 +170,33 @@ def run_coverage(
         **cov.summary(),
         "attribution": "Map data © OpenStreetMap contributors (ODbL)",
     }
+    cell_table = None
+    if cells is not None:
+        from .rollup import read_cells, rollup, with_cell_id
+
+        tick("cells")
+        if isinstance(cells, gpd.GeoDataFrame):
+            cell_gdf = with_cell_id(cells.to_crs(area.crs))
+        else:
+            cell_gdf = read_cells(cells, crs=area.crs)
+        cell_table = rollup(cov, demand_gdf, cell_gdf)
+        summary["cells"] = {
+            "count": len(cell_table),
+            "points_outside_cells": cell_table.attrs["points_outside_cells"],
+            "residents_outside_cells": cell_table.attrs["residents_outside_cells"],
+        }
+    sa = None
+    if write_service_areas:
+        from .service_areas import service_areas
+
+        tick("service areas")
+        sa = service_areas(
+            network, fac_gdf, cov.tiers, snap_limit_m=snap_limit_m, buffer_m=service_area_buffer_m
+        )
+        summary["service_areas"] = {
+            row["tier"]: {"area_m2": row["area_m2"], "facilities": row["facilities"]}
+            for _, row in sa[1].iterrows()
+        }
     files: dict[str, Path] = {}
     if out_dir is not None:
         tick("write")
@@ -183,13 +219,36 @@ def run_coverage(
             out / "facilities.gpkg",
             lambda tmp: fac_out.to_file(tmp, driver="GPKG", layer="facilities"),
         )
+        fac_table = cov.facilities.drop(columns=["geometry"], errors="ignore")
+        files["facilities.csv"] = write_with(
+            out / "facilities.csv", lambda tmp: fac_table.to_csv(tmp, index=False)
+        )
+        if cell_table is not None:
+            ct = cell_table
+            files["cells.gpkg"] = write_with(
+                out / "cells.gpkg", lambda tmp: ct.to_file(tmp, driver="GPKG", layer="cells")
+            )
+            files["cells.csv"] = write_with(
+                out / "cells.csv",
+                lambda tmp: ct.drop(columns="geometry").to_csv(
+                    tmp, index=False, float_format="%.4f"
+                ),
+            )
+        if sa is not None:
+            per, uni = sa
+
+            def write_sa(tmp: Path) -> None:
+                per.to_file(tmp, driver="GPKG", layer="service_areas")
+                uni.to_file(tmp, driver="GPKG", layer="service_area_union", mode="a")
+
+            files["service_areas.gpkg"] = write_with(out / "service_areas.gpkg", write_sa)
         if write_map:
             from .maps import coverage_map, save_map
 
             fmap = coverage_map(area, demand_gdf, cov, fac_gdf, lang=lang, tiles=tiles)
             files["coverage_map.html"] = save_map(fmap, out / "coverage_map.html")
         summary["seconds"] = round(time.perf_counter() - started, 3)
-        summary["files"] = sorted(files)
+        summary["files"] = sorted([*files, "summary.json"])
         files["summary.json"] = write_json(out / "summary.json", summary)
     return PlanResult(cov, summary, files, demand_gdf, fac_gdf)
 

@@ -169,28 +169,23 @@ def point_distances(
     via_v = (length - t) + node_dist_m[v]
     best = np.minimum(via_u, via_v)
     best_fac = np.where(via_u <= via_v, node_facility[u], node_facility[v])
-    # Facilities on the same edge: straight along it.
+    # Facilities on the same edge: straight along it (numpy, no per-point Python loop).
     row_label = np.arange(len(fsnap)) if fsnap_label is None else np.asarray(fsnap_label)
-    fok = fsnap.ok
-    fe = pd.DataFrame(
-        {
-            "edge": fsnap.edge[fok],
-            "s": fsnap.offset_m[fok],
-            "b": fsnap.access_m[fok],
-            "f": row_label[fok],
-        }
-    )
-    shared = np.isin(e, fe["edge"].to_numpy())
-    if shared.any():
-        d = pd.DataFrame({"edge": e[shared], "t": t[shared], "i": np.flatnonzero(shared)})
-        pairs = d.merge(fe, on="edge")
-        pairs["direct"] = (pairs["t"] - pairs["s"]).abs() + pairs["b"]
-        pairs = pairs.sort_values(["i", "direct", "f"]).drop_duplicates("i")
-        i = pairs["i"].to_numpy()
-        direct = pairs["direct"].to_numpy()
-        better = direct < best[i]
-        best[i[better]] = direct[better]
-        best_fac[i[better]] = pairs["f"].to_numpy()[better]
+    fok = np.flatnonzero(fsnap.ok)
+    order = fok[np.argsort(fsnap.edge[fok], kind="stable")]
+    f_edge = fsnap.edge[order]
+    lo = np.searchsorted(f_edge, e, side="left")
+    cnt = np.searchsorted(f_edge, e, side="right") - lo
+    sel = np.flatnonzero(cnt > 0)
+    j = 0
+    while len(sel):
+        k = order[lo[sel] + j]
+        direct = np.abs(t[sel] - fsnap.offset_m[k]) + fsnap.access_m[k]
+        better = direct < best[sel]
+        best[sel[better]] = direct[better]
+        best_fac[sel[better]] = row_label[k[better]]
+        j += 1
+        sel = sel[cnt[sel] > j]
     total = dsnap.access_m[idx] + best
     reached = np.isfinite(total) & (total <= limit_m + _TOL_M) & (best_fac >= 0)
     walk[idx[reached]] = total[reached]

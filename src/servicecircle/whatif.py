@@ -11,6 +11,7 @@ equals a full recomputation (tested), at a fraction of its cost.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,9 @@ class TierState:
     node_label: np.ndarray
     walk_m: np.ndarray
     point_label: np.ndarray
+    point_u: np.ndarray
+    point_v: np.ndarray
+    node_tree: Any
 
     @property
     def covered(self) -> np.ndarray:
@@ -110,6 +114,13 @@ def tier_state(
     nodes, weights, labels = facility_entries(network, fsnap)
     node_d, node_l = multi_source(network.csr, nodes, weights, labels, limit_m=limit)
     walk, plabel = point_distances(network, dsnap, fsnap, node_d, node_l, limit_m=limit)
+    # the two nodes at the ends of each point's edge (N, a never-changed slot, when unsnapped)
+    point_u = np.full(len(dsnap), network.n_nodes, dtype="int64")
+    point_v = point_u.copy()
+    point_u[dsnap.ok] = network.edge_u[dsnap.edge[dsnap.ok]]
+    point_v[dsnap.ok] = network.edge_v[dsnap.edge[dsnap.ok]]
+    from scipy.spatial import cKDTree
+
     return TierState(
         network=network,
         target_m=float(target_m),
@@ -123,6 +134,9 @@ def tier_state(
         node_label=node_l,
         walk_m=walk,
         point_label=plabel,
+        point_u=point_u,
+        point_v=point_v,
+        node_tree=cKDTree(network.node_xy),
     )
 
 
@@ -149,14 +163,12 @@ def _update_points(
     """Recompute the demand points touched by the changed nodes (or flagged extra)."""
     net = state.network
     dsnap = state.dsnap
-    touched = np.zeros(len(dsnap), dtype=bool)
-    ok = dsnap.ok
     if len(changed_nodes):
-        mark = np.zeros(net.n_nodes, dtype=bool)
+        mark = np.zeros(net.n_nodes + 1, dtype=bool)
         mark[changed_nodes] = True
-        e = dsnap.edge[ok]
-        touched[ok] = mark[net.edge_u[e]] | mark[net.edge_v[e]]
-    touched |= extra_points
+        touched = mark[state.point_u] | mark[state.point_v] | extra_points
+    else:
+        touched = extra_points
     walk = state.walk_m.copy()
     label = state.point_label.copy()
     idx = np.flatnonzero(touched)
@@ -183,8 +195,6 @@ def add_facility(
 
     Returns the new state and the change; ``state`` itself is not modified.
     """
-    from scipy.sparse.csgraph import dijkstra
-
     if facility_id in set(state.facility_id.tolist()):
         raise InputError(f"facility id {facility_id!r} is already in the plan; use a new id")
     net = state.network
@@ -198,17 +208,29 @@ def add_facility(
     extra = np.zeros(len(state.dsnap), dtype=bool)
     if snap.ok[0]:
         nodes, weights, _ = facility_entries(net, snap)
-        radius = state.limit_m - float(weights.min())
-        if radius >= 0:
-            dist2 = dijkstra(net.csr, directed=True, indices=nodes, limit=radius)
-            d_new = np.min(dist2 + weights[:, None], axis=0)
-            d_new[d_new > state.limit_m] = np.inf
-            better = d_new < node_d
-            changed = np.flatnonzero(better)
+        if float(weights.min()) <= state.limit_m:
+            # Every node within the limit on foot lies within the limit as the crow flies, so
+            # the search runs on the subgraph of nodes in that circle only.
+            ball = np.sort(
+                np.asarray(
+                    state.node_tree.query_ball_point(point_xy, state.limit_m + 1e-6), dtype="int64"
+                )
+            )
+            pos = np.minimum(np.searchsorted(ball, nodes), len(ball) - 1)
+            inside = ball[pos] == nodes
+            d_loc, _ = multi_source(
+                net.subgraph(ball),
+                pos[inside],
+                weights[inside],
+                np.zeros(int(inside.sum()), dtype="int64"),
+                limit_m=state.limit_m,
+            )
+            better = d_loc < node_d[ball]
+            changed = ball[better]
             node_d = node_d.copy()
             node_l = node_l.copy()
-            node_d[better] = d_new[better]
-            node_l[better] = slot
+            node_d[changed] = d_loc[better]
+            node_l[changed] = slot
         extra = state.dsnap.edge == snap.edge[0]
     walk, label, n_pts = _update_points(state, fsnap, active, node_d, node_l, changed, extra)
     new = replace(
@@ -240,20 +262,26 @@ def remove_facility(state: TierState, facility_id: str) -> tuple[TierState, What
     net = state.network
     active = state.active.copy()
     active[slot] = False
-    affected = np.flatnonzero(state.node_label == slot)
+    # the nodes it served lie within the search limit of it, as the crow flies
+    fxy = state.fsnap.x[slot], state.fsnap.y[slot]
+    if state.fsnap.ok[slot]:
+        ball = np.asarray(
+            state.node_tree.query_ball_point(fxy, state.limit_m + 1e-6), dtype="int64"
+        )
+        affected = np.sort(ball[state.node_label[ball] == slot])
+    else:
+        affected = np.zeros(0, dtype="int64")
     node_d = state.node_dist_m.copy()
     node_l = state.node_label.copy()
     if len(affected):
-        csr = net.csr
         in_a = np.zeros(net.n_nodes, dtype=bool)
         in_a[affected] = True
-        rows = csr[affected]
-        neigh = np.unique(rows.indices)
+        neigh = net.neighbours(affected)
         boundary = neigh[~in_a[neigh] & np.isfinite(node_d[neigh])]
-        sub_nodes = np.concatenate([affected, boundary])
+        sub_nodes = np.sort(np.concatenate([affected, boundary]))
         local = np.full(net.n_nodes, -1, dtype="int64")
         local[sub_nodes] = np.arange(len(sub_nodes))
-        sub = csr[sub_nodes][:, sub_nodes]
+        sub = net.subgraph(sub_nodes)
         # seeds: boundary nodes with their (unchanged) distances and labels ...
         e_node = [local[boundary]]
         e_w = [np.maximum(node_d[boundary], 0.0)]
@@ -274,8 +302,8 @@ def remove_facility(state: TierState, facility_id: str) -> tuple[TierState, What
             np.concatenate(e_l),
             limit_m=state.limit_m,
         )
-        node_d[affected] = d_sub[: len(affected)]
-        node_l[affected] = l_sub[: len(affected)]
+        node_d[affected] = d_sub[local[affected]]
+        node_l[affected] = l_sub[local[affected]]
     extra = (state.point_label == slot) | (state.dsnap.edge == state.fsnap.edge[slot])
     walk, label, n_pts = _update_points(state, state.fsnap, active, node_d, node_l, affected, extra)
     new = replace(

@@ -66,11 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
     verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress")
+    # -v/-q are also accepted after the command (servicecircle coverage … -q)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output (-vv for debug)",
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="errors only, no progress",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     demo = sub.add_parser(
         "demo",
+        parents=[common],
         help="run the whole pipeline on the embedded demo area (Helsinki centre)",
         description="Run the whole pipeline on the embedded demo area and write the tables "
         "and the map.",
@@ -85,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cov = sub.add_parser(
         "coverage",
+        parents=[common],
         help="walking coverage of residents by centres and stations",
         description="Walking coverage of residents by centres and stations, per tier.",
         epilog=EPILOG,
@@ -155,7 +173,90 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cov.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     _map_options(cov)
+
+    grid = sub.add_parser(
+        "grid",
+        parents=[common],
+        help="build grid cells over an area: square, hex, H3 or governance grids (网格)",
+        description="Build grid cells over an area with population and households per cell. "
+        "Governance grids merge street blocks into grids of a target household range.",
+        epilog="examples:\n"
+        "  servicecircle grid demo --kind hex --size-m 250 --out grid/\n"
+        "  servicecircle grid area.osm.bz2 --kind governance --households 300:500 "
+        "--communities communities.gpkg --out grid/\n"
+        "  servicecircle coverage area.osm.bz2 --facilities f.csv --cells grid/cells.gpkg "
+        "--out out/\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    grid.add_argument(
+        "area", metavar="AREA", help="an OSM file, a .graphml walk network, or 'demo'"
+    )
+    grid.add_argument("--kind", required=True, choices=["square", "hex", "h3", "governance"])
+    grid.add_argument(
+        "--size-m",
+        type=float,
+        metavar="N",
+        help="cell size in metres (square side; hex: distance between centres)",
+    )
+    grid.add_argument("--h3-res", type=int, metavar="R", help="H3 resolution, 0–15")
+    grid.add_argument(
+        "--households",
+        metavar="MIN:MAX",
+        help="governance grids: target households per grid (default 300:500)",
+    )
+    grid.add_argument(
+        "--communities",
+        metavar="FILE",
+        help="governance grids: community polygons (code column) not to cross",
+    )
+    grid.add_argument(
+        "--demand",
+        metavar="FILE",
+        help="demand file with population (and households); default: buildings",
+    )
+    grid.add_argument("--boundary", metavar="FILE|W,S,E,N", help="clip the area first")
+    grid.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     return parser
+
+
+def _households(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    parts = text.split(":")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--households must be MIN:MAX, e.g. 300:500; got {text!r}") from None
+    return lo, hi
+
+
+def _run_grid(args: argparse.Namespace) -> int:
+    from .area import load_area
+    from .plan import run_grid
+
+    if args.kind in ("square", "hex") and args.size_m is None:
+        raise InputError(f"--kind {args.kind} needs --size-m N (metres)")
+    area = load_area(args.area, boundary=_boundary(args.boundary))
+    _cells, summary = run_grid(
+        area,
+        kind=args.kind,
+        size_m=args.size_m,
+        h3_res=args.h3_res,
+        households=_households(args.households),
+        communities=args.communities,
+        demand=args.demand,
+        out_dir=args.out,
+    )
+    if not args.quiet:
+        hh = summary["households"]
+        print(
+            f"{summary['area']}: {summary['count']} {args.kind} cells, households per cell "
+            f"min {hh['min']:.0f} / median {hh['median']:.0f} / max {hh['max']:.0f}"
+        )
+        if summary["flagged"]:
+            print(f"  {len(summary['flagged'])} cells flagged (see grid_summary.json)")
+        print(f"wrote cells.gpkg, grid_summary.json to {args.out}")
+    return 0
 
 
 def _map_options(p: argparse.ArgumentParser) -> None:
@@ -305,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_coverage(
                 args, area_source="demo", facilities=None, out=out, tiers=DEFAULT_TIERS
             )
+        if args.command == "grid":
+            return _run_grid(args)
         if args.command == "coverage":
             return _run_coverage(
                 args,

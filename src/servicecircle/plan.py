@@ -279,3 +279,95 @@ def write_coverage_csv(cov: Coverage, path: str | Path) -> Path:
     """Write ``coverage.csv`` (one row per demand point; empty walk when none in reach)."""
     table = coverage_table(cov)
     return write_with(path, lambda tmp: table.to_csv(tmp, index=False, na_rep=""))
+
+
+def run_grid(
+    area: Area,
+    *,
+    kind: str,
+    size_m: float | None = None,
+    h3_res: int | None = None,
+    households: tuple[float, float] | None = None,
+    communities: str | Path | gpd.GeoDataFrame | None = None,
+    demand: str | Path | gpd.GeoDataFrame | None = None,
+    out_dir: str | Path | None = None,
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Build a grid over the area, with population and households per cell, and write it.
+
+    Writes ``cells.gpkg`` (layer ``cells``: ``cell_id``, ``population``, ``households``,
+    ``flag``, geometry) and ``grid_summary.json`` when ``out_dir`` is given.
+    """
+    import geopandas as gpd
+
+    from .files import read_table
+    from .grid import GovernanceParams, governance_grid, regular_grid
+
+    demand_gdf = _demand_for(area, demand)
+    if kind == "governance":
+        lo, hi = households or (300.0, 500.0)
+        comm = None
+        if communities is not None:
+            comm = (
+                communities
+                if isinstance(communities, gpd.GeoDataFrame)
+                else read_table(communities, "community file")
+            )
+        cells = governance_grid(
+            area.edges,
+            area.boundary,
+            demand_gdf,
+            communities=comm,
+            params=GovernanceParams(households_min=lo, households_max=hi),
+        )
+    else:
+        cells = regular_grid(
+            kind, area.boundary, crs=area.crs, size_m=size_m, h3_res=h3_res, demand=demand_gdf
+        )
+    hh = cells["households"].to_numpy(dtype=float)
+    flagged = cells[cells["flag"].astype(str) != ""]
+    summary: dict[str, Any] = {
+        "area": area.name,
+        "kind": kind,
+        "size_m": size_m,
+        "h3_res": h3_res,
+        "count": len(cells),
+        "households": {
+            "total": float(hh.sum()),
+            "min": float(hh.min()) if len(hh) else None,
+            "median": float(np.median(hh)) if len(hh) else None,
+            "max": float(hh.max()) if len(hh) else None,
+        },
+        "population": float(cells["population"].sum()),
+        "demand_points": len(demand_gdf),
+        "demand_points_outside_cells": int(cells.attrs.get("points_outside_cells", 0))
+        + int(cells.attrs.get("points_outside_boundary", 0)),
+        "flagged": [
+            {"cell_id": r.cell_id, "households": round(float(r.households), 1), "reason": r.flag}
+            for r in flagged.itertuples()
+        ],
+    }
+    if kind == "governance":
+        lo, hi = households or (300.0, 500.0)
+        summary["household_range"] = [lo, hi]
+        summary["blocks"] = cells.attrs.get("blocks")
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cols = ["cell_id", "population", "households", "flag"]
+        cols += [c for c in ("community", "blocks") if c in cells.columns]
+        table = cells[[*cols, "geometry"]]
+        write_with(out / "cells.gpkg", lambda tmp: table.to_file(tmp, driver="GPKG", layer="cells"))
+        write_json(out / "grid_summary.json", summary)
+    return cells, summary
+
+
+def _demand_for(area: Area, demand: str | Path | gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    from .demand import demand_from_buildings, read_demand
+
+    if demand is None:
+        return demand_from_buildings(area.buildings, landuse=area.landuse)
+    if isinstance(demand, gpd.GeoDataFrame):
+        return demand.to_crs(area.crs)
+    return read_demand(demand, crs=area.crs)

@@ -70,6 +70,18 @@ def assign_cells(points: gpd.GeoSeries, cells: gpd.GeoDataFrame) -> np.ndarray:
     return out
 
 
+def _responsible(inside: pd.DataFrame, tier: str) -> pd.Series:
+    """Per cell, the facility nearest on foot for the most residents (the cell's responsible
+    centre or station in the "one centre, many stations" map)."""
+    col = f"{tier}_facility_id"
+    have = inside[inside[col].notna()]
+    if len(have) == 0:
+        return pd.Series(dtype=object)
+    load = have.groupby(["_cell", col])["population"].sum().reset_index()
+    load = load.sort_values(["_cell", "population", col], ascending=[True, False, True])
+    return load.drop_duplicates("_cell").set_index("_cell")[col]
+
+
 def rollup(
     coverage: Coverage, demand: gpd.GeoDataFrame, cells: gpd.GeoDataFrame
 ) -> gpd.GeoDataFrame:
@@ -90,7 +102,9 @@ def rollup(
         Per cell: ``cell_id``, ``population``, ``households``, ``demand_points``, and per tier
         ``<tier>_covered_residents``, ``<tier>_share`` (NaN when the cell has no residents),
         ``<tier>_circle_covered_residents``, ``<tier>_overcounted_residents`` (inside the
-        straight-line circle but not within the distance on foot), ``<tier>_median_walk_m``.
+        straight-line circle but not within the distance on foot), ``<tier>_median_walk_m``,
+        ``<tier>_responsible_id`` (the facility nearest on foot for most of the cell's
+        residents).
         ``attrs["points_outside_cells"]`` counts demand points in no cell.
     """
     import geopandas as gpd
@@ -103,7 +117,8 @@ def rollup(
     pts["_cell"] = where
     inside = pts[pts["_cell"] >= 0]
     groups = inside.groupby("_cell")
-    out = cells[["cell_id", "geometry"]].copy()
+    extra = [c for c in ("flag", "community") if c in cells.columns]
+    out = cells[["cell_id", *extra, "geometry"]].copy()
     pos = np.arange(len(cells))
 
     def per_cell(series: pd.Series, fill: float = 0.0) -> np.ndarray:
@@ -127,6 +142,7 @@ def rollup(
         out[f"{name}_circle_covered_residents"] = per_cell(circ)
         out[f"{name}_overcounted_residents"] = per_cell(over)
         out[f"{name}_median_walk_m"] = per_cell(groups[f"{name}_walk_m"].median(), np.nan)
+        out[f"{name}_responsible_id"] = _responsible(inside, name).reindex(pos).to_numpy()
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=cells.crs)
     out.attrs["points_outside_cells"] = int((where < 0).sum())
     out.attrs["residents_outside_cells"] = float(pts.loc[where < 0, "population"].sum())

@@ -216,7 +216,134 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grid.add_argument("--boundary", metavar="FILE|W,S,E,N", help="clip the area first")
     grid.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+
+    prop = sub.add_parser(
+        "propose",
+        parents=[common],
+        help="propose where new stations or centres should go",
+        description="Propose new sites for one tier: --new K sites that cover the most "
+        "residents (maximal coverage), or the fewest sites that reach --goal SHARE (set "
+        "cover). Existing facilities stay where they are.",
+        epilog="examples:\n"
+        "  servicecircle propose demo --tier station_5min --new 3 --out prop/\n"
+        "  servicecircle propose area.osm.bz2 --facilities f.csv --tier centre_15min "
+        "--goal 0.85 --out prop/\n"
+        "  servicecircle propose demo --tier station_5min --new 2 --capacity 3000 --out prop/\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prop.add_argument(
+        "area", metavar="AREA", help="an OSM file, a .graphml walk network, or 'demo'"
+    )
+    prop.add_argument(
+        "--tier",
+        required=True,
+        metavar="NAME",
+        help="a preset tier (station_5min, centre_15min, station_10min, …) or "
+        "NAME=METRES[:KIND,KIND]",
+    )
+    how = prop.add_mutually_exclusive_group(required=True)
+    how.add_argument("--new", type=int, metavar="K", help="how many new sites")
+    how.add_argument(
+        "--goal",
+        type=float,
+        metavar="SHARE",
+        help="the fewest sites so that this share of residents is covered",
+    )
+    prop.add_argument(
+        "--facilities",
+        metavar="FILE",
+        help="existing facilities (file, 'osm' or 'demo'; default 'demo' for the "
+        "demo area, none elsewhere)",
+    )
+    prop.add_argument("--demand", metavar="FILE", help="demand file (default: buildings)")
+    prop.add_argument(
+        "--candidates",
+        metavar="FILE",
+        help="candidate sites file, or 'network' / 'osm' (default: both: points "
+        "along the streets and OSM features that can host a station)",
+    )
+    prop.add_argument(
+        "--spacing-m",
+        type=float,
+        default=100.0,
+        metavar="M",
+        help="spacing of candidates along the streets (default 100)",
+    )
+    prop.add_argument(
+        "--exclusion-m",
+        type=float,
+        default=50.0,
+        metavar="M",
+        help="drop candidates this close to an existing facility (default 50)",
+    )
+    prop.add_argument(
+        "--method",
+        choices=["exact", "greedy"],
+        default="exact",
+        help="exact (HiGHS, with a time limit) or greedy (fast, with a bound)",
+    )
+    prop.add_argument(
+        "--capacity", type=float, metavar="C", help="at most C residents served per facility"
+    )
+    prop.add_argument(
+        "--time-limit-s",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="solver time limit (default 60)",
+    )
+    prop.add_argument("--boundary", metavar="FILE|W,S,E,N", help="clip the area first")
+    prop.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    _map_options(prop)
     return parser
+
+
+def _run_propose(args: argparse.Namespace) -> int:
+    from .area import DEMO, load_area
+    from .plan import DEMO_FACILITIES, run_propose, tier_by_name
+
+    tier = tier_by_name(args.tier)
+    area = load_area(args.area, boundary=_boundary(args.boundary))
+    facilities = args.facilities
+    if facilities is None and args.area == DEMO:
+        facilities = DEMO_FACILITIES
+    report = run_propose(
+        area,
+        tier=tier,
+        new=args.new,
+        goal=args.goal,
+        facilities=facilities,
+        demand=args.demand,
+        candidates=args.candidates,
+        spacing_m=args.spacing_m,
+        exclusion_m=args.exclusion_m,
+        method=args.method,
+        capacity=args.capacity,
+        time_limit_s=args.time_limit_s,
+        out_dir=args.out,
+        write_map=not args.no_map,
+        lang=args.lang,
+        tiles=args.tiles,
+    )
+    if not args.quiet:
+        before, after = report["share_before"], report["share_after"]
+        print(
+            f"{report['area']}: {report['tier']['name']} (≤ {tier.target_m:.0f} m), "
+            f"{report['model']} by {report['method']}: {report['proposals']} new sites, "
+            f"covered {before:.1%} → {after:.1%}"
+            + (
+                " (proven optimal)"
+                if report["optimal"]
+                else f" (gap {report['gap']:.1%})"
+                if report["gap"] is not None
+                else ""
+            )
+        )
+        for i, g in enumerate(report["marginal_gains"], 1):
+            pid = report["_proposals"]["id"].iloc[i - 1]
+            print(f"  #{i:<3} {pid:<16} +{g:,.0f} residents")
+        print(f"wrote proposals.geojson, proposals.gpkg, siting.json to {args.out}")
+    return 0
 
 
 def _households(text: str | None) -> tuple[float, float] | None:
@@ -406,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_coverage(
                 args, area_source="demo", facilities=None, out=out, tiers=DEFAULT_TIERS
             )
+        if args.command == "propose":
+            return _run_propose(args)
         if args.command == "grid":
             return _run_grid(args)
         if args.command == "coverage":

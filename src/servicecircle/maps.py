@@ -56,6 +56,7 @@ TEXT = {
         "facilities": "facilities",
         "legend": "Legend",
         "within": "within",
+        "proposals": "proposed sites (rank)",
     },
     "zh": {
         "title": "社区服务圈覆盖",
@@ -64,6 +65,7 @@ TEXT = {
         "facilities": "设施",
         "legend": "图例",
         "within": "步行",
+        "proposals": "建议新增站点（排序）",
     },
 }
 
@@ -77,6 +79,7 @@ def coverage_map(
     lang: str = "zh",
     tiles: str | None = "osm",
     title: str | None = None,
+    proposals: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """A folium map: demand points coloured by coverage per tier, facilities by kind, a legend.
 
@@ -195,6 +198,27 @@ def coverage_map(
             tooltip=f"{label} · {kind_labels[row['kind']]}{note}",
         ).add_to(fgroup)
     fgroup.add_to(fmap)
+    if proposals is not None and len(proposals):
+        pgroup = folium.FeatureGroup(name=text["proposals"], show=True)
+        for _, row in proposals.to_crs(4326).iterrows():
+            folium.Marker(
+                [row.geometry.y, row.geometry.x],
+                icon=folium.DivIcon(
+                    html=(
+                        '<div class="sc-proposal" style="background:#ff7f00;color:#fff;'
+                        "border:2px solid #fff;border-radius:11px;width:22px;height:22px;"
+                        "line-height:18px;text-align:center;font:bold 12px sans-serif;"
+                        f'box-shadow:0 0 3px #000">{int(row["rank"])}</div>'
+                    ),
+                    icon_size=(22, 22),
+                    icon_anchor=(11, 11),
+                ),
+                tooltip=(
+                    f"#{int(row['rank'])} {html.escape(str(row['id']))} · "
+                    f"+{row['added_covered_residents']:,.0f} {text['residents']}"
+                ),
+            ).add_to(pgroup)
+        pgroup.add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     fmap.fit_bounds([[miny, minx], [maxy, maxx]])
     heading = title or f"{text['title']} · {area.name}"

@@ -371,3 +371,279 @@ def _demand_for(area: Area, demand: str | Path | gpd.GeoDataFrame | None) -> gpd
     if isinstance(demand, gpd.GeoDataFrame):
         return demand.to_crs(area.crs)
     return read_demand(demand, crs=area.crs)
+
+
+def tier_by_name(text: str) -> Tier:
+    """A tier from a preset name (``station_5min``) or ``NAME=METRES[:KIND,KIND]``."""
+    from .tiers import PRESETS, parse_tier
+
+    if "=" in text:
+        return parse_tier(text)
+    for tiers in PRESETS.values():
+        for t in tiers:
+            if t.name == text:
+                return t
+    names = sorted({t.name for tiers in PRESETS.values() for t in tiers})
+    raise InputError(
+        f"unknown tier {text!r}; use one of {', '.join(names)} or NAME=METRES[:KIND,KIND]"
+    )
+
+
+def run_propose(
+    area: Area,
+    *,
+    tier: Tier,
+    new: int | None = None,
+    goal: float | None = None,
+    facilities: str | Path | gpd.GeoDataFrame | None = None,
+    demand: str | Path | gpd.GeoDataFrame | None = None,
+    candidates: str | Path | gpd.GeoDataFrame | None = None,
+    spacing_m: float = 100.0,
+    exclusion_m: float = 50.0,
+    method: str = "exact",
+    capacity: float | None = None,
+    time_limit_s: float = 60.0,
+    snap_limit_m: float = DEFAULT_SNAP_LIMIT_M,
+    out_dir: str | Path | None = None,
+    write_map: bool = True,
+    lang: str = "zh",
+    tiles: str | None = "osm",
+    network: WalkNetwork | None = None,
+) -> dict[str, Any]:
+    """Propose new facilities for one tier: ``new`` sites that cover the most residents
+    (MCLP), or the fewest sites that reach ``goal`` (LSCP); optionally with a capacity.
+
+    Existing facilities stay where they are and keep what they cover. Candidates: a file, or
+    by default points along the walk network every ``spacing_m`` plus OSM features that can
+    host a station; those within ``exclusion_m`` of an existing facility or outside the
+    boundary are dropped (and counted).
+
+    Returns the ``siting.json`` content; writes ``proposals.geojson``, ``proposals.gpkg``,
+    ``siting.json`` and ``proposals_map.html`` when ``out_dir`` is given.
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    from .candidates import (
+        candidates_along_network,
+        candidates_from_features,
+        exclude,
+        read_candidates,
+    )
+    from .coverage import nearest_facility, validate_facilities
+    from .facilities import read_facilities
+    from .siting import (
+        coverage_matrix,
+        reduce_problem,
+        solve_capacitated,
+        solve_max_cover,
+        solve_set_cover,
+    )
+
+    if (new is None) == (goal is None):
+        raise InputError("give either --new K (how many sites) or --goal SHARE (a coverage goal)")
+    if new is not None and new <= 0:
+        raise InputError(f"--new must be at least 1; got {new}")
+    if goal is not None and not 0 < goal <= 1:
+        raise InputError(f"--goal must be a share in (0, 1], e.g. 0.85; got {goal}")
+    if capacity is not None and goal is not None:
+        raise InputError("--capacity works with --new K; a goal with capacity is not supported")
+    net = network or WalkNetwork.from_area(area)
+    demand_gdf = _demand_for(area, demand)
+    if len(demand_gdf) == 0 or float(demand_gdf["population"].sum()) <= 0:
+        raise InputError("no residents to cover; give a demand file with --demand")
+    # existing facilities of this tier
+    if facilities is None:
+        fac = gpd.GeoDataFrame({"facility_id": [], "kind": []}, geometry=[], crs=area.crs)
+    elif isinstance(facilities, gpd.GeoDataFrame):
+        fac = facilities.to_crs(area.crs)
+    elif str(facilities) == FACILITIES_FROM_OSM:
+        from .facilities import facilities_from_pois
+
+        fac = facilities_from_pois(area.pois)
+    elif str(facilities) == DEMO_FACILITIES:
+        fac = read_facilities(demo_facilities_path(), crs=area.crs)
+    else:
+        fac = read_facilities(facilities, crs=area.crs)
+    if len(fac):
+        fac = validate_facilities(fac)
+    tier_fac = fac[fac["kind"].isin(tier.kinds)] if len(fac) else fac
+    # candidates
+    if candidates is None or str(candidates) in ("default", "network", "osm"):
+        parts = []
+        if candidates is None or str(candidates) in ("default", "network"):
+            parts.append(candidates_along_network(net, spacing_m=spacing_m))
+        if candidates is None or str(candidates) in ("default", "osm"):
+            feats = pd.concat([area.buildings, area.pois], ignore_index=True)
+            if len(feats):
+                parts.append(candidates_from_features(gpd.GeoDataFrame(feats, crs=area.crs)))
+        cand = pd.concat(parts, ignore_index=True)
+        cand = gpd.GeoDataFrame(cand, geometry="geometry", crs=area.crs)
+        cand = cand.drop_duplicates("candidate_id").reset_index(drop=True)
+    elif isinstance(candidates, gpd.GeoDataFrame):
+        cand = candidates.to_crs(area.crs)
+        if "candidate_id" not in cand:
+            cand = cand.assign(candidate_id=[f"c{i:05d}" for i in range(len(cand))])
+    else:
+        cand = read_candidates(candidates, crs=area.crs)
+    n_cand_in = len(cand)
+    cand = exclude(cand, boundary=area.boundary, facilities=tier_fac, exclusion_m=exclusion_m)
+    excluded = dict(cand.attrs.get("excluded", {}))
+    if len(cand) == 0:
+        raise InputError(
+            f"no candidate is left ({n_cand_in} given; {excluded}); give candidates inside the "
+            "area (--candidates FILE) or a smaller --exclusion-m"
+        )
+    csnap = net.snap(cand, snap_limit_m=snap_limit_m)
+    excluded["far_from_streets"] = int((~csnap.ok).sum())
+    if new is not None and new > int(csnap.ok.sum()):
+        raise InputError(
+            f"--new {new} is more than the {int(csnap.ok.sum())} usable candidates; ask for "
+            "fewer sites or give more candidates"
+        )
+    dsnap = net.snap(demand_gdf, snap_limit_m=snap_limit_m)
+    pop = demand_gdf["population"].to_numpy(dtype=float)
+    fsnap = net.snap(tier_fac, snap_limit_m=snap_limit_m) if len(tier_fac) else None
+    if fsnap is not None:
+        walk, _ = nearest_facility(net, dsnap, fsnap, limit_m=tier.target_m)
+    else:
+        walk = np.full(len(pop), np.inf)
+    covered0 = walk <= tier.target_m + 1e-6
+    started = time.perf_counter()
+    matrix = coverage_matrix(net, dsnap, csnap, target_m=tier.target_m)
+    matrix_s = time.perf_counter() - started
+    total = float(pop.sum())
+    if capacity is not None:
+        import scipy.sparse as sp
+
+        existing = (
+            coverage_matrix(net, dsnap, fsnap, target_m=tier.target_m)
+            if fsnap is not None
+            else sp.csr_matrix((len(pop), 0))
+        )
+        assert new is not None
+        sol = solve_capacitated(matrix, pop, existing, new, capacity, time_limit_s=time_limit_s)
+        picks = list(sol.picks)
+        covered_before = sol.extra["served_before"]
+        covered_after = sol.value
+        stats = {"candidates": len(cand)}
+    else:
+        red = reduce_problem(matrix, pop, covered0)
+        stats = red.stats
+        if new is not None:
+            sol = solve_max_cover(red.a, red.weight, new, time_limit_s=time_limit_s, method=method)
+        else:
+            assert goal is not None
+            need = goal * total - red.covered_before
+            from .siting import GoalUnreachableError
+
+            try:
+                sol = solve_set_cover(
+                    red.a, red.weight, need, time_limit_s=time_limit_s, method=method
+                )
+            except GoalUnreachableError as err:
+                best = (red.covered_before + err.coverable) / total
+                raise GoalUnreachableError(err.coverable, err.need, share=best, goal=goal) from None
+        picks = [int(red.columns[j]) for j in sol.picks]
+        covered_before = red.covered_before
+        covered_after = covered_before + sol.value
+    # check against a full recomputation with the proposals added
+    if picks and capacity is None:
+        from .network import Snap
+
+        both = csnap.subset(np.asarray(picks))
+        if fsnap is not None:
+            both = Snap(
+                *(
+                    np.concatenate([getattr(fsnap, f), getattr(both, f)])
+                    for f in ("edge", "offset_m", "access_m", "x", "y")
+                ),
+                snap_limit_m=snap_limit_m,
+            )
+        w2, _ = nearest_facility(net, dsnap, both, limit_m=tier.target_m)
+        check = float(pop[w2 <= tier.target_m + 1e-6].sum())
+        if abs(check - covered_after) > 1e-6 * max(1.0, total):
+            raise RuntimeError(f"siting check failed: model {covered_after}, recomputed {check}")
+    kind = "station" if "station" in tier.kinds else "centre"
+    chosen = cand.iloc[picks]
+    proposals = gpd.GeoDataFrame(
+        {
+            "id": chosen["candidate_id"].astype(str).to_numpy(),
+            "kind": kind,
+            "rank": np.arange(1, len(picks) + 1),
+            "added_covered_residents": np.round(np.asarray(sol.gains, dtype=float), 2),
+            "source": chosen["source"].astype(str).to_numpy() if "source" in chosen else "file",
+        },
+        geometry=chosen.geometry.to_numpy(),
+        crs=area.crs,
+    )
+    ll = proposals.to_crs(4326)
+    proposals["lon"] = np.round(ll.geometry.x.to_numpy(), 7)
+    proposals["lat"] = np.round(ll.geometry.y.to_numpy(), 7)
+    report: dict[str, Any] = {
+        "servicecircle": __version__,
+        "area": area.name,
+        "tier": {"name": tier.name, "target_m": tier.target_m, "kinds": list(tier.kinds)},
+        "model": "capacitated MCLP"
+        if capacity is not None
+        else ("MCLP" if new is not None else "LSCP"),
+        "method": sol.method,
+        "new": new,
+        "goal": goal,
+        "capacity": capacity,
+        "residents": total,
+        "covered_before": covered_before,
+        "covered_after": covered_after,
+        "share_before": covered_before / total if total else None,
+        "share_after": covered_after / total if total else None,
+        "optimal": bool(sol.optimal),
+        "gap": None if not np.isfinite(sol.gap) else float(sol.gap),
+        "bound_added_residents": None if not np.isfinite(sol.bound) else float(sol.bound),
+        "solve_seconds": round(sol.seconds, 4),
+        "matrix_seconds": round(matrix_s, 4),
+        "matrix_nonzeros": int(matrix.nnz),
+        "marginal_gains": [float(g) for g in sol.gains],
+        "proposals": len(proposals),
+        "candidates": {"given": n_cand_in, "used": int(csnap.ok.sum()), "excluded": excluded},
+        "existing_facilities": len(tier_fac),
+        "problem": stats,
+        "attribution": "Map data © OpenStreetMap contributors (ODbL)",
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        geo = proposals.to_crs(4326)
+        write_with(
+            out / "proposals.geojson",
+            lambda tmp: geo.to_file(
+                tmp, driver="GeoJSON", layer="proposals", COORDINATE_PRECISION=7
+            ),
+        )
+        write_with(
+            out / "proposals.gpkg",
+            lambda tmp: proposals.to_file(tmp, driver="GPKG", layer="proposals"),
+        )
+        if write_map:
+            from .maps import coverage_map, save_map
+
+            new_fac = proposals.assign(facility_id="proposal-" + proposals["id"])[
+                ["facility_id", "kind", "geometry"]
+            ]
+            after_fac = pd.concat([fac, new_fac], ignore_index=True) if len(fac) else new_fac
+            after_fac = gpd.GeoDataFrame(after_fac, geometry="geometry", crs=area.crs)
+            from .coverage import compute_coverage
+
+            cov = compute_coverage(net, demand_gdf, after_fac, [tier], snap_limit_m=snap_limit_m)
+            fmap = coverage_map(
+                area,
+                demand_gdf,
+                cov,
+                fac if len(fac) else after_fac.iloc[:0],
+                lang=lang,
+                tiles=tiles,
+                proposals=proposals,
+            )
+            save_map(fmap, out / "proposals_map.html")
+        write_json(out / "siting.json", report)
+    report["_proposals"] = proposals
+    return report

@@ -1,0 +1,725 @@
+"""Siting: where new stations and centres should go.
+
+The array core works on a sparse coverage matrix (demand rows × candidate columns, ``True``
+where the candidate is within the tier's walking distance) and a weight per row, so a 3×3 test
+matrix and a city both fit. Existing facilities stay fixed: demand they already cover leaves the
+model (maximal coverage, set cover), or they enter as fixed columns (capacity).
+
+* :func:`greedy_max_cover` — lazy greedy with an online upper bound (fast, ≥ (1 − 1/e) OPT);
+* :func:`solve_max_cover` — MCLP, exact by HiGHS, warm-started from greedy, with a time limit;
+* :func:`solve_set_cover` — the fewest facilities that reach a covered weight (LSCP to a goal);
+* :func:`solve_capacitated` — MCLP where each facility serves at most ``C`` residents.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._errors import InputError
+from .network import MIN_EDGE_M, Snap, WalkNetwork
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIME_LIMIT_S = 60.0
+_TOL = 1e-9
+
+
+# --------------------------------------------------------------------------- the matrix
+def coverage_matrix(
+    network: WalkNetwork,
+    dsnap: Snap,
+    csnap: Snap,
+    *,
+    target_m: float,
+    memory_mb: float = 256.0,
+) -> sp.csr_matrix:
+    """Sparse demand × candidate matrix of walking distances within ``target_m``.
+
+    Entries hold the distance in metres (``MIN_EDGE_M`` for zero); absent entries are beyond
+    the target. Built from batched limited Dijkstra runs on the CSR network (one virtual
+    source node per candidate, so its egress leg and offset are exact); never a dense
+    all-pairs matrix — each batch holds at most ``memory_mb`` of distances.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+
+    m, c = len(dsnap), len(csnap)
+    n = network.n_nodes
+    d_ok = np.flatnonzero(dsnap.ok)
+    c_ok = np.flatnonzero(csnap.ok)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    if len(d_ok) and len(c_ok):
+        aug = _candidate_graph(network, csnap.subset(c_ok))
+        e = dsnap.edge[d_ok]
+        pu, pv = network.edge_u[e], network.edge_v[e]
+        t = dsnap.offset_m[d_ok]
+        lt = network.edge_length_m[e] - t
+        a = dsnap.access_m[d_ok]
+        per_row = 8.0 * (n + len(c_ok) + 2 * len(d_ok))
+        batch = max(1, int(memory_mb * 2**20 // per_row))
+        for start in range(0, len(c_ok), batch):
+            chunk = np.arange(start, min(start + batch, len(c_ok)))
+            dist = dijkstra(aug, directed=True, indices=n + chunk, limit=target_m)
+            du = dist[:, pu]
+            np.minimum(du + t, dist[:, pv] + lt, out=du)
+            du += a
+            r, q = np.nonzero(du <= target_m + _TOL)
+            rows.append(d_ok[q])
+            cols.append(c_ok[chunk[r]])
+            vals.append(du[r, q])
+        # straight along a shared edge
+        same_rows, same_cols, same_vals = _same_edge_pairs(dsnap, csnap)
+        rows.append(same_rows)
+        cols.append(same_cols)
+        vals.append(same_vals)
+    if rows:
+        r = np.concatenate(rows)
+        q = np.concatenate(cols)
+        v = np.maximum(np.concatenate(vals), MIN_EDGE_M)
+        keep = v <= target_m + _TOL
+        # duplicates (network and same-edge) → keep the shorter walk
+        return _min_duplicates(r[keep], q[keep], v[keep], (m, c))
+    return sp.csr_matrix((m, c))
+
+
+def _min_duplicates(
+    r: np.ndarray, q: np.ndarray, v: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
+    order = np.lexsort((v, q, r))
+    r, q, v = r[order], q[order], v[order]
+    first = np.ones(len(r), dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (q[1:] != q[:-1])
+    return sp.csr_matrix((v[first], (r[first], q[first])), shape=shape)
+
+
+def _candidate_graph(network: WalkNetwork, csnap: Snap) -> sp.csr_matrix:
+    """The network's CSR plus one virtual node per candidate (edges to both ends of its edge)."""
+    import scipy.sparse as sp
+
+    base = network.csr
+    n, k = network.n_nodes, len(csnap)
+    e = csnap.edge
+    u, v = network.edge_u[e], network.edge_v[e]
+    length = network.edge_length_m[e]
+    wu = np.maximum(csnap.access_m + csnap.offset_m, MIN_EDGE_M)
+    wv = np.maximum(csnap.access_m + length - csnap.offset_m, MIN_EDGE_M)
+    loop = u == v
+    wu = np.where(loop, np.minimum(wu, wv), wu)
+    counts = np.where(loop, 1, 2)
+    cols = np.stack([u, v], 1).ravel()
+    data = np.stack([wu, wv], 1).ravel()
+    keep = np.stack([np.ones(k, bool), ~loop], 1).ravel()
+    indptr = np.concatenate([base.indptr, base.indptr[-1] + np.cumsum(counts)])
+    return sp.csr_matrix(
+        (
+            np.concatenate([base.data, data[keep]]),
+            np.concatenate([base.indices, cols[keep].astype(base.indices.dtype)]),
+            indptr.astype("int64" if indptr[-1] >= 2**31 - 1 else "int32"),
+        ),
+        shape=(n + k, n + k),
+    )
+
+
+def _same_edge_pairs(dsnap: Snap, csnap: Snap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d_ok = np.flatnonzero(dsnap.ok)
+    c_ok = np.flatnonzero(csnap.ok)
+    order = c_ok[np.argsort(csnap.edge[c_ok], kind="stable")]
+    ce = csnap.edge[order]
+    lo = np.searchsorted(ce, dsnap.edge[d_ok], "left")
+    cnt = np.searchsorted(ce, dsnap.edge[d_ok], "right") - lo
+    rows, cols, vals = [], [], []
+    sel = np.flatnonzero(cnt > 0)
+    j = 0
+    while len(sel):
+        k = order[lo[sel] + j]
+        i = d_ok[sel]
+        rows.append(i)
+        cols.append(k)
+        vals.append(
+            dsnap.access_m[i] + np.abs(dsnap.offset_m[i] - csnap.offset_m[k]) + csnap.access_m[k]
+        )
+        j += 1
+        sel = sel[cnt[sel] > j]
+    if not rows:
+        return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedProblem:
+    """A maximal-coverage instance after removing what existing facilities already cover.
+
+    Attributes
+    ----------
+    a
+        Boolean CSR (unique coverage sets × useful candidates).
+    weight
+        Residents per row.
+    columns
+        Candidate index (into the caller's candidate list) of each column.
+    row_of_demand
+        Row of each demand point (``-1``: already covered, or no candidate reaches it).
+    covered_before
+        Residents the existing facilities already cover.
+    total
+        All residents.
+    """
+
+    a: sp.csr_matrix
+    weight: np.ndarray
+    columns: np.ndarray
+    row_of_demand: np.ndarray
+    covered_before: float
+    total: float
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def reduce_problem(
+    matrix: sp.csr_matrix, population: np.ndarray, covered_before: np.ndarray
+) -> ReducedProblem:
+    """Drop covered demand, merge demand rows with identical coverage sets, drop candidates
+    that cover nothing new."""
+    import scipy.sparse as sp
+
+    pop = np.asarray(population, dtype="float64")
+    covered = np.asarray(covered_before, dtype=bool)
+    a = (matrix > 0).astype(np.int8).tocsr()
+    open_rows = np.flatnonzero(~covered & (np.diff(a.indptr) > 0))
+    sub = a[open_rows]
+    useful = np.flatnonzero(np.diff(sub.tocsc().indptr) > 0)
+    sub = sub[:, useful].tocsr()
+    sub.sort_indices()
+    keys = [sub.indices[sub.indptr[i] : sub.indptr[i + 1]].tobytes() for i in range(sub.shape[0])]
+    uniq: dict[bytes, int] = {}
+    group = np.empty(len(keys), dtype="int64")
+    for i, k in enumerate(keys):
+        group[i] = uniq.setdefault(k, len(uniq))
+    first = np.full(len(uniq), -1, dtype="int64")
+    for i in range(len(keys) - 1, -1, -1):
+        first[group[i]] = i
+    reduced = sub[first].astype(bool).tocsr()
+    weight = np.bincount(group, weights=pop[open_rows], minlength=len(uniq))
+    row_of = np.full(len(pop), -1, dtype="int64")
+    row_of[open_rows] = group
+    return ReducedProblem(
+        a=sp.csr_matrix(reduced),
+        weight=weight,
+        columns=useful,
+        row_of_demand=row_of,
+        covered_before=float(pop[covered].sum()),
+        total=float(pop.sum()),
+        stats={
+            "demand_points": len(pop),
+            "already_covered_points": int(covered.sum()),
+            "open_points_reachable": len(open_rows),
+            "rows_after_merge": len(uniq),
+            "candidates": matrix.shape[1],
+            "candidates_useful": len(useful),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- solutions
+@dataclass(frozen=True)
+class Solution:
+    """Picked columns of a siting model and how good the answer is.
+
+    Attributes
+    ----------
+    picks
+        Columns chosen, in rank order (largest marginal gain first).
+    gains
+        Marginal covered weight of each pick, in that order.
+    value
+        Covered weight by the picks (beyond what was covered before).
+    bound
+        Proven upper bound on the best possible value.
+    optimal
+        Whether ``value`` is proven optimal.
+    gap
+        ``(bound − value) / bound`` (0 when optimal).
+    method
+        ``"greedy"``, ``"exact"`` (HiGHS) or ``"greedy (optimal by bound)"``.
+    seconds
+        Solve time.
+    """
+
+    picks: tuple[int, ...]
+    gains: tuple[float, ...]
+    value: float
+    bound: float
+    optimal: bool
+    gap: float
+    method: str
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _columns(a: sp.csr_matrix) -> sp.csc_matrix:
+    return a.tocsc()
+
+
+def rank_picks(
+    a: sp.csr_matrix, weight: np.ndarray, picks: list[int]
+) -> tuple[list[int], list[float]]:
+    """Order picks greedily by marginal gain (ties by column) and return the gains."""
+    csc = _columns(a)
+    covered = np.zeros(a.shape[0], dtype=bool)
+    left = sorted(set(picks))
+    order, gains = [], []
+    while left:
+        best, best_gain = -1, -1.0
+        for j in left:
+            rows = csc.indices[csc.indptr[j] : csc.indptr[j + 1]]
+            g = float(weight[rows[~covered[rows]]].sum())
+            if g > best_gain + _TOL:
+                best, best_gain = j, g
+        order.append(best)
+        gains.append(best_gain)
+        rows = csc.indices[csc.indptr[best] : csc.indptr[best + 1]]
+        covered[rows] = True
+        left.remove(best)
+    return order, gains
+
+
+def greedy_max_cover(
+    a: sp.csr_matrix, weight: np.ndarray, k: int, *, with_bound: bool = True
+) -> Solution:
+    """Lazy greedy maximal coverage with an online upper bound.
+
+    The bound is the smallest, over the steps, of the value so far plus the ``k`` largest
+    (possibly stale, hence still valid) marginal gains — valid because coverage is submodular.
+    Ties go to the lower column, so the result is deterministic.
+    """
+    t0 = time.perf_counter()
+    n_cols = a.shape[1]
+    csc = _columns(a)
+    w = np.asarray(weight, dtype="float64")
+    covered = np.zeros(a.shape[0], dtype=bool)
+    gains0 = np.asarray(csc.T @ w).ravel() if n_cols else np.zeros(0)
+    heap = [(-float(g), j) for j, g in enumerate(gains0)]
+    heapq.heapify(heap)
+    upper = np.asarray(gains0, dtype="float64").copy()
+    total_coverable = float(w[np.diff(a.indptr) > 0].sum())
+    value = 0.0
+    bound = total_coverable
+    picks: list[int] = []
+    gains: list[float] = []
+    k = min(k, n_cols)
+    for _ in range(k):
+        if with_bound:
+            live = upper[np.isfinite(upper)]
+            top = float(np.sort(live)[::-1][:k].sum()) if len(live) else 0.0
+            bound = min(bound, value + top)
+        while heap:
+            neg, j = heapq.heappop(heap)
+            rows = csc.indices[csc.indptr[j] : csc.indptr[j + 1]]
+            g = float(w[rows[~covered[rows]]].sum())
+            upper[j] = g
+            if g >= -neg - _TOL:
+                # still the best (ties: the heap orders by column)
+                if not heap or g >= -heap[0][0] - _TOL:
+                    break
+            heapq.heappush(heap, (-g, j))
+        else:
+            break
+        if g <= _TOL:
+            break
+        picks.append(j)
+        gains.append(g)
+        value += g
+        upper[j] = -np.inf
+        covered[rows] = True
+    bound = max(value, min(bound, total_coverable))
+    optimal = value >= bound - 1e-9 * max(1.0, bound)
+    gap = 0.0 if optimal or bound <= 0 else (bound - value) / bound
+    return Solution(
+        tuple(picks), tuple(gains), value, bound, optimal, gap, "greedy", time.perf_counter() - t0
+    )
+
+
+def _highs() -> Any:
+    try:
+        import highspy
+    except ImportError as err:  # pragma: no cover
+        raise InputError("exact siting needs HiGHS: pip install highspy") from err
+    return highspy
+
+
+def _new_highs(time_limit_s: float) -> tuple[Any, Any]:
+    highspy = _highs()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 1e-6)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("threads", 1)
+    return highspy, h
+
+
+def _pass_model(
+    highspy: Any,
+    h: Any,
+    *,
+    cost: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    integer: np.ndarray,
+    a_csc: sp.csc_matrix,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    maximize: bool,
+) -> None:
+    lp = highspy.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = len(row_lower)
+    lp.col_cost_ = np.asarray(cost, dtype=float)
+    lp.col_lower_ = np.asarray(lower, dtype=float)
+    lp.col_upper_ = np.asarray(upper, dtype=float)
+    lp.row_lower_ = np.asarray(row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(row_upper, dtype=float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a_csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a_csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a_csc.data.astype(float)
+    lp.a_matrix_.num_col_ = len(cost)
+    lp.a_matrix_.num_row_ = len(row_lower)
+    lp.integrality_ = [
+        highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer
+    ]
+    lp.sense_ = highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize
+    status = h.passModel(lp)
+    if status != highspy.HighsStatus.kOk:  # pragma: no cover - a bug in the model
+        raise RuntimeError(f"HiGHS refused the model: {status}")
+
+
+def _result(highspy: Any, h: Any, maximize: bool) -> tuple[np.ndarray | None, float, float, bool]:
+    status = h.getModelStatus()
+    info = h.getInfo()
+    sol = h.getSolution()
+    x = np.asarray(sol.col_value) if sol.value_valid else None
+    value = float(info.objective_function_value)
+    bound = float(info.mip_dual_bound)
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    if optimal:
+        bound = value
+    return x, value, bound, optimal
+
+
+def _cover_constraints(a: sp.csr_matrix) -> sp.csc_matrix:
+    """Rows y_i − Σ_{j∈N_i} x_j ≤ 0, columns [x (cands), y (rows)]."""
+    import scipy.sparse as sp
+
+    return sp.hstack([-a.astype(float), sp.identity(a.shape[0], format="csr")]).tocsc()
+
+
+def solve_max_cover(
+    a: sp.csr_matrix,
+    weight: np.ndarray,
+    k: int,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    method: str = "exact",
+) -> Solution:
+    """Maximal covering (MCLP): ``k`` columns that cover the most weight.
+
+    ``method="greedy"`` returns the lazy greedy answer with its bound. ``"exact"`` checks the
+    greedy answer against its bound first (when they meet, greedy is proven optimal and the
+    solver is not needed); otherwise HiGHS solves the MILP with a time limit, warm-started from
+    greedy, and reports proven optimality or the remaining gap.
+    """
+    import scipy.sparse as sp
+
+    if k <= 0:
+        raise InputError(f"the number of new facilities must be at least 1; got {k}")
+    if method not in ("exact", "greedy"):
+        raise InputError(f"unknown method {method!r}; use exact or greedy")
+    greedy = greedy_max_cover(a, weight, k)
+    if method == "greedy" or greedy.optimal:
+        if greedy.optimal and method == "exact":
+            return Solution(
+                greedy.picks,
+                greedy.gains,
+                greedy.value,
+                greedy.bound,
+                True,
+                0.0,
+                "greedy (optimal by bound)",
+                greedy.seconds,
+            )
+        return greedy
+    t0 = time.perf_counter()
+    r, c = a.shape
+    highspy, h = _new_highs(time_limit_s)
+    cons = sp.vstack(
+        [
+            _cover_constraints(a),
+            sp.hstack([sp.csr_matrix(np.ones((1, c))), sp.csr_matrix((1, r))]),
+        ]
+    ).tocsc()
+    _pass_model(
+        highspy,
+        h,
+        cost=np.concatenate([np.zeros(c), weight]),
+        lower=np.zeros(c + r),
+        upper=np.ones(c + r),
+        integer=np.concatenate([np.ones(c, bool), np.zeros(r, bool)]),
+        a_csc=cons,
+        row_lower=np.full(r + 1, -highspy.kHighsInf),
+        row_upper=np.concatenate([np.zeros(r), [float(k)]]),
+        maximize=True,
+    )
+    start = highspy.HighsSolution()
+    x0 = np.zeros(c)
+    x0[list(greedy.picks)] = 1
+    y0 = np.minimum(1.0, np.asarray(a @ x0).ravel())
+    start.col_value = list(np.concatenate([x0, y0]))
+    h.setSolution(start)
+    h.run()
+    x, value, bound, optimal = _result(highspy, h, True)
+    picks = [j for j in range(c) if x is not None and x[j] > 0.5]
+    if x is None or value < greedy.value - 1e-9:
+        picks, value = list(greedy.picks), greedy.value
+    order, gains = rank_picks(a, weight, picks)
+    value = float(sum(gains))
+    bound = max(min(bound, greedy.bound), value)
+    gap = 0.0 if optimal else (bound - value) / bound if bound > 0 else 0.0
+    return Solution(
+        tuple(order),
+        tuple(gains),
+        value,
+        bound,
+        optimal or gap <= 1e-12,
+        gap,
+        "exact",
+        time.perf_counter() - t0 + greedy.seconds,
+        {"greedy_value": greedy.value, "greedy_bound": greedy.bound},
+    )
+
+
+def solve_set_cover(
+    a: sp.csr_matrix,
+    weight: np.ndarray,
+    need: float,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    method: str = "exact",
+) -> Solution:
+    """Set cover to a goal (LSCP): the fewest columns whose rows weigh at least ``need``.
+
+    Raises :class:`InputError` when even every column together falls short (the message says
+    how much they reach).
+    """
+    import scipy.sparse as sp
+
+    coverable = float(np.asarray(weight)[np.diff(a.indptr) > 0].sum())
+    if need <= _TOL:
+        return Solution((), (), 0.0, 0.0, True, 0.0, "none needed", 0.0)
+    if coverable + 1e-9 < need:
+        raise GoalUnreachableError(coverable, need)
+    t0 = time.perf_counter()
+    # greedy: pick until the need is met
+    g = greedy_max_cover(a, weight, a.shape[1], with_bound=False)
+    cum = np.cumsum(g.gains)
+    n_greedy = int(np.searchsorted(cum, need - 1e-9)) + 1
+    greedy_picks = list(g.picks[:n_greedy])
+    if method == "greedy":
+        order, gains = rank_picks(a, weight, greedy_picks)
+        return Solution(
+            tuple(order),
+            tuple(gains),
+            float(sum(gains)),
+            float("nan"),
+            False,
+            float("nan"),
+            "greedy",
+            time.perf_counter() - t0,
+        )
+    r, c = a.shape
+    highspy, h = _new_highs(time_limit_s)
+    cons = sp.vstack(
+        [
+            _cover_constraints(a),
+            sp.hstack([sp.csr_matrix((1, c)), sp.csr_matrix(np.asarray(weight)[None, :])]),
+        ]
+    ).tocsc()
+    _pass_model(
+        highspy,
+        h,
+        cost=np.concatenate([np.ones(c), np.zeros(r)]),
+        lower=np.zeros(c + r),
+        upper=np.ones(c + r),
+        integer=np.concatenate([np.ones(c, bool), np.zeros(r, bool)]),
+        a_csc=cons,
+        row_lower=np.concatenate([np.full(r, -highspy.kHighsInf), [need - 1e-7]]),
+        row_upper=np.concatenate([np.zeros(r), [highspy.kHighsInf]]),
+        maximize=False,
+    )
+    start = highspy.HighsSolution()
+    x0 = np.zeros(c)
+    x0[greedy_picks] = 1
+    y0 = np.minimum(1.0, np.asarray(a @ x0).ravel())
+    start.col_value = list(np.concatenate([x0, y0]))
+    h.setSolution(start)
+    h.run()
+    x, _count, bound, optimal = _result(highspy, h, False)
+    picks = [j for j in range(c) if x is not None and x[j] > 0.5]
+    if x is None or len(picks) > len(greedy_picks):
+        picks = greedy_picks
+    order, gains = rank_picks(a, weight, picks)
+    n = len(order)
+    lower = max(0.0, np.ceil(bound - 1e-6)) if np.isfinite(bound) else 0.0
+    optimal = optimal or n <= lower
+    gap = 0.0 if optimal else (n - lower) / n
+    return Solution(
+        tuple(order),
+        tuple(gains),
+        float(sum(gains)),
+        float(lower),
+        optimal,
+        gap,
+        "exact",
+        time.perf_counter() - t0,
+        {"greedy_count": len(greedy_picks)},
+    )
+
+
+class GoalUnreachableError(InputError):
+    """A coverage goal that no choice of candidates can reach."""
+
+    def __init__(
+        self,
+        coverable: float,
+        need: float,
+        *,
+        share: float | None = None,
+        goal: float | None = None,
+    ) -> None:
+        self.coverable = coverable
+        self.need = need
+        reach = ""
+        if share is not None and goal is not None:
+            reach = f" (every candidate together reaches {share:.1%}, the goal is {goal:.0%})"
+        super().__init__(
+            f"the goal cannot be reached{reach}: all candidates together cover "
+            f"{coverable:,.0f} more residents, {need:,.0f} are needed; the rest live beyond the "
+            "tier's distance of every candidate — add candidates (--candidates, a smaller "
+            "spacing) or lower the goal"
+        )
+
+
+def solve_capacitated(
+    matrix: sp.csr_matrix,
+    population: np.ndarray,
+    existing: sp.csr_matrix,
+    k: int,
+    capacity: float,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+) -> Solution:
+    """Capacitated MCLP: ``k`` new facilities, each existing and new one serving at most
+    ``capacity`` residents, every resident assigned only within the tier's distance.
+
+    ``matrix``: demand × candidates within distance; ``existing``: demand × existing facilities
+    within distance. Residents may be split between facilities (fractional assignment). The
+    value counts all served residents (existing included); ``extra["served_before"]`` is what
+    the existing facilities alone can serve under the capacity.
+    """
+    import scipy.sparse as sp
+
+    if capacity <= 0:
+        raise InputError(f"capacity must be a positive number of residents; got {capacity}")
+    if k <= 0:
+        raise InputError(f"the number of new facilities must be at least 1; got {k}")
+    t0 = time.perf_counter()
+    pop = np.asarray(population, dtype=float)
+    both = sp.hstack([(existing > 0), (matrix > 0)]).tocsr().astype(bool)
+    reach = np.flatnonzero(np.diff(both.indptr) > 0)
+    sub = both[reach].tocoo()
+    w = pop[reach]
+    n_exist = existing.shape[1]
+    n_cand = matrix.shape[1]
+    n_fac = n_exist + n_cand
+    pairs_i, pairs_j = sub.row, sub.col
+    p = len(pairs_i)
+
+    def solve(k_new: int) -> tuple[np.ndarray | None, float, float, bool]:
+        highspy, h = _new_highs(time_limit_s)
+        # columns: x (n_cand new, binary) then z (p pairs, fraction of row i served by j)
+        rows_assign = sp.csr_matrix((np.ones(p), (pairs_i, np.arange(p))), shape=(len(w), p))
+        cap = sp.csr_matrix((w[pairs_i], (pairs_j, np.arange(p))), shape=(n_fac, p))
+        x_cap = sp.vstack(
+            [sp.csr_matrix((n_exist, n_cand)), -capacity * sp.identity(n_cand, format="csr")]
+        )
+        top = sp.hstack([sp.csr_matrix((len(w), n_cand)), rows_assign])
+        mid = sp.hstack([x_cap, cap])
+        budget = sp.hstack([sp.csr_matrix(np.ones((1, n_cand))), sp.csr_matrix((1, p))])
+        cons = sp.vstack([top, mid, budget]).tocsc()
+        cap_upper = np.concatenate([np.full(n_exist, capacity), np.zeros(n_cand)])
+        _pass_model(
+            highspy,
+            h,
+            cost=np.concatenate([np.zeros(n_cand), w[pairs_i]]),
+            lower=np.zeros(n_cand + p),
+            upper=np.ones(n_cand + p),
+            integer=np.concatenate([np.ones(n_cand, bool), np.zeros(p, bool)]),
+            a_csc=cons,
+            row_lower=np.full(len(w) + n_fac + 1, -highspy.kHighsInf),
+            row_upper=np.concatenate([np.ones(len(w)), cap_upper, [float(k_new)]]),
+            maximize=True,
+        )
+        h.run()
+        return _result(highspy, h, True)
+
+    _, before, _, _ = solve(0)
+    x, value, bound, optimal = solve(k)
+    if x is None:  # pragma: no cover - the model always has the all-zero solution
+        raise InputError("the capacitated plan has no solution; check the capacity")
+    picks = [j for j in range(n_cand) if x[j] > 0.5]
+    served = np.zeros(n_fac)
+    np.add.at(served, pairs_j, w[pairs_i] * x[n_cand:])
+    order = sorted(picks, key=lambda j: (-served[n_exist + j], j))
+    gains = [float(served[n_exist + j]) for j in order]
+    gap = 0.0 if optimal else (bound - value) / bound if bound > 0 else 0.0
+    return Solution(
+        tuple(order),
+        tuple(gains),
+        float(value),
+        float(max(bound, value)),
+        optimal,
+        gap,
+        "exact (capacitated)",
+        time.perf_counter() - t0,
+        {
+            "served_before": float(before),
+            "served_by_existing": served[:n_exist].tolist(),
+            "capacity": capacity,
+        },
+    )
+
+
+__all__ = [
+    "GoalUnreachableError",
+    "ReducedProblem",
+    "Solution",
+    "coverage_matrix",
+    "greedy_max_cover",
+    "reduce_problem",
+    "solve_capacitated",
+    "solve_max_cover",
+    "solve_set_cover",
+]

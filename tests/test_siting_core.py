@@ -1,0 +1,129 @@
+"""Siting models against brute force on tiny instances, and the greedy guarantee."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from servicecircle import InputError
+from servicecircle.siting import (
+    GoalUnreachableError,
+    greedy_max_cover,
+    reduce_problem,
+    solve_capacitated,
+    solve_max_cover,
+    solve_set_cover,
+)
+
+
+def covered_weight(a: np.ndarray, w: np.ndarray, picks) -> float:
+    if not picks:
+        return 0.0
+    return float(w[a[:, list(picks)].any(axis=1)].sum())
+
+
+def brute_max_cover(a, w, k):
+    best = 0.0
+    for combo in itertools.combinations(range(a.shape[1]), min(k, a.shape[1])):
+        best = max(best, covered_weight(a, w, combo))
+    return best
+
+
+@st.composite
+def instances(draw):
+    rows = draw(st.integers(1, 9))
+    cols = draw(st.integers(1, 7))
+    a = np.array(draw(st.lists(st.lists(st.booleans(), min_size=cols, max_size=cols),
+                               min_size=rows, max_size=rows)))
+    w = np.array(draw(st.lists(st.integers(0, 50), min_size=rows, max_size=rows)), float)
+    k = draw(st.integers(1, cols))
+    return a, w, k
+
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(instances())
+def test_exact_mclp_equals_brute_force_and_greedy_keeps_its_guarantee(inst):
+    a, w, k = inst
+    m = sp.csr_matrix(a)
+    opt = brute_max_cover(a, w, k)
+    exact = solve_max_cover(m, w, k, method="exact")
+    assert exact.value == pytest.approx(opt, abs=1e-6)
+    assert exact.optimal and len(exact.picks) <= k
+    assert covered_weight(a, w, exact.picks) == pytest.approx(exact.value)
+    assert sum(exact.gains) == pytest.approx(exact.value)
+    greedy = greedy_max_cover(m, w, k)
+    assert greedy.value >= (1 - 1 / np.e) * opt - 1e-9
+    assert greedy.bound >= opt - 1e-9  # the bound is a real upper bound
+    assert covered_weight(a, w, greedy.picks) == pytest.approx(greedy.value)
+
+
+@SETTINGS
+@given(instances(), st.floats(0.05, 1.0))
+def test_set_cover_reaches_the_goal_and_no_smaller_set_does(inst, share):
+    a, w, _ = inst
+    m = sp.csr_matrix(a)
+    need = share * float(w.sum())
+    coverable = float(w[a.any(axis=1)].sum())
+    if coverable + 1e-9 < need:
+        with pytest.raises(GoalUnreachableError, match="cannot be reached"):
+            solve_set_cover(m, w, need)
+        return
+    sol = solve_set_cover(m, w, need)
+    assert covered_weight(a, w, sol.picks) >= need - 1e-6
+    n = len(sol.picks)
+    for combo in itertools.combinations(range(a.shape[1]), max(n - 1, 0)):
+        if n >= 1:
+            assert covered_weight(a, w, combo) < need - 1e-7
+    assert sol.optimal
+
+
+def test_reduce_merges_rows_and_drops_useless_candidates():
+    # rows 0 and 2 have the same set {1}; row 3 is already covered; column 2 covers only row 3
+    a = sp.csr_matrix(np.array([[0, 1, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]], float))
+    red = reduce_problem(a, np.array([1.0, 2.0, 4.0, 8.0]), np.array([False, False, False, True]))
+    assert red.columns.tolist() == [0, 1]
+    assert sorted(red.weight.tolist()) == [2.0, 5.0]
+    assert red.covered_before == 8 and red.total == 15
+    assert red.row_of_demand[0] == red.row_of_demand[2] and red.row_of_demand[3] == -1
+
+
+def test_greedy_optimal_by_bound_skips_the_solver():
+    a = sp.csr_matrix(np.eye(3))
+    sol = solve_max_cover(a, np.array([1.0, 2.0, 3.0]), 3)
+    assert sol.method == "greedy (optimal by bound)" and sol.optimal
+    assert list(sol.picks) == [2, 1, 0] and sol.gains == (3.0, 2.0, 1.0)
+
+
+def test_capacity_limits_what_one_facility_serves():
+    # three rows of 100 within reach of one existing facility (capacity 150) and of candidate 0
+    matrix = sp.csr_matrix(np.array([[1, 0], [1, 0], [1, 1]], float))
+    existing = sp.csr_matrix(np.array([[1], [1], [0]], float))
+    pop = np.array([100.0, 100.0, 100.0])
+    sol = solve_capacitated(matrix, pop, existing, 1, 150)
+    assert sol.extra["served_before"] == pytest.approx(150)
+    assert sol.value == pytest.approx(300)  # existing 150 + one new 150
+    assert sol.optimal and len(sol.picks) == 1
+    with pytest.raises(InputError, match="capacity must be a positive"):
+        solve_capacitated(matrix, pop, existing, 1, 0)
+
+
+def test_bad_k():
+    a = sp.csr_matrix(np.eye(2))
+    with pytest.raises(InputError, match="at least 1"):
+        solve_max_cover(a, np.ones(2), 0)
+
+
+def test_deterministic():
+    rng = np.random.default_rng(3)
+    a = sp.csr_matrix(rng.random((300, 40)) < 0.08)
+    w = rng.integers(1, 100, 300).astype(float)
+    runs = [solve_max_cover(a, w, 6) for _ in range(3)]
+    assert len({r.picks for r in runs}) == 1

@@ -64,8 +64,7 @@ def check_points(cells: gpd.GeoDataFrame, boundary, seed: int) -> None:
     hits = cells.sindex.query(pts, predicate="within")
     counts = np.bincount(hits[0], minlength=len(pts))
     assert (counts == 1).all()
-    demand = gpd.GeoDataFrame({"population": rng.uniform(0, 100, len(pts))},
-                              geometry=pts, crs=CRS)
+    demand = gpd.GeoDataFrame({"population": rng.uniform(0, 100, len(pts))}, geometry=pts, crs=CRS)
     fig = cell_figures(cells, demand)
     assert fig["population"].sum() == pytest.approx(demand["population"].sum())
 
@@ -149,8 +148,10 @@ def check_governance(area, communities=None, params=None):
     assert grids["cell_id"].tolist() == again["cell_id"].tolist()  # deterministic codes
     assert all(a.equals(b) for a, b in zip(grids.geometry, again.geometry, strict=True))
     ok = grids[grids["flag"] == ""]
-    assert ((ok["households"] >= params.households_min - 1e-6)
-            & (ok["households"] <= params.households_max + 1e-6)).all()
+    assert (
+        (ok["households"] >= params.households_min - 1e-6)
+        & (ok["households"] <= params.households_max + 1e-6)
+    ).all()
     assert (grids.geom_type == "Polygon").all()  # contiguous
     assert grids["cell_id"].is_unique
     assert grids["households"].sum() == pytest.approx(
@@ -186,8 +187,7 @@ def test_governance_grids_on_chinese_extracts(path):
 def test_community_layer_that_misses_the_area(demo_area):
     from servicecircle.demand import demand_from_buildings
 
-    far = gpd.GeoDataFrame({"code": ["X"]}, geometry=[shapely.box(0, 0, 10, 10)],
-                           crs=demo_area.crs)
+    far = gpd.GeoDataFrame({"code": ["X"]}, geometry=[shapely.box(0, 0, 10, 10)], crs=demo_area.crs)
     demand = demand_from_buildings(demo_area.buildings)
     with pytest.raises(InputError, match="does not overlap the area"):
         governance_grid(demo_area.edges, demo_area.boundary, demand, communities=far)
@@ -203,17 +203,35 @@ def test_grid_cli_and_coverage_rollup(tmp_path, capsys):
 
     from servicecircle.cli import main
 
-    assert main(["grid", "demo", "--kind", "hex", "--size-m", "300", "--out",
-                 str(tmp_path / "g"), "-q"]) == 0
+    assert (
+        main(
+            ["grid", "demo", "--kind", "hex", "--size-m", "300", "--out", str(tmp_path / "g"), "-q"]
+        )
+        == 0
+    )
     cells = gpd.read_file(tmp_path / "g" / "cells.gpkg", layer="cells")
     assert {"cell_id", "population", "households", "flag"} <= set(cells.columns)
     s = json.loads((tmp_path / "g" / "grid_summary.json").read_text())
     assert s["count"] == len(cells)
-    assert main(["coverage", "demo", "--cells", str(tmp_path / "g" / "cells.gpkg"), "--out",
-                 str(tmp_path / "c"), "--no-map", "-q"]) == 0
+    assert (
+        main(
+            [
+                "coverage",
+                "demo",
+                "--cells",
+                str(tmp_path / "g" / "cells.gpkg"),
+                "--out",
+                str(tmp_path / "c"),
+                "--no-map",
+                "-q",
+            ]
+        )
+        == 0
+    )
     rolled = gpd.read_file(tmp_path / "c" / "cells.gpkg")
     assert rolled["population"].sum() == pytest.approx(cells["population"].sum())
     assert "station_5min_responsible_id" in rolled.columns
-    assert main(["grid", "demo", "--kind", "h3", "--h3-res", "99", "--out",
-                 str(tmp_path / "x")]) == 2
+    assert (
+        main(["grid", "demo", "--kind", "h3", "--h3-res", "99", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "from 0 to 15" in capsys.readouterr().err

@@ -38,8 +38,13 @@ def brute_max_cover(a, w, k):
 def instances(draw):
     rows = draw(st.integers(1, 9))
     cols = draw(st.integers(1, 7))
-    a = np.array(draw(st.lists(st.lists(st.booleans(), min_size=cols, max_size=cols),
-                               min_size=rows, max_size=rows)))
+    a = np.array(
+        draw(
+            st.lists(
+                st.lists(st.booleans(), min_size=cols, max_size=cols), min_size=rows, max_size=rows
+            )
+        )
+    )
     w = np.array(draw(st.lists(st.integers(0, 50), min_size=rows, max_size=rows)), float)
     k = draw(st.integers(1, cols))
     return a, w, k
@@ -88,11 +93,40 @@ def test_set_cover_reaches_the_goal_and_no_smaller_set_does(inst, share):
 def test_reduce_merges_rows_and_drops_useless_candidates():
     # rows 0 and 2 have the same set {1}; row 3 is already covered; column 2 covers only row 3
     a = sp.csr_matrix(np.array([[0, 1, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]], float))
-    red = reduce_problem(a, np.array([1.0, 2.0, 4.0, 8.0]), np.array([False, False, False, True]))
+    red = reduce_problem(
+        a,
+        np.array([1.0, 2.0, 4.0, 8.0]),
+        np.array([False, False, False, True]),
+        drop_dominated=False,
+    )
     assert red.columns.tolist() == [0, 1]
     assert sorted(red.weight.tolist()) == [2.0, 5.0]
     assert red.covered_before == 8 and red.total == 15
     assert red.row_of_demand[0] == red.row_of_demand[2] and red.row_of_demand[3] == -1
+
+
+def test_dominated_candidates_are_dropped_without_changing_the_optimum():
+    a = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 1, 0, 1], [0, 0, 1, 0]], float))
+    w = np.array([5.0, 3.0, 1.0])
+    red = reduce_problem(a, w, np.zeros(3, bool))
+    # column 0 ⊂ column 1 = column 3 (the later copy goes)
+    assert red.columns.tolist() == [1, 2]
+    for k in (1, 2):
+        assert solve_max_cover(red.a, red.weight, k).value == pytest.approx(
+            brute_max_cover(a.toarray().astype(bool), w, k)
+        )
+
+
+@SETTINGS
+@given(instances())
+def test_reduction_keeps_the_optimum(inst):
+    a, w, k = inst
+    red = reduce_problem(sp.csr_matrix(a), w, np.zeros(len(w), bool))
+    if red.a.shape[1] == 0:
+        assert brute_max_cover(a, w, k) == 0
+        return
+    got = solve_max_cover(red.a, red.weight, min(k, red.a.shape[1])).value
+    assert got == pytest.approx(brute_max_cover(a, w, k), abs=1e-6)
 
 
 def test_greedy_optimal_by_bound_skips_the_solver():

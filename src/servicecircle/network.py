@@ -68,6 +68,17 @@ class Snap:
     def __len__(self) -> int:
         return len(self.edge)
 
+    def concat(self, other: Snap) -> Snap:
+        """These snaps followed by ``other``'s."""
+        return Snap(
+            edge=np.concatenate([self.edge, other.edge]),
+            offset_m=np.concatenate([self.offset_m, other.offset_m]),
+            access_m=np.concatenate([self.access_m, other.access_m]),
+            x=np.concatenate([self.x, other.x]),
+            y=np.concatenate([self.y, other.y]),
+            snap_limit_m=self.snap_limit_m,
+        )
+
     def subset(self, mask: np.ndarray) -> Snap:
         """The snaps of the selected points."""
         return Snap(

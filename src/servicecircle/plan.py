@@ -549,17 +549,9 @@ def run_propose(
         covered_after = covered_before + sol.value
     # check against a full recomputation with the proposals added
     if picks and capacity is None:
-        from .network import Snap
-
         both = csnap.subset(np.asarray(picks))
         if fsnap is not None:
-            both = Snap(
-                *(
-                    np.concatenate([getattr(fsnap, f), getattr(both, f)])
-                    for f in ("edge", "offset_m", "access_m", "x", "y")
-                ),
-                snap_limit_m=snap_limit_m,
-            )
+            both = fsnap.concat(both)
         w2, _ = nearest_facility(net, dsnap, both, limit_m=tier.target_m)
         check = float(pop[w2 <= tier.target_m + 1e-6].sum())
         if abs(check - covered_after) > 1e-6 * max(1.0, total):

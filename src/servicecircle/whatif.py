@@ -140,17 +140,6 @@ def tier_state(
     )
 
 
-def _concat_snaps(a: Snap, b: Snap) -> Snap:
-    return Snap(
-        edge=np.concatenate([a.edge, b.edge]),
-        offset_m=np.concatenate([a.offset_m, b.offset_m]),
-        access_m=np.concatenate([a.access_m, b.access_m]),
-        x=np.concatenate([a.x, b.x]),
-        y=np.concatenate([a.y, b.y]),
-        snap_limit_m=a.snap_limit_m,
-    )
-
-
 def _update_points(
     state: TierState,
     fsnap: Snap,
@@ -200,7 +189,7 @@ def add_facility(
     net = state.network
     snap = net.snap(np.asarray([point_xy], dtype=float), snap_limit_m=state.fsnap.snap_limit_m)
     slot = len(state.facility_id)
-    fsnap = _concat_snaps(state.fsnap, snap)
+    fsnap = state.fsnap.concat(snap)
     ids = np.append(state.facility_id, np.array([facility_id], dtype=object))
     active = np.append(state.active, True)
     node_d, node_l = state.node_dist_m, state.node_label

@@ -168,3 +168,38 @@ def test_propose_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "#1" in out and "greedy" in out
     assert sp.issparse(sp.csr_matrix(np.eye(1)))
+
+
+def test_two_level_plan_counts_new_centres_as_stations(demo_area, tmp_path):
+    from servicecircle.plan import run_two_level
+
+    report = run_two_level(
+        demo_area, centres_new=1, stations_new=2, facilities="demo", out_dir=tmp_path, tiles="none"
+    )
+    c, s = report["levels"]["centres"], report["levels"]["stations"]
+    alone = run_propose(demo_area, tier=tier_by_name("station_5min"), new=2, facilities="demo")
+    # the stations step starts from the coverage that the new centre already gives
+    assert s["covered_before"] >= alone["covered_before"]
+    assert c["tier"]["name"] == "centre_15min" and s["tier"]["name"] == "station_5min"
+    geo = json.loads((tmp_path / "proposals.geojson").read_text())
+    kinds = [f["properties"]["kind"] for f in geo["features"]]
+    assert kinds == ["centre", "station", "station"]
+    assert (
+        main(
+            [
+                "propose",
+                "demo",
+                "--centres",
+                "1",
+                "--tier",
+                "station_5min",
+                "--new",
+                "1",
+                "--capacity",
+                "10",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )

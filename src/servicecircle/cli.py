@@ -292,10 +292,54 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="solver time limit (default 60)",
     )
+    prop.add_argument(
+        "--centres",
+        type=int,
+        metavar="K",
+        help="two-level plan (一中心多站点): first K new centres for the 15-minute tier "
+        "(centre_15min), then the stations asked for by --tier and --new/--goal, with every "
+        "centre counting as a station",
+    )
     prop.add_argument("--boundary", metavar="FILE|W,S,E,N", help="clip the area first")
     prop.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     _map_options(prop)
     return parser
+
+
+def _run_two_level(args: argparse.Namespace, area: Any, tier: Any, facilities: Any) -> int:
+    from .plan import run_two_level, tier_by_name
+
+    if args.capacity is not None:
+        raise InputError("--capacity cannot be combined with --centres (the two-level plan)")
+    report = run_two_level(
+        area,
+        centres_new=args.centres,
+        stations_new=args.new,
+        stations_goal=args.goal,
+        centre_tier=tier_by_name("centre_15min"),
+        station_tier=tier,
+        facilities=facilities,
+        demand=args.demand,
+        candidates=args.candidates,
+        spacing_m=args.spacing_m,
+        exclusion_m=args.exclusion_m,
+        method=args.method,
+        time_limit_s=args.time_limit_s,
+        out_dir=args.out,
+        write_map=not args.no_map,
+        lang=args.lang,
+        tiles=args.tiles,
+    )
+    if not args.quiet:
+        for level in ("centres", "stations"):
+            r = report["levels"][level]
+            print(
+                f"{level}: {r['tier']['name']} (≤ {r['tier']['target_m']:.0f} m): "
+                f"{r['proposals']} new, covered {r['share_before']:.1%} → "
+                f"{r['share_after']:.1%}" + (" (proven optimal)" if r["optimal"] else "")
+            )
+        print(f"wrote proposals.geojson, proposals.gpkg, siting.json to {args.out}")
+    return 0
 
 
 def _run_propose(args: argparse.Namespace) -> int:
@@ -307,6 +351,8 @@ def _run_propose(args: argparse.Namespace) -> int:
     facilities = args.facilities
     if facilities is None and args.area == DEMO:
         facilities = DEMO_FACILITIES
+    if args.centres is not None:
+        return _run_two_level(args, area, tier, facilities)
     report = run_propose(
         area,
         tier=tier,

@@ -431,7 +431,6 @@ def run_propose(
         read_candidates,
     )
     from .coverage import nearest_facility, validate_facilities
-    from .facilities import read_facilities
     from .siting import (
         coverage_matrix,
         reduce_problem,
@@ -453,18 +452,7 @@ def run_propose(
     if len(demand_gdf) == 0 or float(demand_gdf["population"].sum()) <= 0:
         raise InputError("no residents to cover; give a demand file with --demand")
     # existing facilities of this tier
-    if facilities is None:
-        fac = gpd.GeoDataFrame({"facility_id": [], "kind": []}, geometry=[], crs=area.crs)
-    elif isinstance(facilities, gpd.GeoDataFrame):
-        fac = facilities.to_crs(area.crs)
-    elif str(facilities) == FACILITIES_FROM_OSM:
-        from .facilities import facilities_from_pois
-
-        fac = facilities_from_pois(area.pois)
-    elif str(facilities) == DEMO_FACILITIES:
-        fac = read_facilities(demo_facilities_path(), crs=area.crs)
-    else:
-        fac = read_facilities(facilities, crs=area.crs)
+    fac = _facilities_for(area, facilities)
     if len(fac):
         fac = validate_facilities(fac)
     tier_fac = fac[fac["kind"].isin(tier.kinds)] if len(fac) else fac
@@ -602,40 +590,193 @@ def run_propose(
         "attribution": "Map data © OpenStreetMap contributors (ODbL)",
     }
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        geo = proposals.to_crs(4326)
-        write_with(
-            out / "proposals.geojson",
-            lambda tmp: geo.to_file(
-                tmp, driver="GeoJSON", layer="proposals", COORDINATE_PRECISION=7
-            ),
+        _write_siting(
+            Path(out_dir),
+            area,
+            net,
+            demand_gdf,
+            fac,
+            proposals,
+            report,
+            [tier],
+            write_map=write_map,
+            lang=lang,
+            tiles=tiles,
+            snap_limit_m=snap_limit_m,
         )
-        write_with(
-            out / "proposals.gpkg",
-            lambda tmp: proposals.to_file(tmp, driver="GPKG", layer="proposals"),
-        )
-        if write_map:
-            from .maps import coverage_map, save_map
-
-            new_fac = proposals.assign(facility_id="proposal-" + proposals["id"])[
-                ["facility_id", "kind", "geometry"]
-            ]
-            after_fac = pd.concat([fac, new_fac], ignore_index=True) if len(fac) else new_fac
-            after_fac = gpd.GeoDataFrame(after_fac, geometry="geometry", crs=area.crs)
-            from .coverage import compute_coverage
-
-            cov = compute_coverage(net, demand_gdf, after_fac, [tier], snap_limit_m=snap_limit_m)
-            fmap = coverage_map(
-                area,
-                demand_gdf,
-                cov,
-                fac if len(fac) else after_fac.iloc[:0],
-                lang=lang,
-                tiles=tiles,
-                proposals=proposals,
-            )
-            save_map(fmap, out / "proposals_map.html")
-        write_json(out / "siting.json", report)
     report["_proposals"] = proposals
     return report
+
+
+def _write_siting(
+    out: Path,
+    area: Area,
+    net: WalkNetwork,
+    demand_gdf: gpd.GeoDataFrame,
+    fac: gpd.GeoDataFrame,
+    proposals: gpd.GeoDataFrame,
+    report: dict[str, Any],
+    tiers: list[Tier],
+    *,
+    write_map: bool,
+    lang: str,
+    tiles: str | None,
+    snap_limit_m: float,
+) -> None:
+    """Write proposals.geojson/.gpkg, siting.json and the map of coverage after the plan."""
+    import geopandas as gpd
+
+    out.mkdir(parents=True, exist_ok=True)
+    geo = proposals.to_crs(4326)
+    write_with(
+        out / "proposals.geojson",
+        lambda tmp: geo.to_file(tmp, driver="GeoJSON", layer="proposals", COORDINATE_PRECISION=7),
+    )
+    write_with(
+        out / "proposals.gpkg",
+        lambda tmp: proposals.to_file(tmp, driver="GPKG", layer="proposals"),
+    )
+    if write_map:
+        from .coverage import compute_coverage
+        from .maps import coverage_map, save_map
+
+        new_fac = proposals.assign(facility_id="proposal-" + proposals["id"].astype(str))[
+            ["facility_id", "kind", "geometry"]
+        ]
+        after = pd.concat([fac, new_fac], ignore_index=True) if len(fac) else new_fac
+        after = gpd.GeoDataFrame(after, geometry="geometry", crs=area.crs)
+        cov = compute_coverage(net, demand_gdf, after, tiers, snap_limit_m=snap_limit_m)
+        fmap = coverage_map(
+            area,
+            demand_gdf,
+            cov,
+            fac if len(fac) else after.iloc[:0],
+            lang=lang,
+            tiles=tiles,
+            proposals=proposals,
+        )
+        save_map(fmap, out / "proposals_map.html")
+    write_json(out / "siting.json", report)
+
+
+def run_two_level(
+    area: Area,
+    *,
+    centres_new: int | None = None,
+    centres_goal: float | None = None,
+    stations_new: int | None = None,
+    stations_goal: float | None = None,
+    centre_tier: Tier | None = None,
+    station_tier: Tier | None = None,
+    facilities: str | Path | gpd.GeoDataFrame | None = None,
+    out_dir: str | Path | None = None,
+    write_map: bool = True,
+    lang: str = "zh",
+    tiles: str | None = "osm",
+    **options: Any,
+) -> dict[str, Any]:
+    """The two-level plan "one centre, many stations" (一中心多站点).
+
+    First new centres for the 15-minute tier (``centres_new`` sites, or the fewest that reach
+    ``centres_goal``); then new stations for the 5-minute tier (``stations_new`` or
+    ``stations_goal``), with every existing and new centre counting as a station. ``options``
+    go to :func:`run_propose` (demand, candidates, method, spacing, time limit…).
+
+    Returns the combined ``siting.json`` content (``"levels"``: the two steps); writes one
+    ``proposals.geojson`` with both kinds (ranked per kind), ``siting.json`` and a map.
+    """
+    import geopandas as gpd
+
+    from .tiers import DEFAULT_TIERS
+
+    c_tier = centre_tier or DEFAULT_TIERS[0]
+    s_tier = station_tier or DEFAULT_TIERS[1]
+    if "centre" not in s_tier.kinds:
+        raise InputError(
+            f"tier {s_tier.name} must count centres as stations (kinds station,centre)"
+        )
+    net = options.pop("network", None) or WalkNetwork.from_area(area)
+    demand = options.pop("demand", None)
+    demand_gdf = _demand_for(area, demand)
+    fac = _facilities_for(area, facilities)
+    first = run_propose(
+        area,
+        tier=c_tier,
+        new=centres_new,
+        goal=centres_goal,
+        facilities=fac,
+        demand=demand_gdf,
+        network=net,
+        out_dir=None,
+        **options,
+    )
+    new_centres = first.pop("_proposals")
+    as_fac = new_centres.assign(facility_id="new-" + new_centres["id"].astype(str))[
+        ["facility_id", "kind", "geometry"]
+    ]
+    fac2 = gpd.GeoDataFrame(
+        pd.concat([fac, as_fac], ignore_index=True) if len(fac) else as_fac,
+        geometry="geometry",
+        crs=area.crs,
+    )
+    second = run_propose(
+        area,
+        tier=s_tier,
+        new=stations_new,
+        goal=stations_goal,
+        facilities=fac2,
+        demand=demand_gdf,
+        network=net,
+        out_dir=None,
+        **options,
+    )
+    new_stations = second.pop("_proposals")
+    proposals = gpd.GeoDataFrame(
+        pd.concat([new_centres, new_stations], ignore_index=True),
+        geometry="geometry",
+        crs=area.crs,
+    )
+    report: dict[str, Any] = {
+        "servicecircle": __version__,
+        "area": area.name,
+        "model": "two-level: centres first, then stations (centres count as stations)",
+        "levels": {"centres": first, "stations": second},
+        "proposals": len(proposals),
+        "attribution": "Map data © OpenStreetMap contributors (ODbL)",
+    }
+    if out_dir is not None:
+        _write_siting(
+            Path(out_dir),
+            area,
+            net,
+            demand_gdf,
+            fac,
+            proposals,
+            report,
+            [c_tier, s_tier],
+            write_map=write_map,
+            lang=lang,
+            tiles=tiles,
+            snap_limit_m=options.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M),
+        )
+    report["_proposals"] = proposals
+    return report
+
+
+def _facilities_for(
+    area: Area, facilities: str | Path | gpd.GeoDataFrame | None
+) -> gpd.GeoDataFrame:
+    """Existing facilities from a frame, a file, 'osm' or 'demo' (empty when None)."""
+    import geopandas as gpd
+
+    from .facilities import facilities_from_pois, read_facilities
+
+    if facilities is None:
+        return gpd.GeoDataFrame({"facility_id": [], "kind": []}, geometry=[], crs=area.crs)
+    if isinstance(facilities, gpd.GeoDataFrame):
+        return facilities.to_crs(area.crs)
+    if str(facilities) == FACILITIES_FROM_OSM:
+        return facilities_from_pois(area.pois)
+    if str(facilities) == DEMO_FACILITIES:
+        return read_facilities(demo_facilities_path(), crs=area.crs)
+    return read_facilities(facilities, crs=area.crs)

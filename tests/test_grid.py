@@ -69,12 +69,21 @@ def check_points(cells: gpd.GeoDataFrame, boundary, seed: int) -> None:
     assert fig["population"].sum() == pytest.approx(demand["population"].sum())
 
 
+def too_big(boundary, size) -> bool:
+    minx, miny, maxx, maxy = boundary.bounds
+    return size > max(maxx - minx, maxy - miny)
+
+
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
 @given(boundaries(), st.floats(80, 600), st.integers(0, 10_000))
 def test_square_cells_tile_the_boundary(boundary, size, seed):
+    if too_big(boundary, size):
+        with pytest.raises(InputError, match="larger than the area"):
+            square_grid(boundary, size, crs=CRS)
+        return
     cells = square_grid(boundary, size, crs=CRS)
     check_tiling(cells, boundary)
     check_points(cells, boundary, seed)
@@ -83,6 +92,10 @@ def test_square_cells_tile_the_boundary(boundary, size, seed):
 @SETTINGS
 @given(boundaries(), st.floats(80, 600), st.integers(0, 10_000))
 def test_hex_cells_tile_the_boundary(boundary, size, seed):
+    if too_big(boundary, size):
+        with pytest.raises(InputError, match="larger than the area"):
+            hex_grid(boundary, size, crs=CRS)
+        return
     cells = hex_grid(boundary, size, crs=CRS)
     check_tiling(cells, boundary)
     check_points(cells, boundary, seed)

@@ -98,7 +98,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output folder (default: the repository's maps/ folder in a checkout, else ./maps)",
     )
-    _map_options(demo)
+    demo.add_argument(
+        "--lang",
+        choices=["zh", "en"],
+        default=None,
+        help="map and report labels (default: the scenario's, Chinese)",
+    )
+    demo.add_argument(
+        "--tiles",
+        default=None,
+        metavar="osm|none|URL",
+        help="base map tiles (default osm; 'none' for a plain background)",
+    )
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a whole plan from a scenario file (TOML)",
+        description="Run a whole plan from one scenario file: area, demand, facilities, tiers, "
+        "grid, siting and outputs. The file is checked first; every problem is reported with "
+        "its key.",
+        epilog="example:\n  servicecircle run data/demo_scenario.toml --out plan/\n\n"
+        "See data/demo_scenario.toml for every section and key.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("scenario", metavar="SCENARIO.toml")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default: the scenario's output.dir)",
+    )
+    run.add_argument("--lang", choices=["zh", "en"], default=None, help="labels language")
+    run.add_argument("--tiles", default=None, metavar="osm|none|URL", help="base map tiles")
 
     cov = sub.add_parser(
         "coverage",
@@ -304,6 +337,34 @@ def build_parser() -> argparse.ArgumentParser:
     prop.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     _map_options(prop)
     return parser
+
+
+def _run_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
+    from dataclasses import replace
+
+    from .plan import run_scenario
+    from .scenario import load_scenario
+
+    sc = load_scenario(path)
+    output = dict(sc.output)
+    if getattr(args, "lang", None):
+        output["lang"] = args.lang
+    if getattr(args, "tiles", None):
+        output["tiles"] = args.tiles
+    sc = replace(sc, output=output)
+    steps = ["area", "demand", "grid", "coverage", "siting", "map", "report"]
+    progress = _Progress(steps, enabled=not args.quiet and sys.stderr.isatty())
+    try:
+        summary = run_scenario(sc, out_dir=out, step=progress)
+    finally:
+        progress.close()
+    if not args.quiet:
+        _print_summary(summary, Path(summary["out_dir"]))
+        if "siting" in summary:
+            s = summary["siting"]
+            print(f"  siting: {s['proposals']} new sites ({s['model']}, {s['method']})")
+        print(f"open {Path(summary['out_dir']) / 'coverage_map.html'} and report.html in a browser")
+    return 0
 
 
 def _run_two_level(args: argparse.Namespace, area: Any, tier: Any, facilities: Any) -> int:
@@ -573,12 +634,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("servicecircle").setLevel(level)
     try:
         if args.command == "demo":
-            from .tiers import DEFAULT_TIERS
+            from .plan import packaged_data
 
             out = args.out or default_demo_out()
-            return _run_coverage(
-                args, area_source="demo", facilities=None, out=out, tiers=DEFAULT_TIERS
-            )
+            return _run_scenario(args, str(packaged_data("demo_scenario.toml")), out)
+        if args.command == "run":
+            return _run_scenario(args, args.scenario, args.out)
         if args.command == "propose":
             return _run_propose(args)
         if args.command == "grid":

@@ -180,7 +180,15 @@ def h3_grid(boundary: BaseGeometry, resolution: int, *, crs: Any) -> gpd.GeoData
     boundary = _check_boundary(boundary)
     ll = gpd.GeoSeries([boundary], crs=crs).to_crs(4326).iloc[0]
     shape = h3.geo_to_h3shape(ll.__geo_interface__)
-    cells = sorted(set(h3.h3shape_to_cells_experimental(shape, int(resolution), contain="overlap")))
+    found = set(h3.h3shape_to_cells_experimental(shape, int(resolution), contain="overlap"))
+    rep = ll.representative_point()
+    found.add(h3.latlng_to_cell(rep.y, rep.x, int(resolution)))
+    # 'overlap' can miss cells along holes and thin parts; their neighbours close the gaps,
+    # and clipping below drops whatever lies outside
+    ring = set()
+    for cell in found:
+        ring.update(h3.grid_disk(cell, 1))
+    cells = sorted(found | ring)
     if len(cells) > 2_000_000:
         raise InputError(
             f"H3 resolution {resolution} gives {len(cells):,} cells here; choose a coarser one"

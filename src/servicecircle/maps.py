@@ -57,6 +57,9 @@ TEXT = {
         "legend": "Legend",
         "within": "within",
         "proposals": "proposed sites (rank)",
+        "cells": "cells, covered share",
+        "service_area": "service area",
+        "circle": "straight-line circle",
     },
     "zh": {
         "title": "社区服务圈覆盖",
@@ -66,6 +69,9 @@ TEXT = {
         "legend": "图例",
         "within": "步行",
         "proposals": "建议新增站点（排序）",
+        "cells": "网格覆盖率",
+        "service_area": "服务范围",
+        "circle": "直线半径圆",
     },
 }
 
@@ -80,6 +86,9 @@ def coverage_map(
     tiles: str | None = "osm",
     title: str | None = None,
     proposals: gpd.GeoDataFrame | None = None,
+    cells: gpd.GeoDataFrame | None = None,
+    service_areas: gpd.GeoDataFrame | None = None,
+    circles: bool = True,
 ) -> folium.Map:
     """A folium map: demand points coloured by coverage per tier, facilities by kind, a legend.
 
@@ -100,6 +109,16 @@ def coverage_map(
         URL template.
     title
         Page title; default a title in ``lang`` with the area's name.
+    proposals
+        Proposed sites (``id``, ``rank``, ``added_covered_residents``), drawn with their rank.
+    cells
+        Cells with coverage rolled up (:func:`~servicecircle.rollup.rollup`): a choropleth of
+        the first tier's share, every tier's share in the popup.
+    service_areas
+        Service-area polygons per tier (``tier`` column), one layer each (off by default).
+    circles
+        Straight-line circles of each tier's radius around its facilities, for comparison
+        (off by default).
     """
     try:
         import folium
@@ -135,6 +154,40 @@ def coverage_map(
         },
     ).add_to(fmap)
 
+    if cells is not None and len(cells) and coverage.tiers:
+        _cells_layer(folium, fmap, cells, coverage, text)
+    if service_areas is not None and len(service_areas):
+        for tier in coverage.tiers:
+            sa = service_areas[service_areas["tier"] == tier.name]
+            if len(sa) == 0:
+                continue
+            layer = folium.FeatureGroup(
+                name=f"{text['service_area']} {tier.name} ≤ {tier.target_m:.0f} m", show=False
+            )
+            folium.GeoJson(
+                sa[["tier", "geometry"]].to_crs(4326).__geo_interface__,
+                style_function=lambda _f: {"color": "#1f78b4", "weight": 1, "fillOpacity": 0.15},
+            ).add_to(layer)
+            layer.add_to(fmap)
+    if circles:
+        fac_ll = facilities.to_crs(4326)
+        for tier in coverage.tiers:
+            sel = fac_ll[fac_ll["kind"].isin(tier.kinds)]
+            if len(sel) == 0:
+                continue
+            layer = folium.FeatureGroup(
+                name=f"{text['circle']} {tier.name} r = {tier.target_m:.0f} m", show=False
+            )
+            for geom in sel.geometry:
+                folium.Circle(
+                    [geom.y, geom.x],
+                    radius=tier.target_m,
+                    color="#555555",
+                    weight=1,
+                    dash_array="4 4",
+                    fill=False,
+                ).add_to(layer)
+            layer.add_to(fmap)
     pts = demand.to_crs(4326)
     table = coverage.points
     pop = table["population"].to_numpy(dtype=float)
@@ -224,7 +277,10 @@ def coverage_map(
     heading = title or f"{text['title']} · {area.name}"
     root: Any = fmap.get_root()
     root.html.add_child(folium.Element(_title_html(heading)))
-    root.html.add_child(folium.Element(_legend_html(text["legend"], labels, kind_labels)))
+    ramp = text["cells"] if cells is not None and len(cells) else None
+    root.html.add_child(
+        folium.Element(_legend_html(text["legend"], labels, kind_labels, ramp=ramp))
+    )
     return fmap
 
 
@@ -256,6 +312,48 @@ def inline_assets(fmap: folium.Map) -> folium.Map:
     return fmap
 
 
+SHARE_COLOURS = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
+
+
+def _share_colour(share: float | None) -> str:
+    if share is None or not np.isfinite(share):
+        return "#bbbbbb"
+    return SHARE_COLOURS[min(int(share * 5), 4)]
+
+
+def _cells_layer(
+    folium: Any, fmap: Any, cells: gpd.GeoDataFrame, coverage: Coverage, text: dict[str, str]
+) -> None:
+    first = coverage.tiers[-1].name  # the finest tier (stations) tells most per cell
+    frame = cells.to_crs(4326).copy()
+    fields, aliases = ["cell_id", "population"], ["cell", text["residents"]]
+    frame["population"] = frame["population"].round(0)
+    for tier in coverage.tiers:
+        col = f"{tier.name}_share"
+        if col in frame:
+            frame[col + "_pct"] = [
+                "–" if not np.isfinite(v) else f"{v:.0%}" for v in frame[col].astype(float)
+            ]
+            fields.append(col + "_pct")
+            aliases.append(tier.name)
+    frame["_colour"] = [
+        _share_colour(v) for v in frame.get(f"{first}_share", [np.nan] * len(frame))
+    ]
+    keep = [*fields, "_colour", "geometry"]
+    layer = folium.FeatureGroup(name=f"{text['cells']}: {first}", show=True)
+    folium.GeoJson(
+        frame[keep].__geo_interface__,
+        style_function=lambda f: {
+            "color": "#666666",
+            "weight": 1,
+            "fillColor": f["properties"]["_colour"],
+            "fillOpacity": 0.45,
+        },
+        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
+    ).add_to(layer)
+    layer.add_to(fmap)
+
+
 def _title_html(title: str) -> str:
     return (
         '<div id="sc-title" style="position:fixed;top:10px;left:60px;z-index:1000;'
@@ -265,7 +363,13 @@ def _title_html(title: str) -> str:
     )
 
 
-def _legend_html(heading: str, labels: dict[str, str], kind_labels: dict[str, str]) -> str:
+def _legend_html(
+    heading: str,
+    labels: dict[str, str],
+    kind_labels: dict[str, str],
+    *,
+    ramp: str | None = None,
+) -> str:
     rows = "".join(
         f'<div><span style="display:inline-block;width:12px;height:12px;border-radius:6px;'
         f'background:{COLOURS[k]};margin-right:6px"></span>{html.escape(v)}</div>'
@@ -276,6 +380,12 @@ def _legend_html(heading: str, labels: dict[str, str], kind_labels: dict[str, st
         f'margin-right:6px">{KIND_STYLE[k][1]}</span>{html.escape(v)}</div>'
         for k, v in kind_labels.items()
     )
+    if ramp:
+        boxes = "".join(
+            f'<span style="display:inline-block;width:18px;height:10px;background:{c}"></span>'
+            for c in SHARE_COLOURS
+        )
+        rows += f'<div style="margin-top:4px">{html.escape(ramp)}<br>0% {boxes} 100%</div>'
     return (
         '<div id="sc-legend" style="position:fixed;bottom:60px;left:10px;z-index:1000;'
         "background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;"

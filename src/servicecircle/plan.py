@@ -54,6 +54,8 @@ class PlanResult:
     files: dict[str, Path] = field(default_factory=dict)
     demand: gpd.GeoDataFrame | None = None
     facilities: gpd.GeoDataFrame | None = None
+    cells: gpd.GeoDataFrame | None = None
+    service_areas: gpd.GeoDataFrame | None = None
 
 
 def run_coverage(
@@ -72,6 +74,7 @@ def run_coverage(
     write_service_areas: bool = False,
     service_area_buffer_m: float = 25.0,
     step: Callable[[str], None] | None = None,
+    network: WalkNetwork | None = None,
 ) -> PlanResult:
     """Run coverage on an area and write the outputs.
 
@@ -112,7 +115,7 @@ def run_coverage(
 
     started = time.perf_counter()
     tick("network")
-    network = WalkNetwork.from_area(area)
+    network = network or WalkNetwork.from_area(area)
     tick("demand")
     demand_counts: dict[str, Any]
     if demand is None:
@@ -250,7 +253,9 @@ def run_coverage(
         summary["seconds"] = round(time.perf_counter() - started, 3)
         summary["files"] = sorted([*files, "summary.json"])
         files["summary.json"] = write_json(out / "summary.json", summary)
-    return PlanResult(cov, summary, files, demand_gdf, fac_gdf)
+    return PlanResult(
+        cov, summary, files, demand_gdf, fac_gdf, cell_table, None if sa is None else sa[1]
+    )
 
 
 def coverage_table(cov: Coverage) -> pd.DataFrame:
@@ -780,3 +785,179 @@ def _facilities_for(
     if str(facilities) == DEMO_FACILITIES:
         return read_facilities(demo_facilities_path(), crs=area.crs)
     return read_facilities(facilities, crs=area.crs)
+
+
+def run_scenario(
+    scenario: str | Path | Any,
+    *,
+    out_dir: str | Path | None = None,
+    step: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run a whole plan from a scenario file (see :mod:`servicecircle.scenario`).
+
+    Everything is validated first; outputs are staged in a hidden folder and moved into the
+    output folder only when every step has succeeded, so a failed run leaves nothing
+    half-written. Writes the coverage tables, ``cells.gpkg`` and ``grid_summary.json`` (with a
+    grid), ``service_areas.gpkg`` (when asked), the siting outputs (with ``[siting]``), one
+    ``coverage_map.html`` with every layer, and ``report.html``.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from .area import load_area
+    from .demand import BuildingPopulation, demand_from_buildings
+    from .maps import coverage_map, save_map
+    from .report import report_html, write_report
+    from .scenario import Scenario, load_scenario
+
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    out = Path(out_dir) if out_dir is not None else Path(sc.output["dir"])
+    opts = sc.output
+    lang, tiles = opts.get("lang", "zh"), opts.get("tiles", "osm")
+    snap = float(opts.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M))
+
+    def tick(name: str) -> None:
+        log.info("scenario %s: %s", sc.name, name)
+        if step is not None:
+            step(name)
+
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        tick("area")
+        boundary = sc.area.get("boundary")
+        area = load_area(sc.area["source"], boundary=boundary, name=sc.area.get("name"))
+        network = WalkNetwork.from_area(area)
+        tick("demand")
+        source = sc.demand.get("source", "buildings")
+        if source == "buildings":
+            base = BuildingPopulation()
+            params = BuildingPopulation(
+                floor_area_per_resident_m2=float(
+                    sc.demand.get("floor_area_per_resident_m2", base.floor_area_per_resident_m2)
+                ),
+                default_levels=float(sc.demand.get("default_levels", base.default_levels)),
+                household_size=float(sc.demand.get("household_size", base.household_size)),
+            )
+            demand_gdf = demand_from_buildings(area.buildings, landuse=area.landuse, params=params)
+        else:
+            demand_gdf = _demand_for(area, source)
+        cells = None
+        if sc.grid is not None:
+            tick("grid")
+            g = sc.grid
+            cells, _ = run_grid(
+                area,
+                kind=g["kind"],
+                size_m=g.get("size_m"),
+                h3_res=g.get("h3_res"),
+                households=tuple(g["households"]) if "households" in g else None,
+                communities=g.get("communities"),
+                demand=demand_gdf,
+                out_dir=stage,
+            )
+        tick("coverage")
+        result = run_coverage(
+            area,
+            facilities=sc.facilities["source"],
+            demand=demand_gdf,
+            tiers=sc.tiers,
+            snap_limit_m=snap,
+            out_dir=stage,
+            write_map=False,
+            cells=cells,
+            write_service_areas=bool(opts.get("service_areas", False)),
+            network=network,
+        )
+        summary = dict(result.summary)
+        summary["scenario"] = {"name": sc.name, "file": str(sc.path)}
+        siting_report = None
+        proposals = None
+        if sc.siting is not None:
+            tick("siting")
+            s = sc.siting
+            tier = next(t for t in sc.tiers if t.name == s["tier"])
+            common = {
+                "facilities": result.facilities,
+                "demand": demand_gdf,
+                "candidates": s.get("candidates"),
+                "method": s.get("method", "exact"),
+                "spacing_m": float(s.get("spacing_m", 100.0)),
+                "exclusion_m": float(s.get("exclusion_m", 50.0)),
+                "time_limit_s": float(s.get("time_limit_s", 60.0)),
+                "snap_limit_m": snap,
+                "network": network,
+            }
+            if "centres" in s:
+                centre_tier = next((t for t in sc.tiers if t.kinds == ("centre",)), None)
+                siting_report = run_two_level(
+                    area,
+                    centres_new=int(s["centres"]),
+                    stations_new=s.get("new"),
+                    stations_goal=s.get("goal"),
+                    centre_tier=centre_tier,
+                    station_tier=tier,
+                    out_dir=stage,
+                    write_map=False,
+                    **common,
+                )
+            else:
+                siting_report = run_propose(
+                    area,
+                    tier=tier,
+                    new=s.get("new"),
+                    goal=s.get("goal"),
+                    capacity=s.get("capacity"),
+                    out_dir=stage,
+                    write_map=False,
+                    **common,
+                )
+            proposals = siting_report.pop("_proposals")
+            write_json(stage / "siting.json", siting_report)
+            summary["siting"] = {
+                k: siting_report.get(k)
+                for k in (
+                    "model",
+                    "method",
+                    "proposals",
+                    "covered_before",
+                    "covered_after",
+                    "optimal",
+                    "gap",
+                )
+            }
+        if opts.get("map", True):
+            tick("map")
+            fmap = coverage_map(
+                area,
+                demand_gdf,
+                result.coverage,
+                result.facilities,
+                lang=lang,
+                tiles=tiles,
+                proposals=proposals,
+                cells=result.cells,
+                service_areas=result.service_areas,
+            )
+            save_map(fmap, stage / "coverage_map.html")
+        if opts.get("report", True):
+            tick("report")
+            page = report_html(
+                summary,
+                result.coverage,
+                cells=result.cells,
+                siting=siting_report,
+                proposals=proposals,
+                lang=lang,
+            )
+            write_report(stage / "report.html", page)
+        files = sorted(p.name for p in stage.iterdir() if not p.name.startswith("."))
+        summary["files"] = sorted({*files, "summary.json"})
+        write_json(stage / "summary.json", summary)
+        for name in summary["files"]:
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    summary["out_dir"] = str(out)
+    return summary

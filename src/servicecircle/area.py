@@ -683,8 +683,10 @@ def _assemble(
             return gpd.GeoDataFrame(geometry=[], crs=crs)
         frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
         frame = frame.to_crs(crs)
-        pts = frame.geometry.representative_point()
-        keep = pts.within(boundary_m).to_numpy()
+        if what == "landuse":  # a landuse polygon matters to every building inside it
+            keep = frame.geometry.intersects(boundary_m).to_numpy()
+        else:
+            keep = frame.geometry.representative_point().within(boundary_m).to_numpy()
         report[f"{what}_outside_boundary"] = int((~keep).sum())
         return frame.loc[keep].reset_index(drop=True)
 

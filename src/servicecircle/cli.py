@@ -123,6 +123,47 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("scenario", metavar="SCENARIO.toml")
+
+    batch = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="run a scenario's coverage over many partitions on Dask (a city, a province)",
+        description="Split a large area into partitions (a polygon file, or square tiles) and "
+        "run coverage for each as a Dask task, each reading only its partition plus a buffer of "
+        "the largest search distance, so results equal one whole-area run. Without --scheduler "
+        "a local cluster of worker processes is started.",
+        epilog="examples:\n"
+        "  servicecircle batch city.toml --partitions subdistricts.gpkg --out city/\n"
+        "  servicecircle batch city.toml --tile-km 5 --workers 2 --out city/\n"
+        "  dask scheduler &   # on the scheduler machine; then on each worker machine:\n"
+        "  dask worker tcp://SCHEDULER:8786\n"
+        "  servicecircle batch city.toml --partitions p.gpkg --scheduler tcp://SCHEDULER:8786 "
+        "--out city/\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("scenario", metavar="SCENARIO.toml")
+    where = batch.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--partitions",
+        metavar="FILE",
+        help="polygons (name column; optional source column per partition)",
+    )
+    where.add_argument("--tile-km", type=float, metavar="N", help="square tiles of N km")
+    batch.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler")
+    batch.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    batch.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="retries of a failed partition before it is reported (default 1)",
+    )
+    batch.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default: the scenario's output.dir)",
+    )
     run.add_argument(
         "--out",
         type=Path,
@@ -365,6 +406,61 @@ def _run_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
             print(f"  siting: {s['proposals']} new sites ({s['model']}, {s['method']})")
         print(f"open {Path(summary['out_dir']) / 'coverage_map.html'} and report.html in a browser")
     return 0
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from .batch import read_partitions, run_batch, tile_partitions
+    from .scenario import load_scenario
+
+    sc = load_scenario(args.scenario)
+    if args.partitions:
+        parts = read_partitions(args.partitions)
+    else:
+        import shapely
+
+        if isinstance(sc.area.get("boundary"), list):
+            boundary = shapely.box(*sc.area["boundary"])
+        else:  # the area's own extent (reads the file once here; give area.boundary for big ones)
+            from .area import load_area
+
+            boundary = load_area(sc.area["source"]).boundary_wgs84()
+        parts = tile_partitions(boundary, args.tile_km)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(parts), unit="partition", file=sys.stderr)
+
+    def done(name: str, status: str) -> None:
+        if bar is not None:
+            bar.set_description(name)
+            bar.update(1)
+        elif not args.quiet:
+            print(f"  {name}: {status}", file=sys.stderr)
+
+    try:
+        summary = run_batch(
+            sc.path,
+            parts,
+            out_dir=args.out,
+            scheduler=args.scheduler,
+            n_workers=args.workers,
+            retries=args.retries,
+            on_done=done,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        ok = summary["partitions"] - len(summary["failed"])
+        print(f"{ok} of {summary['partitions']} partitions done")
+        for name, t in summary.get("tiers", {}).items():
+            share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
+            print(f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {share}")
+        print(f"wrote coverage.csv, partitions.csv, summary.json to {summary['out_dir']}")
+    for name, error in summary["failed"].items():
+        print(f"servicecircle: error: partition {name} failed: {error}", file=sys.stderr)
+    return 2 if summary["failed"] else 0
 
 
 def _run_two_level(args: argparse.Namespace, area: Any, tier: Any, facilities: Any) -> int:
@@ -638,6 +734,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             out = args.out or default_demo_out()
             return _run_scenario(args, str(packaged_data("demo_scenario.toml")), out)
+        if args.command == "batch":
+            return _run_batch(args)
         if args.command == "run":
             return _run_scenario(args, args.scenario, args.out)
         if args.command == "propose":

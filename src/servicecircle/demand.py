@@ -199,7 +199,11 @@ def demand_from_buildings(
 
 
 def read_demand(
-    path: str | Path, *, crs: Any, household_size: float = BuildingPopulation.household_size
+    path: str | Path,
+    *,
+    crs: Any,
+    household_size: float = BuildingPopulation.household_size,
+    bbox: tuple[float, ...] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read demand from a file of points or polygons with a ``population`` column.
 
@@ -207,7 +211,7 @@ def read_demand(
     ``id``) is kept when present. Polygons become a point on their surface.
     """
     require_metric(crs, "area")
-    gdf = read_table(path, "demand file", to_crs=crs)
+    gdf = read_table(path, "demand file", to_crs=crs, bbox=bbox)
     if "population" not in gdf.columns:
         raise InputError(
             f"demand file {path}: has no 'population' column; add the residents of each "

@@ -51,7 +51,9 @@ OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
 }
 
 
-def read_facilities(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame:
+def read_facilities(
+    path: str | Path, *, crs: Any, bbox: tuple[float, ...] | None = None
+) -> gpd.GeoDataFrame:
     """Read facilities from GeoJSON / GeoPackage / CSV (``lon``, ``lat``).
 
     The file needs ``id`` and ``kind`` (``centre`` or ``station``; 中心/站点/驿站 are accepted);
@@ -63,7 +65,7 @@ def read_facilities(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame:
         ``facility_id``, ``kind``, ``name`` and the file's other columns, in ``crs``.
     """
     require_metric(crs, "area")
-    gdf = read_table(path, "facility file", to_crs=crs)
+    gdf = read_table(path, "facility file", to_crs=crs, bbox=bbox)
     cols = {c.lower(): c for c in gdf.columns}
     id_col = cols.get("id") or cols.get("facility_id")
     if id_col is None:

@@ -18,7 +18,9 @@ LON_NAMES = ("lon", "lng", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
 
 
-def read_table(path: str | Path, what: str, *, to_crs: Any = None) -> gpd.GeoDataFrame:
+def read_table(
+    path: str | Path, what: str, *, to_crs: Any = None, bbox: tuple[float, ...] | None = None
+) -> gpd.GeoDataFrame:
     """Read a vector file or a CSV with lon/lat columns as a GeoDataFrame.
 
     Parameters
@@ -30,6 +32,9 @@ def read_table(path: str | Path, what: str, *, to_crs: Any = None) -> gpd.GeoDat
         Name of the input for messages (``"facility file"``).
     to_crs
         Reproject to this CRS (the area's) when given.
+    bbox
+        ``(west, south, east, north)`` in degrees: read only features there (vector files read
+        just that part; CSV rows are filtered after reading).
     """
     import geopandas as gpd
 
@@ -61,10 +66,25 @@ def read_table(path: str | Path, what: str, *, to_crs: Any = None) -> gpd.GeoDat
         gdf = gpd.GeoDataFrame(
             frame.drop(columns=[lon, lat]), geometry=gpd.points_from_xy(x, y), crs=4326
         )
+        if bbox is not None:
+            gdf = gdf.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
     elif suffix in VECTOR_SUFFIXES:
         try:
             if suffix == ".parquet":
-                gdf = gpd.read_parquet(path)
+                gdf = gpd.read_parquet(path, bbox=bbox)
+            elif bbox is not None:
+                import pyogrio
+
+                info = pyogrio.read_info(path)
+                file_crs = info.get("crs")
+                box = bbox
+                if file_crs and not _is_wgs84(file_crs):
+                    import shapely
+
+                    box = tuple(
+                        gpd.GeoSeries([shapely.box(*bbox)], crs=4326).to_crs(file_crs).total_bounds
+                    )
+                gdf = gpd.read_file(path, bbox=box)
             else:
                 gdf = gpd.read_file(path)
         except Exception as err:
@@ -92,3 +112,9 @@ def read_table(path: str | Path, what: str, *, to_crs: Any = None) -> gpd.GeoDat
     if to_crs is not None:
         gdf = gdf.to_crs(to_crs)
     return gdf
+
+
+def _is_wgs84(crs: Any) -> bool:
+    from pyproj import CRS
+
+    return bool(CRS.from_user_input(crs).equals(CRS.from_epsg(4326), ignore_axis_order=True))

@@ -1,0 +1,363 @@
+"""Batch plans on Dask: one task per partition of a large area, on one machine or a cluster.
+
+A partition is a polygon (a sub-district, a community, or a tile). Its task reads only the
+partition plus a buffer of the largest search distance (the tier distance × the search factor,
+2,000 m by default) from the source file — network, buildings, POIs and facilities — so a
+resident near the edge still walks to the facility in the next partition, and the result for
+every resident equals a single whole-area run. Residents are counted once: each belongs to the
+first partition (in the given order) that holds it.
+
+Start a cluster by hand with ``dask scheduler`` on one machine and ``dask worker
+tcp://SCHEDULER:8786`` on each worker machine (all with servicecircle installed and the data
+at the same path), then pass ``--scheduler tcp://SCHEDULER:8786``. Without ``--scheduler`` a
+``LocalCluster`` of worker processes is started on this machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import InputError, ServiceCircleError
+from .coverage import DEFAULT_SEARCH_FACTOR
+from .network import DEFAULT_SNAP_LIMIT_M
+from .tiers import Tier
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A named polygon in EPSG:4326, optionally with its own source file."""
+
+    name: str
+    polygon: BaseGeometry
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """Everything a worker needs for one partition (picklable, no data inside)."""
+
+    name: str
+    order: int
+    polygon_wkt: str
+    source: str
+    boundary_wkt: str | None
+    buffer_m: float
+    facilities: str
+    demand: str | None
+    tiers: tuple[Tier, ...]
+    snap_limit_m: float = DEFAULT_SNAP_LIMIT_M
+    search_factor: float = DEFAULT_SEARCH_FACTOR
+
+
+@dataclass
+class PartitionResult:
+    """What a worker sends back: the coverage rows it owns and its figures."""
+
+    name: str
+    order: int
+    points: pd.DataFrame
+    facilities: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def tile_partitions(boundary: BaseGeometry, tile_km: float) -> list[Partition]:
+    """Square tiles of ``tile_km`` over a boundary given in EPSG:4326 (named ``t<col>-<row>``)."""
+    import geopandas as gpd
+
+    from .grid import square_grid
+
+    if not tile_km > 0:
+        raise InputError(f"--tile-km must be positive; got {tile_km}")
+    gs = gpd.GeoSeries([boundary], crs=4326)
+    crs = gs.estimate_utm_crs()
+    b = gs.to_crs(crs).iloc[0]
+    cells = (
+        square_grid(b, tile_km * 1000.0, crs=crs)
+        if tile_km * 1000.0 <= max(b.bounds[2] - b.bounds[0], b.bounds[3] - b.bounds[1])
+        else gpd.GeoDataFrame({"cell_id": ["sq-0-0"]}, geometry=[b], crs=crs)
+    )
+    cells = cells.to_crs(4326)
+    return [
+        Partition("t" + cid.split("-", 1)[1], geom)
+        for cid, geom in zip(cells["cell_id"], cells.geometry, strict=True)
+    ]
+
+
+def read_partitions(path: str | Path) -> list[Partition]:
+    """Partitions from a polygon file: name from ``name``/``code``/``id``; an optional
+    ``source`` column gives each partition its own OSM file (relative to the file)."""
+    from .files import read_table
+
+    path = Path(path)
+    gdf = read_table(path, "partition file", to_crs=4326)
+    kinds = set(gdf.geom_type)
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise InputError(f"partition file {path}: needs polygons; got {', '.join(sorted(kinds))}")
+    col = next((c for c in ("name", "code", "id") if c in gdf.columns), None)
+    names = gdf[col].astype(str).tolist() if col else [f"p{i:03d}" for i in range(len(gdf))]
+    if len(set(names)) != len(names):
+        raise InputError(f"partition file {path}: names must be unique")
+    sources: list[str | None] = [None] * len(gdf)
+    if "source" in gdf.columns:
+        sources = [
+            None if pd.isna(s) else (str(s) if str(s) == "demo" else str(path.parent / str(s)))
+            for s in gdf["source"]
+        ]
+    return [Partition(n, g, s) for n, g, s in zip(names, gdf.geometry, sources, strict=True)]
+
+
+def buffer_for(tiers: tuple[Tier, ...], search_factor: float = DEFAULT_SEARCH_FACTOR) -> float:
+    """The buffer that makes partition results equal a whole-area run: the largest search
+    distance (tier distance × search factor)."""
+    return max(t.target_m for t in tiers) * search_factor
+
+
+def run_partition(task: PartitionTask) -> PartitionResult:
+    """Coverage of one partition (runs on a Dask worker)."""
+    import geopandas as gpd
+    import shapely
+
+    from .area import load_area
+    from .coverage import compute_coverage
+    from .demand import demand_from_buildings, read_demand
+    from .facilities import facilities_from_pois, read_facilities
+    from .plan import demo_facilities_path
+    from .rollup import assign_cells
+
+    started = time.perf_counter()
+    poly = shapely.from_wkt(task.polygon_wkt)
+    gs = gpd.GeoSeries([poly], crs=4326)
+    crs = gs.estimate_utm_crs()
+    grown = gpd.GeoSeries([gs.to_crs(crs).iloc[0].buffer(task.buffer_m)], crs=crs).to_crs(4326)
+    region = grown.iloc[0]
+    if task.boundary_wkt is not None:
+        region = region.intersection(shapely.from_wkt(task.boundary_wkt))
+    area = load_area(task.source, boundary=gpd.GeoSeries([region], crs=4326), name=task.name)
+    from .network import WalkNetwork
+
+    net = WalkNetwork.from_area(area)
+    if task.demand in (None, "buildings"):
+        demand = demand_from_buildings(area.buildings, landuse=area.landuse)
+    else:
+        demand = read_demand(task.demand, crs=area.crs, bbox=region.bounds)
+    if task.facilities == "osm":
+        fac = facilities_from_pois(area.pois)
+    elif task.facilities == "demo":
+        fac = read_facilities(demo_facilities_path(), crs=area.crs)
+    else:
+        fac = read_facilities(task.facilities, crs=area.crs, bbox=region.bounds)
+    own_poly = gpd.GeoDataFrame(geometry=[poly], crs=4326).to_crs(area.crs)
+    owned = assign_cells(demand.geometry, own_poly) >= 0
+    demand = demand.loc[owned]
+    if len(demand):
+        cov = compute_coverage(
+            net,
+            demand,
+            fac,
+            task.tiers,
+            snap_limit_m=task.snap_limit_m,
+            search_factor=task.search_factor,
+        )
+        cov_points = cov.points.copy()
+        fac_table = cov.facilities.copy()
+        fac_table["_inside"] = assign_cells(fac.geometry, own_poly) >= 0 if len(fac) else []
+        ll = demand.geometry.to_crs(4326)
+        cov_points["lon"] = ll.x.to_numpy()
+        cov_points["lat"] = ll.y.to_numpy()
+    else:
+        cov_points = pd.DataFrame({"demand_id": pd.Series([], dtype=str)})
+        fac_table = pd.DataFrame({"facility_id": [], "kind": [], "_inside": []})
+    stats = {
+        "partition": task.name,
+        "demand_points": len(demand),
+        "residents": float(demand["population"].sum()) if len(demand) else 0.0,
+        "walk_nodes": net.n_nodes,
+        "walk_edges": net.n_edges,
+        "facilities_in_reach": len(fac),
+        "seconds": round(time.perf_counter() - started, 3),
+        "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    for tier in task.tiers:
+        col = f"{tier.name}_covered"
+        if col in cov_points:
+            stats[f"{tier.name}_covered_residents"] = float(
+                cov_points.loc[cov_points[col].astype(bool), "population"].sum()
+            )
+    return PartitionResult(task.name, task.order, cov_points, fac_table, stats)
+
+
+def run_batch(
+    scenario: str | Path,
+    partitions: list[Partition],
+    *,
+    out_dir: str | Path | None = None,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    retries: int = 1,
+    buffer_m: float | None = None,
+    on_done: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
+    """Run a scenario's coverage over partitions as Dask tasks and merge the results.
+
+    Parameters
+    ----------
+    scenario
+        A scenario file (its area, demand, facilities and tiers are used).
+    partitions
+        The partitions, in ownership order.
+    out_dir
+        Where to write ``coverage.csv``, ``summary.json`` and ``partitions.csv`` (default: the
+        scenario's output folder).
+    scheduler
+        Address of a running ``dask scheduler``; default: a ``LocalCluster`` of ``n_workers``
+        worker processes on this machine.
+    retries
+        How often a failed partition is retried before it is reported.
+    buffer_m
+        Buffer around each partition (default: :func:`buffer_for` the scenario's tiers).
+    on_done
+        Called with (partition name, "ok" or the error) as each partition finishes.
+
+    Returns
+    -------
+    dict
+        The summary written (``"partitions"`` lists each with its figures or its error).
+    """
+    import shapely
+
+    from ._write import write_json, write_with
+    from .coverage import Coverage
+    from .plan import coverage_table, demo_facilities_path
+    from .scenario import load_scenario
+
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as err:  # pragma: no cover
+        raise InputError("batch runs need Dask: pip install 'dask[distributed]'") from err
+    sc = load_scenario(scenario)
+    if not partitions:
+        raise InputError("no partitions: give a partition file or --tile-km N")
+    tiers = sc.tiers
+    buf = buffer_for(tiers) if buffer_m is None else float(buffer_m)
+    boundary_wkt = None
+    if isinstance(sc.area.get("boundary"), list):
+        boundary_wkt = shapely.box(*sc.area["boundary"]).wkt
+    facilities = sc.facilities["source"]
+    if facilities == "demo":
+        facilities = str(demo_facilities_path())
+    demand = sc.demand.get("source")
+    tasks = [
+        PartitionTask(
+            name=p.name,
+            order=i,
+            polygon_wkt=p.polygon.wkt,
+            source=p.source or sc.area["source"],
+            boundary_wkt=boundary_wkt,
+            buffer_m=buf,
+            facilities=facilities,
+            demand=None if demand in (None, "buildings") else demand,
+            tiers=tiers,
+            snap_limit_m=float(sc.output.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M)),
+        )
+        for i, p in enumerate(partitions)
+    ]
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    results: dict[str, PartitionResult] = {}
+    failures: dict[str, str] = {}
+    try:
+        futures = {
+            client.submit(
+                run_partition, t, key=f"servicecircle-{t.name}-{id(t)}", retries=retries, pure=False
+            ): t.name
+            for t in tasks
+        }
+        for fut in as_completed(futures):
+            name = futures[fut]
+            try:
+                results[name] = fut.result()
+                status = "ok"
+            except Exception as err:  # the failure of one partition is reported, not raised
+                kind = "input" if isinstance(err, ServiceCircleError) else type(err).__name__
+                failures[name] = f"{kind}: {err}"
+                log.debug("partition %s failed:\n%s", name, traceback.format_exc())
+                status = failures[name]
+            if on_done is not None:
+                on_done(name, status)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    ordered = sorted(results.values(), key=lambda r: r.order)
+    frames = [r.points for r in ordered if len(r.points)]
+    points = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({"demand_id": [], "population": [], "snapped": []})
+    )
+    n_before = len(points)
+    points = points.drop_duplicates("demand_id", keep="first").reset_index(drop=True)
+    fac_frames = [
+        r.facilities[r.facilities.get("_inside", True)] for r in ordered if len(r.facilities)
+    ]
+    fac = (
+        pd.concat(fac_frames, ignore_index=True).drop_duplicates("facility_id")
+        if fac_frames
+        else pd.DataFrame(columns=["facility_id", "kind", "snapped"])
+    )
+    fac = fac.drop(columns=["_inside"], errors="ignore").reset_index(drop=True)
+    rows = []
+    for t in tasks:
+        row = {
+            "partition": t.name,
+            "status": "failed" if t.name in failures else "ok",
+            "error": failures.get(t.name, ""),
+        }
+        if t.name in results:
+            row.update(results[t.name].stats)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    summary: dict[str, Any] = {
+        "scenario": str(sc.path),
+        "partitions": len(tasks),
+        "buffer_m": buf,
+        "failed": failures,
+        "demand_points_on_borders": int(n_before - len(points)),
+    }
+    if len(points) and {"snapped", "population"} <= set(points.columns) and len(fac):
+        fac = fac.assign(snapped=fac["snapped"].astype(bool))
+        cov = Coverage(points, fac, tiers, float(tasks[0].snap_limit_m), DEFAULT_SEARCH_FACTOR)
+        summary.update(cov.summary())
+    out = Path(out_dir) if out_dir is not None else Path(sc.output["dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    if "tiers" in summary:
+        merged = coverage_table(cov)
+        merged["lon"] = points["lon"].round(7)
+        merged["lat"] = points["lat"].round(7)
+        write_with(out / "coverage.csv", lambda tmp: merged.to_csv(tmp, index=False, na_rep=""))
+    write_with(out / "partitions.csv", lambda tmp: table.to_csv(tmp, index=False))
+    summary["partition_table"] = table.replace({np.nan: None}).to_dict(orient="records")
+    write_json(out / "summary.json", summary)
+    summary["out_dir"] = str(out)
+    return summary

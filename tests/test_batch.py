@@ -21,7 +21,7 @@ from servicecircle.cli import main  # noqa: E402
 def cluster():
     """A real LocalCluster with 2 worker processes, shared by the tests."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as c:
         yield c.scheduler_address
 
@@ -116,3 +116,25 @@ def test_bad_batch_input(tmp_path, capsys):
     plan = scenario(tmp_path, "demo", "demo")
     assert main(["batch", str(plan), "--tile-km", "0", "--out", str(tmp_path)]) == 2
     assert "--tile-km must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_batch_builds_grids_and_proposals_per_partition(tmp_path, demo_area, cluster):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[area]\nsource = "demo"\n[facilities]\nsource = "demo"\n'
+        '[grid]\nkind = "governance"\n'
+        '[siting]\ntier = "station_5min"\nnew = 1\nmethod = "greedy"\n'
+        '[output]\ndir = "out"\n'
+    )
+    parts = tile_partitions(demo_area.boundary_wgs84(), 0.9)
+    s = run_batch(plan, parts, scheduler=cluster)
+    assert s["failed"] == {}
+    cells = gpd.read_file(tmp_path / "out" / "cells.gpkg")
+    assert cells["cell_id"].is_unique and (cells["partition"].nunique() == len(parts))
+    assert cells["population"].sum() == pytest.approx(s["residents"])
+    props = gpd.read_file(tmp_path / "out" / "proposals.geojson")
+    assert 1 <= len(props) <= len(parts) and props["id"].is_unique
+    table = pd.read_csv(tmp_path / "out" / "partitions.csv")
+    # one new station per partition at most (none where every resident is covered already)
+    assert table["siting_proposals"].sum() == len(props)

@@ -62,17 +62,22 @@ class PartitionTask:
     tiers: tuple[Tier, ...]
     snap_limit_m: float = DEFAULT_SNAP_LIMIT_M
     search_factor: float = DEFAULT_SEARCH_FACTOR
+    grid: dict[str, Any] | None = None
+    siting: dict[str, Any] | None = None
 
 
 @dataclass
 class PartitionResult:
-    """What a worker sends back: the coverage rows it owns and its figures."""
+    """What a worker sends back: the coverage rows it owns, its cells and proposals (EPSG:4326)
+    and its figures."""
 
     name: str
     order: int
     points: pd.DataFrame
     facilities: pd.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
+    cells: Any = None
+    proposals: Any = None
 
 
 def tile_partitions(boundary: BaseGeometry, tile_km: float) -> list[Partition]:
@@ -192,13 +197,85 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         "seconds": round(time.perf_counter() - started, 3),
         "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    cells_ll = None
+    if task.grid is not None and len(demand):
+        cells_ll = _partition_grid(task, area, net, demand, cov, own_poly.geometry.iloc[0])
+        stats["cells"] = len(cells_ll)
+    proposals_ll = None
+    if task.siting is not None and len(demand):
+        proposals_ll, siting = _partition_siting(
+            task, area, net, demand, fac, own_poly.geometry.iloc[0]
+        )
+        stats.update(
+            {
+                f"siting_{k}": siting[k]
+                for k in ("proposals", "covered_before", "covered_after", "optimal")
+            }
+        )
     for tier in task.tiers:
         col = f"{tier.name}_covered"
         if col in cov_points:
             stats[f"{tier.name}_covered_residents"] = float(
                 cov_points.loc[cov_points[col].astype(bool), "population"].sum()
             )
-    return PartitionResult(task.name, task.order, cov_points, fac_table, stats)
+    return PartitionResult(
+        task.name, task.order, cov_points, fac_table, stats, cells_ll, proposals_ll
+    )
+
+
+def _partition_grid(
+    task: PartitionTask, area: Any, net: Any, demand: Any, cov: Any, own: Any
+) -> Any:
+    """The scenario's grid over the partition (not its buffer), with coverage rolled up."""
+    from .grid import GovernanceParams, governance_grid, regular_grid
+    from .rollup import rollup
+
+    g = task.grid or {}
+    kind = g.get("kind", "governance")
+    if kind == "governance":
+        lo, hi = g.get("households", (300, 500))
+        cells = governance_grid(
+            area.edges, own, demand, params=GovernanceParams(households_min=lo, households_max=hi)
+        )
+        cells["cell_id"] = task.name + ":" + cells["cell_id"].astype(str)
+    else:
+        cells = regular_grid(
+            kind, own, crs=area.crs, size_m=g.get("size_m"), h3_res=g.get("h3_res"), demand=demand
+        )
+    rolled = rollup(cov, demand, cells)
+    rolled["partition"] = task.name
+    return rolled.to_crs(4326)
+
+
+def _partition_siting(
+    task: PartitionTask, area: Any, net: Any, demand: Any, fac: Any, own: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Proposals for the partition's residents from candidates inside the partition."""
+    from .candidates import candidates_along_network, exclude
+    from .plan import run_propose
+
+    s = task.siting or {}
+    tier = next(t for t in task.tiers if t.name == s["tier"])
+    cand = candidates_along_network(net, spacing_m=float(s.get("spacing_m", 100.0)))
+    cand = exclude(cand, boundary=own)
+    report = run_propose(
+        area,
+        tier=tier,
+        new=s.get("new"),
+        goal=s.get("goal"),
+        facilities=fac,
+        demand=demand,
+        candidates=cand,
+        method=s.get("method", "exact"),
+        exclusion_m=float(s.get("exclusion_m", 50.0)),
+        time_limit_s=float(s.get("time_limit_s", 60.0)),
+        network=net,
+        out_dir=None,
+    )
+    proposals = report.pop("_proposals")
+    proposals["id"] = task.name + ":" + proposals["id"].astype(str)
+    proposals["partition"] = task.name
+    return proposals.to_crs(4326), report
 
 
 def run_batch(
@@ -273,6 +350,8 @@ def run_batch(
             demand=None if demand in (None, "buildings") else demand,
             tiers=tiers,
             snap_limit_m=float(sc.output.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M)),
+            grid=sc.grid,
+            siting=sc.siting,
         )
         for i, p in enumerate(partitions)
     ]
@@ -281,7 +360,7 @@ def run_batch(
         client = Client(scheduler)
     else:
         cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         client = Client(cluster)
     results: dict[str, PartitionResult] = {}
@@ -357,6 +436,21 @@ def run_batch(
         merged["lat"] = points["lat"].round(7)
         write_with(out / "coverage.csv", lambda tmp: merged.to_csv(tmp, index=False, na_rep=""))
     write_with(out / "partitions.csv", lambda tmp: table.to_csv(tmp, index=False))
+    import geopandas as gpd
+
+    cell_frames = [r.cells for r in ordered if r.cells is not None and len(r.cells)]
+    if cell_frames:
+        cells = gpd.GeoDataFrame(pd.concat(cell_frames, ignore_index=True), crs=4326)
+        write_with(out / "cells.gpkg", lambda tmp: cells.to_file(tmp, driver="GPKG", layer="cells"))
+        summary["cells"] = len(cells)
+    prop_frames = [r.proposals for r in ordered if r.proposals is not None and len(r.proposals)]
+    if prop_frames:
+        props = gpd.GeoDataFrame(pd.concat(prop_frames, ignore_index=True), crs=4326)
+        write_with(
+            out / "proposals.geojson",
+            lambda tmp: props.to_file(tmp, driver="GeoJSON", layer="proposals"),
+        )
+        summary["proposals"] = len(props)
     summary["partition_table"] = table.replace({np.nan: None}).to_dict(orient="records")
     write_json(out / "summary.json", summary)
     summary["out_dir"] = str(out)

@@ -476,16 +476,7 @@ def _run_two_level(args: argparse.Namespace, area: Any, tier: Any, facilities: A
         centre_tier=tier_by_name("centre_15min"),
         station_tier=tier,
         facilities=facilities,
-        demand=args.demand,
-        candidates=args.candidates,
-        spacing_m=args.spacing_m,
-        exclusion_m=args.exclusion_m,
-        method=args.method,
-        time_limit_s=args.time_limit_s,
-        out_dir=args.out,
-        write_map=not args.no_map,
-        lang=args.lang,
-        tiles=args.tiles,
+        **_siting_options(args),
     )
     if not args.quiet:
         for level in ("centres", "stations"):
@@ -497,6 +488,22 @@ def _run_two_level(args: argparse.Namespace, area: Any, tier: Any, facilities: A
             )
         print(f"wrote proposals.geojson, proposals.gpkg, siting.json to {args.out}")
     return 0
+
+
+def _siting_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `propose` hands to both the one-level and the two-level plan."""
+    return {
+        "demand": args.demand,
+        "candidates": args.candidates,
+        "spacing_m": args.spacing_m,
+        "exclusion_m": args.exclusion_m,
+        "method": args.method,
+        "time_limit_s": args.time_limit_s,
+        "out_dir": args.out,
+        "write_map": not args.no_map,
+        "lang": args.lang,
+        "tiles": args.tiles,
+    }
 
 
 def _run_propose(args: argparse.Namespace) -> int:
@@ -516,17 +523,8 @@ def _run_propose(args: argparse.Namespace) -> int:
         new=args.new,
         goal=args.goal,
         facilities=facilities,
-        demand=args.demand,
-        candidates=args.candidates,
-        spacing_m=args.spacing_m,
-        exclusion_m=args.exclusion_m,
-        method=args.method,
         capacity=args.capacity,
-        time_limit_s=args.time_limit_s,
-        out_dir=args.out,
-        write_map=not args.no_map,
-        lang=args.lang,
-        tiles=args.tiles,
+        **_siting_options(args),
     )
     if not args.quiet:
         before, after = report["share_before"], report["share_after"]

@@ -210,8 +210,10 @@ def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDa
     """Check a demand frame: metric CRS, ``population`` ≥ 0; add ``demand_id`` if missing."""
     require_metric(demand.crs, what)
     if "population" not in demand.columns:
+        found = ", ".join(str(c) for c in demand.columns if c != "geometry")
         raise InputError(
-            f"{what} has no 'population' column; add one with the residents of each point"
+            f"{what}: has no 'population' column; add the residents of each feature "
+            f"(found: {found})"
         )
     pop = pd.to_numeric(demand["population"], errors="coerce")
     bad = pop.isna() | (pop < 0)

@@ -211,29 +211,12 @@ def read_demand(
     ``id``) is kept when present. Polygons become a point on their surface.
     """
     require_metric(crs, "area")
+    from .coverage import validate_demand
+
     gdf = read_table(path, "demand file", to_crs=crs, bbox=bbox)
-    if "population" not in gdf.columns:
-        raise InputError(
-            f"demand file {path}: has no 'population' column; add the residents of each "
-            f"feature (found: {', '.join(c for c in gdf.columns if c != 'geometry')})"
-        )
-    pop = pd.to_numeric(gdf["population"], errors="coerce")
-    bad = pop.isna() | (pop < 0)
-    if bad.any():
-        raise InputError(
-            f"demand file {path}: {int(bad.sum())} rows have a missing or negative population "
-            f"(first at row {int(np.flatnonzero(bad.to_numpy())[0])}); fix or remove them"
-        )
-    gdf = gdf.copy()
-    gdf["population"] = pop.astype("float64")
-    if "demand_id" not in gdf.columns:
-        gdf["demand_id"] = (
-            gdf["id"].astype(str) if "id" in gdf.columns else [f"d{i}" for i in range(len(gdf))]
-        )
-    gdf["demand_id"] = gdf["demand_id"].astype(str)
-    if gdf["demand_id"].duplicated().any():
-        dup = gdf.loc[gdf["demand_id"].duplicated(), "demand_id"].iloc[0]
-        raise InputError(f"demand file {path}: id {dup!r} appears more than once; make ids unique")
+    if "demand_id" not in gdf.columns and "id" in gdf.columns:
+        gdf = gdf.assign(demand_id=gdf["id"].astype(str))
+    gdf = validate_demand(gdf, what=f"demand file {path}")
     if "households" in gdf.columns:
         gdf["households"] = pd.to_numeric(gdf["households"], errors="coerce")
         gdf["households"] = gdf["households"].fillna(gdf["population"] / household_size)

@@ -24,6 +24,10 @@ examples:
   servicecircle coverage district.osm.pbf --facilities stations.geojson --out out/
   servicecircle coverage area.osm.bz2 --facilities osm --tier station_5min=300:station,centre \\
       --tier centre_15min=15min:centre --out out/
+  servicecircle grid area.osm.bz2 --kind governance --households 300:500 --out grid/
+  servicecircle propose demo --tier station_5min --new 3 --out plan/
+  servicecircle run data/demo_scenario.toml --out plan/
+  servicecircle batch city.toml --tile-km 5 --out city/
 
 exit codes: 0 success, 2 bad input (the message says which input and how to fix it).
 """
@@ -179,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="walking coverage of residents by centres and stations",
         description="Walking coverage of residents by centres and stations, per tier.",
-        epilog=EPILOG,
+        epilog="examples:\n"
+        "  servicecircle coverage demo --out out/\n"
+        "  servicecircle coverage district.osm.pbf --facilities stations.geojson --out out/\n"
+        "  servicecircle coverage area.osm.bz2 --facilities osm --preset gb50180 --goal 0.99 "
+        "--cells grid/cells.gpkg --service-areas --out out/\n\n"
+        "exit codes: 0 success, 2 bad input.\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cov.add_argument(

@@ -248,3 +248,26 @@ def test_grid_cli_and_coverage_rollup(tmp_path, capsys):
         main(["grid", "demo", "--kind", "h3", "--h3-res", "99", "--out", str(tmp_path / "x")]) == 2
     )
     assert "from 0 to 15" in capsys.readouterr().err
+
+
+def test_governance_grids_never_cut_a_building(demo_area):
+    """Every footprint that lies inside one street block lies inside one grid."""
+    from servicecircle.demand import demand_from_buildings
+    from servicecircle.grid import street_blocks
+
+    demand = demand_from_buildings(demo_area.buildings, landuse=demo_area.landuse)
+    grids = governance_grid(
+        demo_area.edges,
+        demo_area.boundary,
+        demand,
+        params=GovernanceParams(households_min=100, households_max=150),
+    )
+    blocks = street_blocks(demo_area.edges, demo_area.boundary)
+    fp = gpd.GeoSeries(demand["footprint"].to_numpy(), crs=demo_area.crs).make_valid()
+    in_block = fp.sindex.query(blocks.geometry.to_numpy(), predicate="contains_properly")[1]
+    split = 0
+    for f in fp.iloc[np.unique(in_block)]:
+        shares = grids.geometry.intersection(f).area / f.area
+        split += int((shares > 1e-6).sum() > 1)
+    assert len(in_block) > 50 and split == 0
+    assert (grids["households"] > 150).sum() < len(grids)  # the small range forced splits

@@ -178,6 +178,8 @@ def demand_from_buildings(
             "levels_source": np.where(tagged, "tag", "default"),
             "footprint_m2": area,
             "building": b["building"].astype("string").to_numpy(),
+            # the footprint rides along (not a geometry column) so grids never cut a building
+            "footprint": np.asarray(b.geometry.to_numpy(), dtype=object),
         },
         geometry=b.geometry.representative_point().to_numpy(),
         crs=crs,
@@ -224,6 +226,7 @@ def read_demand(
         gdf["households"] = gdf["population"] / household_size
     kinds = set(gdf.geom_type)
     if kinds - {"Point"}:
+        gdf["footprint"] = np.asarray(gdf.geometry.to_numpy(), dtype=object)
         gdf = gdf.set_geometry(gdf.geometry.representative_point())
     gdf.attrs["counts"] = {"features": len(gdf)}
     return gdf

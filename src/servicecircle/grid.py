@@ -427,7 +427,10 @@ def governance_grid(
         where[missing[inside_boundary][near[0]]] = near[1]
     outside = int((where < 0).sum())
     # split blocks that hold too many households
-    units = _split_big(parts, where, pts, hh, pop, params)
+    footprints = None
+    if "footprint" in dem.columns:
+        footprints = np.asarray(dem["footprint"].to_numpy(), dtype=object)
+    units = _split_big(parts, where, pts, hh, pop, params, footprints)
     grids = _merge_small(units, edges, params)
     # codes: per community, NW → SE
     geoms = np.asarray(grids["geometry"].to_numpy(), dtype=object)
@@ -475,14 +478,16 @@ def _split_big(
     hh: np.ndarray,
     pop: np.ndarray,
     params: GovernanceParams,
+    footprints: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Blocks → units with at most ``households_max`` households where buildings allow.
 
     A block over the maximum is divided along its buildings: a building at or over the maximum
     is a unit of its own, the others are cut into balanced groups; each group takes the
-    Voronoi regions of its buildings inside the block. Pieces of a group that fall apart are
-    separate units; pieces without a building join the neighbouring piece they share most
-    border with.
+    Voronoi regions of its buildings inside the block, and every building footprint (when the
+    demand carries a ``footprint`` column) goes whole to its group, so no building is cut.
+    Pieces of a group that fall apart are separate units; pieces without a building, and parts
+    cut off by a whole building, join the neighbouring piece they share most border with.
     """
     import shapely
 
@@ -555,8 +560,31 @@ def _split_big(
             shared = shapely.length(shapely.intersection(pieces_arr[e], pieces_arr[holds]))
             owner[e] = np.flatnonzero(holds)[int(np.argmax(shared))]
         pt_piece = piece_of_loc[inv]
-        for o in np.flatnonzero(holds).tolist():
-            geom_o = shapely.union_all(pieces_arr[owner == o])
+        owned = {int(o): shapely.union_all(pieces_arr[owner == o]) for o in np.flatnonzero(holds)}
+        if footprints is not None:
+            # a building belongs wholly to the piece of its point: never cut through it
+            owned = {key: shapely.make_valid(g) for key, g in owned.items()}
+            for i, o in zip(mine.tolist(), pt_piece.tolist(), strict=True):
+                f = footprints[i]
+                if f is None or f.is_empty:
+                    continue
+                try:
+                    f = _polygonal(
+                        shapely.make_valid(shapely.intersection(shapely.make_valid(f), geom))
+                    )
+                    if f.is_empty:
+                        continue
+                    for other in owned:
+                        if other != o and owned[other].intersects(f):
+                            owned[other] = _polygonal(
+                                shapely.make_valid(shapely.difference(owned[other], f))
+                            )
+                    owned[o] = _polygonal(shapely.make_valid(shapely.union(owned[o], f)))
+                except shapely.errors.GEOSException:  # pragma: no cover - degenerate footprint
+                    log.debug("footprint %d could not be kept whole", i)
+        owned, pt_piece = _reattach_parts(owned, pt_piece, shapely.points(coords))
+        for o in sorted(owned):
+            geom_o = owned[o]
             sel = pt_piece == o
             h = float(hh[mine][sel].sum())
             flag = ""
@@ -574,6 +602,48 @@ def _split_big(
     units = pd.DataFrame(rows)
     units = units[~units["geometry"].map(lambda g: g.is_empty)].reset_index(drop=True)
     return units
+
+
+def _reattach_parts(
+    owned: dict[int, Any], pt_piece: np.ndarray, pts: np.ndarray
+) -> tuple[dict[int, Any], np.ndarray]:
+    """Keep each unit in one part: a part cut off (by a building given whole to a neighbour)
+    joins the unit it shares the longest border with; buildings follow their part."""
+    import shapely
+
+    keys = sorted(owned)
+    for _ in range(3):  # a moved part can itself create a new cut-off; settle in few rounds
+        moved = False
+        for o in keys:
+            parts = list(shapely.get_parts(owned[o]))
+            if len(parts) <= 1:
+                continue
+            mine = pts[pt_piece == o]
+            held = [int(shapely.contains(p, mine).sum()) if len(mine) else 0 for p in parts]
+            # the part holding most of the unit's buildings (then the largest) stays
+            main = max(range(len(parts)), key=lambda j: (held[j], parts[j].area))
+            keep = [parts[main]]
+            for j, part in enumerate(parts):
+                if j == main:
+                    continue
+                best, best_len = None, 0.0
+                for other in keys:
+                    if other == o:
+                        continue
+                    length = shapely.length(shapely.intersection(part, owned[other]))
+                    if length > best_len + 1e-9:
+                        best, best_len = other, length
+                if best is None:
+                    keep.append(part)
+                    continue
+                owned[best] = _polygonal(shapely.make_valid(shapely.union(owned[best], part)))
+                inside = shapely.covers(part, pts) & (pt_piece == o)
+                pt_piece = np.where(inside, best, pt_piece)
+                moved = True
+            owned[o] = _polygonal(shapely.make_valid(shapely.union_all(keep)))
+        if not moved:
+            break
+    return owned, pt_piece
 
 
 def _balanced_groups(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:

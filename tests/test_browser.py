@@ -95,7 +95,7 @@ def test_map_works_offline_layers_toggle(browser, run_dir, tmp_path):
     assert labels.count() == 10
     count_layers = f"Object.keys({names[0]}._layers).length"
     before = page.evaluate(count_layers)
-    label = labels.filter(has_text="station_5min: ")
+    label = labels.filter(has_text="centre_15min: ")  # off by default; the 5-minute tier is on
     label.locator("input").click()
     page.wait_for_timeout(200)
     after = page.evaluate(count_layers)

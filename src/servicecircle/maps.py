@@ -212,7 +212,7 @@ def coverage_map(
         share = coverage.summary()["tiers"][tier.name]["share"]
         share_txt = "–" if share is None else f"{share:.0%}"
         name = f"{tier.name}: {text['within']} ≤ {tier.target_m:.0f} m ({share_txt})"
-        group = folium.FeatureGroup(name=name, show=(i == 0))
+        group = folium.FeatureGroup(name=name, show=(i == len(coverage.tiers) - 1))
         folium.GeoJson(
             frame.__geo_interface__,
             marker=folium.CircleMarker(radius=5, weight=1, fill=True, fill_opacity=0.8),
@@ -278,8 +278,11 @@ def coverage_map(
     root: Any = fmap.get_root()
     root.html.add_child(folium.Element(_title_html(heading)))
     ramp = text["cells"] if cells is not None and len(cells) else None
+    ranked = text["proposals"] if proposals is not None and len(proposals) else None
     root.html.add_child(
-        folium.Element(_legend_html(text["legend"], labels, kind_labels, ramp=ramp))
+        folium.Element(
+            _legend_html(text["legend"], labels, kind_labels, ramp=ramp, proposals=ranked)
+        )
     )
     return fmap
 
@@ -369,6 +372,7 @@ def _legend_html(
     kind_labels: dict[str, str],
     *,
     ramp: str | None = None,
+    proposals: str | None = None,
 ) -> str:
     rows = "".join(
         f'<div><span style="display:inline-block;width:12px;height:12px;border-radius:6px;'
@@ -380,6 +384,12 @@ def _legend_html(
         f'margin-right:6px">{KIND_STYLE[k][1]}</span>{html.escape(v)}</div>'
         for k, v in kind_labels.items()
     )
+    if proposals:
+        rows += (
+            '<div><span style="display:inline-block;width:14px;height:14px;border-radius:7px;'
+            "background:#ff7f00;color:#fff;font:bold 10px sans-serif;text-align:center;"
+            f'line-height:14px;margin-right:4px">1</span>{html.escape(proposals)}</div>'
+        )
     if ramp:
         boxes = "".join(
             f'<span style="display:inline-block;width:18px;height:10px;background:{c}"></span>'

@@ -161,3 +161,17 @@ def test_deterministic():
     w = rng.integers(1, 100, 300).astype(float)
     runs = [solve_max_cover(a, w, 6) for _ in range(3)]
     assert len({r.picks for r in runs}) == 1
+
+
+def test_milp_beats_greedy_where_greedy_is_not_optimal():
+    # S0 = {a,b,c,d}, S1 = {a,b,e,f}, S2 = {c,d,g,h}; K = 2: greedy takes S0 (6 in all),
+    # the optimum is S1 + S2 (8)
+    a = np.zeros((8, 3), bool)
+    a[[0, 1, 2, 3], 0] = True
+    a[[0, 1, 4, 5], 1] = True
+    a[[2, 3, 6, 7], 2] = True
+    m, w = sp.csr_matrix(a), np.ones(8)
+    assert greedy_max_cover(m, w, 2).value == 6
+    sol = solve_max_cover(m, w, 2)
+    assert sol.method == "exact" and sol.value == 8 and sol.optimal
+    assert sorted(sol.picks) == [1, 2]

@@ -486,6 +486,16 @@ def _result(highspy: Any, h: Any, maximize: bool) -> tuple[np.ndarray | None, fl
     return x, value, bound, optimal
 
 
+def _warm_start(highspy: Any, h: Any, a: sp.csr_matrix, picks: list[int]) -> None:
+    """Start HiGHS from a known solution: x = the picked columns, y = the rows they cover."""
+    x0 = np.zeros(a.shape[1])
+    x0[picks] = 1
+    y0 = np.minimum(1.0, np.asarray(a @ x0).ravel())
+    start = highspy.HighsSolution()
+    start.col_value = list(np.concatenate([x0, y0]))
+    h.setSolution(start)
+
+
 def _cover_constraints(a: sp.csr_matrix) -> sp.csc_matrix:
     """Rows y_i − Σ_{j∈N_i} x_j ≤ 0, columns [x (cands), y (rows)]."""
     import scipy.sparse as sp
@@ -575,12 +585,7 @@ def solve_max_cover(
         )
     highspy, h = model(True)
     h.setOptionValue("mip_lp_solver", "ipm")
-    start = highspy.HighsSolution()
-    x0 = np.zeros(c)
-    x0[list(greedy.picks)] = 1
-    y0 = np.minimum(1.0, np.asarray(a @ x0).ravel())
-    start.col_value = list(np.concatenate([x0, y0]))
-    h.setSolution(start)
+    _warm_start(highspy, h, a, list(greedy.picks))
     h.run()
     x, value, bound, optimal = _result(highspy, h, True)
     picks = [j for j in range(c) if x is not None and x[j] > 0.5]
@@ -661,12 +666,7 @@ def solve_set_cover(
         row_upper=np.concatenate([np.zeros(r), [highspy.kHighsInf]]),
         maximize=False,
     )
-    start = highspy.HighsSolution()
-    x0 = np.zeros(c)
-    x0[greedy_picks] = 1
-    y0 = np.minimum(1.0, np.asarray(a @ x0).ravel())
-    start.col_value = list(np.concatenate([x0, y0]))
-    h.setSolution(start)
+    _warm_start(highspy, h, a, greedy_picks)
     h.run()
     x, _count, bound, optimal = _result(highspy, h, False)
     picks = [j for j in range(c) if x is not None and x[j] > 0.5]

@@ -709,6 +709,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         print(
             f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {t['covered_residents']:>10,.0f}"
             f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
+            + ("  (no facility of this kind given)" if t.get("facilities") == 0 else "")
         )
     if summary["unreachable_demand_points"]:
         print(

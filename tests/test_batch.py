@@ -116,6 +116,11 @@ def test_bad_batch_input(tmp_path, capsys):
     plan = scenario(tmp_path, "demo", "demo")
     assert main(["batch", str(plan), "--tile-km", "0", "--out", str(tmp_path)]) == 2
     assert "--tile-km must be positive" in capsys.readouterr().err
+    assert (
+        main(["batch", str(plan), "--tile-km", "1", "--buffer-m", "-5", "--out", str(tmp_path)])
+        == 2
+    )
+    assert "--buffer-m must be zero or more" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -331,6 +331,15 @@ def run_batch(
         raise InputError("no partitions: give a partition file or --tile-km N")
     tiers = sc.tiers
     buf = buffer_for(tiers) if buffer_m is None else float(buffer_m)
+    if buf < 0:
+        raise InputError(f"--buffer-m must be zero or more metres; got {buf}")
+    if buf < buffer_for(tiers):
+        log.warning(
+            "buffer %.0f m is below the largest search distance %.0f m: residents near partition "
+            "edges may get longer walks than in a whole-area run",
+            buf,
+            buffer_for(tiers),
+        )
     boundary_wkt = None
     if isinstance(sc.area.get("boundary"), list):
         boundary_wkt = shapely.box(*sc.area["boundary"]).wkt

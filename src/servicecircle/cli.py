@@ -162,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="retries of a failed partition before it is reported (default 1)",
     )
     batch.add_argument(
+        "--buffer-m",
+        type=float,
+        default=None,
+        metavar="M",
+        help="network read around each partition (default: the largest tier distance × 2, "
+        "which makes results equal a whole-area run)",
+    )
+    batch.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -456,6 +464,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             n_workers=args.workers,
             retries=args.retries,
             on_done=done,
+            buffer_m=args.buffer_m,
         )
     finally:
         if bar is not None:

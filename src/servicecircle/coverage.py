@@ -404,6 +404,9 @@ def compute_coverage(
     d_comp[dsnap.ok] = network.component[network.edge_u[dsnap.edge[dsnap.ok]]]
     f_comp = np.full(len(fsnap), -1)
     f_comp[fsnap.ok] = network.component[network.edge_u[fsnap.edge[fsnap.ok]]]
+    import shapely
+
+    demand_xy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
     for tier in tiers:
         sel = np.isin(kinds, tier.kinds)
         sub = fsnap.subset(sel)
@@ -427,7 +430,7 @@ def compute_coverage(
         cols[f"{tier.name}_walk_m"] = np.where(np.isfinite(walk), walk, np.nan)
         cols[f"{tier.name}_covered"] = covered
         cols[f"{tier.name}_status"] = status
-        circle = circle_distances(demand, facilities, tier.kinds)
+        circle = circle_distances(demand_xy, facilities, tier.kinds)
         cols[f"{tier.name}_circle_m"] = circle
         cols[f"{tier.name}_circle_covered"] = circle <= tier.target_m + _TOL_M
     points = pd.DataFrame(cols, index=demand.index)
@@ -449,19 +452,23 @@ def compute_coverage(
 
 
 def circle_distances(
-    demand: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, kinds: tuple[str, ...]
+    demand: gpd.GeoDataFrame | np.ndarray,
+    facilities: gpd.GeoDataFrame,
+    kinds: tuple[str, ...],
 ) -> np.ndarray:
-    """Straight-line distance from each demand point to the nearest facility of ``kinds``."""
+    """Straight-line distance from each demand point (a frame, or ``(n, 2)`` coordinates) to
+    the nearest facility of ``kinds``."""
+    import shapely
     from scipy.spatial import cKDTree
 
     sel = facilities["kind"].isin(kinds).to_numpy()
     if not sel.any():
         return np.full(len(demand), np.inf)
-    fpts = facilities.geometry.to_numpy()[sel]
-    import shapely
-
-    fxy = shapely.get_coordinates(shapely.point_on_surface(fpts))
-    dxy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
+    fxy = shapely.get_coordinates(shapely.point_on_surface(facilities.geometry.to_numpy()[sel]))
+    if isinstance(demand, np.ndarray):
+        dxy = demand
+    else:
+        dxy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
     dist, _ = cKDTree(fxy).query(dxy, k=1)
     return np.asarray(dist, dtype="float64")
 

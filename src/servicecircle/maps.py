@@ -188,6 +188,7 @@ def coverage_map(
                     fill=False,
                 ).add_to(layer)
             layer.add_to(fmap)
+    shares = {name: t["share"] for name, t in coverage.summary()["tiers"].items()}
     pts = demand.to_crs(4326)
     table = coverage.points
     pop = table["population"].to_numpy(dtype=float)
@@ -209,7 +210,7 @@ def coverage_map(
             geometry=pts.geometry.to_numpy(),
             crs=4326,
         )
-        share = coverage.summary()["tiers"][tier.name]["share"]
+        share = shares[tier.name]
         share_txt = "–" if share is None else f"{share:.0%}"
         name = f"{tier.name}: {text['within']} ≤ {tier.target_m:.0f} m ({share_txt})"
         group = folium.FeatureGroup(name=name, show=(i == len(coverage.tiers) - 1))

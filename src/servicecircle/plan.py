@@ -105,9 +105,6 @@ def run_coverage(
     """
     import geopandas as gpd
 
-    from .demand import demand_from_buildings, read_demand
-    from .facilities import facilities_from_pois, read_facilities
-
     def tick(name: str) -> None:
         log.info("step: %s", name)
         if step is not None:
@@ -117,34 +114,19 @@ def run_coverage(
     tick("network")
     network = network or WalkNetwork.from_area(area)
     tick("demand")
-    demand_counts: dict[str, Any]
-    if demand is None:
-        demand_gdf = demand_from_buildings(area.buildings, landuse=area.landuse)
-        demand_counts = {"source": "buildings", **demand_gdf.attrs.get("counts", {})}
-        if len(demand_gdf) == 0:
-            raise InputError(
-                f"area {area.name}: no residential building found to estimate residents from; "
-                "give a demand file with --demand"
-            )
-    elif isinstance(demand, gpd.GeoDataFrame):
-        demand_gdf = demand.to_crs(area.crs)
-        demand_counts = {"source": "GeoDataFrame", "features": len(demand_gdf)}
-    else:
-        demand_gdf = read_demand(demand, crs=area.crs)
-        demand_counts = {"source": str(demand), **demand_gdf.attrs.get("counts", {})}
+    demand_gdf = _demand_for(area, demand)
+    demand_counts = {
+        "source": _source_label(demand, "buildings"),
+        **demand_gdf.attrs.get("counts", {}),
+    }
+    if demand is None and len(demand_gdf) == 0:
+        raise InputError(
+            f"area {area.name}: no residential building found to estimate residents from; "
+            "give a demand file with --demand"
+        )
     tick("facilities")
-    if isinstance(facilities, gpd.GeoDataFrame):
-        fac_gdf = facilities.to_crs(area.crs)
-        fac_source = "GeoDataFrame"
-    elif str(facilities) == FACILITIES_FROM_OSM:
-        fac_gdf = facilities_from_pois(area.pois)
-        fac_source = "OSM tags (preset 'default')"
-    elif str(facilities) == DEMO_FACILITIES:
-        fac_gdf = read_facilities(demo_facilities_path(), crs=area.crs)
-        fac_source = "demo facility file"
-    else:
-        fac_gdf = read_facilities(facilities, crs=area.crs)
-        fac_source = str(facilities)
+    fac_gdf = _facilities_for(area, facilities)
+    fac_source = _source_label(facilities, "none")
     if len(fac_gdf) == 0:
         raise InputError(
             f"no facility found ({fac_source}); give a facility file with --facilities FILE"
@@ -366,7 +348,20 @@ def run_grid(
     return cells, summary
 
 
+def _source_label(source: object, default: str) -> str:
+    """How a demand or facility source is named in summaries."""
+    if source is None:
+        return default
+    if type(source).__name__ == "GeoDataFrame":
+        return "GeoDataFrame"
+    return {
+        FACILITIES_FROM_OSM: "OSM tags (preset 'default')",
+        DEMO_FACILITIES: "demo facility file",
+    }.get(str(source), str(source))
+
+
 def _demand_for(area: Area, demand: str | Path | gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    """Demand from a frame, a file, or (None) the area's residential buildings."""
     import geopandas as gpd
 
     from .demand import demand_from_buildings, read_demand

@@ -334,15 +334,11 @@ class Solution:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _columns(a: sp.csr_matrix) -> sp.csc_matrix:
-    return a.tocsc()
-
-
 def rank_picks(
     a: sp.csr_matrix, weight: np.ndarray, picks: list[int]
 ) -> tuple[list[int], list[float]]:
     """Order picks greedily by marginal gain (ties by column) and return the gains."""
-    csc = _columns(a)
+    csc = a.tocsc()
     covered = np.zeros(a.shape[0], dtype=bool)
     left = sorted(set(picks))
     order, gains = [], []
@@ -372,7 +368,7 @@ def greedy_max_cover(
     """
     t0 = time.perf_counter()
     n_cols = a.shape[1]
-    csc = _columns(a)
+    csc = a.tocsc()
     w = np.asarray(weight, dtype="float64")
     covered = np.zeros(a.shape[0], dtype=bool)
     gains0 = np.asarray(csc.T @ w).ravel() if n_cols else np.zeros(0)

@@ -22,7 +22,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from servicecircle.grid import GovernanceParams, cell_figures, governance_grid, hex_grid
+from servicecircle.governance import GovernanceParams, governance_grid
+from servicecircle.grid import cell_figures, hex_grid
 
 CRS = "EPSG:32650"
 

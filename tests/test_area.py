@@ -9,7 +9,8 @@ import pytest
 
 from conftest import BEIJING, NANJING, shared_file
 from servicecircle import EmptyAreaError, InputError, InputFileNotFoundError
-from servicecircle.area import load_area, walkable_mask
+from servicecircle.area import load_area
+from servicecircle.osm import walkable_mask
 
 
 def test_demo_area_is_projected_and_walkable(demo_area):

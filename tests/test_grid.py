@@ -11,14 +11,8 @@ from hypothesis import strategies as st
 
 from conftest import BEIJING, NANJING, shared_file
 from servicecircle import InputError
-from servicecircle.grid import (
-    GovernanceParams,
-    cell_figures,
-    governance_grid,
-    h3_grid,
-    hex_grid,
-    square_grid,
-)
+from servicecircle.governance import GovernanceParams, governance_grid
+from servicecircle.grid import cell_figures, h3_grid, hex_grid, square_grid
 
 CRS = "EPSG:32650"  # UTM 50N: Nanjing and Beijing
 
@@ -253,7 +247,7 @@ def test_grid_cli_and_coverage_rollup(tmp_path, capsys):
 def test_governance_grids_never_cut_a_building(demo_area):
     """Every footprint that lies inside one street block lies inside one grid."""
     from servicecircle.demand import demand_from_buildings
-    from servicecircle.grid import street_blocks
+    from servicecircle.governance import street_blocks
 
     demand = demand_from_buildings(demo_area.buildings, landuse=demo_area.landuse)
     grids = governance_grid(

@@ -96,8 +96,9 @@ def test_failed_run_leaves_nothing_half_written(tmp_path):
     path = write(tmp_path, GOOD + "[siting]\ntier = 'station_5min'\nnew = 100000\n")
     with pytest.raises(InputError, match="more than the"):
         run_scenario(path)
-    out = tmp_path / "out"
-    assert list(out.iterdir()) == []  # no coverage.csv from the steps that did succeed
+    # the output folder is not even created: no coverage.csv from the steps that did succeed
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.toml"]  # no staging left
 
 
 def test_run_writes_everything(tmp_path):

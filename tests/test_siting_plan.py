@@ -43,7 +43,7 @@ def proposal(tmp_path_factory, demo_area):
         facilities="demo",
         out_dir=out,
         tiles="none",
-    )
+    ).report
     return out, report
 
 
@@ -104,7 +104,7 @@ def test_capacitated_plan_on_the_demo(demo_area):
         capacity=2000,
         facilities="demo",
         out_dir=None,
-    )
+    ).report
     assert report["model"] == "capacitated MCLP"
     assert report["covered_after"] >= report["covered_before"]
     assert report["covered_after"] <= report["covered_before"] + 2 * 2000 + 1e-6
@@ -175,9 +175,11 @@ def test_two_level_plan_counts_new_centres_as_stations(demo_area, tmp_path):
 
     report = run_two_level(
         demo_area, centres_new=1, stations_new=2, facilities="demo", out_dir=tmp_path, tiles="none"
-    )
+    ).report
     c, s = report["levels"]["centres"], report["levels"]["stations"]
-    alone = run_propose(demo_area, tier=tier_by_name("station_5min"), new=2, facilities="demo")
+    alone = run_propose(
+        demo_area, tier=tier_by_name("station_5min"), new=2, facilities="demo"
+    ).report
     # the stations step starts from the coverage that the new centre already gives
     assert s["covered_before"] >= alone["covered_before"]
     assert c["tier"]["name"] == "centre_15min" and s["tier"]["name"] == "station_5min"

@@ -141,8 +141,8 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     from .coverage import compute_coverage
     from .demand import demand_from_buildings, read_demand
     from .facilities import facilities_from_pois, read_facilities
-    from .plan import demo_facilities_path
-    from .rollup import assign_cells
+    from .geometry import assign_cells
+    from .workflows.common import demo_facilities_path
 
     started = time.perf_counter()
     poly = shapely.from_wkt(task.polygon_wkt)
@@ -227,7 +227,8 @@ def _partition_grid(
     task: PartitionTask, area: Any, net: Any, demand: Any, cov: Any, own: Any
 ) -> Any:
     """The scenario's grid over the partition (not its buffer), with coverage rolled up."""
-    from .grid import GovernanceParams, governance_grid, regular_grid
+    from .governance import GovernanceParams, governance_grid
+    from .grid import regular_grid
     from .rollup import rollup
 
     g = task.grid or {}
@@ -252,13 +253,13 @@ def _partition_siting(
 ) -> tuple[Any, dict[str, Any]]:
     """Proposals for the partition's residents from candidates inside the partition."""
     from .candidates import candidates_along_network, exclude
-    from .plan import run_propose
+    from .workflows import run_propose
 
     s = task.siting or {}
     tier = next(t for t in task.tiers if t.name == s["tier"])
     cand = candidates_along_network(net, spacing_m=float(s.get("spacing_m", 100.0)))
     cand = exclude(cand, boundary=own)
-    report = run_propose(
+    result = run_propose(
         area,
         tier=tier,
         new=s.get("new"),
@@ -272,10 +273,34 @@ def _partition_siting(
         network=net,
         out_dir=None,
     )
-    proposals = report.pop("_proposals")
+    proposals = result.proposals.copy()
     proposals["id"] = task.name + ":" + proposals["id"].astype(str)
     proposals["partition"] = task.name
-    return proposals.to_crs(4326), report
+    return proposals.to_crs(4326), result.report
+
+
+#: Scenario keys ``run`` accepts that a batch cannot honour per partition (each is rejected
+#: by name rather than silently ignored).
+BATCH_UNSUPPORTED = (
+    ("siting", "capacity", "a capacity is a whole-area model; run it with `servicecircle run`"),
+    ("siting", "centres", "the two-level plan needs the whole area; use `servicecircle run`"),
+    ("siting", "candidates", "batch siting takes candidates along each partition's streets"),
+    ("grid", "communities", "batch grids are built per partition without a community layer"),
+    ("demand", "floor_area_per_resident_m2", "batch estimates residents with the defaults"),
+    ("demand", "default_levels", "batch estimates residents with the defaults"),
+    ("demand", "household_size", "batch estimates residents with the defaults"),
+)
+
+
+def check_batch_scenario(sc: Any) -> None:
+    """Reject, by key, every scenario setting a batch run would otherwise ignore."""
+    problems = []
+    for section, key, why in BATCH_UNSUPPORTED:
+        body = getattr(sc, section) or {}
+        if key in body:
+            problems.append(f"'{section}.{key}' is not supported by batch ({why})")
+    if problems:
+        raise InputError(f"scenario {sc.path}: " + "; ".join(problems))
 
 
 def run_batch(
@@ -315,31 +340,38 @@ def run_batch(
     dict
         The summary written (``"partitions"`` lists each with its figures or its error).
     """
-    import shapely
-
-    from ._write import write_json, write_with
-    from .coverage import Coverage
-    from .plan import coverage_table, demo_facilities_path
+    from .outputs import RunOutput, check_out_dir
     from .scenario import load_scenario
 
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as err:  # pragma: no cover
-        raise InputError("batch runs need Dask: pip install 'dask[distributed]'") from err
     sc = load_scenario(scenario)
+    check_batch_scenario(sc)
     if not partitions:
         raise InputError("no partitions: give a partition file or --tile-km N")
-    tiers = sc.tiers
-    buf = buffer_for(tiers) if buffer_m is None else float(buffer_m)
+    out_dir = check_out_dir(out_dir if out_dir is not None else sc.output["dir"])
+    buf = buffer_for(sc.tiers) if buffer_m is None else float(buffer_m)
     if buf < 0:
         raise InputError(f"--buffer-m must be zero or more metres; got {buf}")
-    if buf < buffer_for(tiers):
+    if buf < buffer_for(sc.tiers):
         log.warning(
             "buffer %.0f m is below the largest search distance %.0f m: residents near partition "
             "edges may get longer walks than in a whole-area run",
             buf,
-            buffer_for(tiers),
+            buffer_for(sc.tiers),
         )
+    tasks = _tasks(sc, partitions, buf)
+    results, failures = _run_tasks(tasks, scheduler, n_workers, retries, on_done)
+    ordered = sorted(results.values(), key=lambda r: r.order)
+    with RunOutput(out_dir) as out:
+        summary = _write_merged(out, sc, tasks, ordered, results, failures, buf)
+    summary["out_dir"] = str(out.out_dir)
+    return summary
+
+
+def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTask]:
+    import shapely
+
+    from .workflows.common import demo_facilities_path
+
     boundary_wkt = None
     if isinstance(sc.area.get("boundary"), list):
         boundary_wkt = shapely.box(*sc.area["boundary"]).wkt
@@ -347,7 +379,7 @@ def run_batch(
     if facilities == "demo":
         facilities = str(demo_facilities_path())
     demand = sc.demand.get("source")
-    tasks = [
+    return [
         PartitionTask(
             name=p.name,
             order=i,
@@ -357,13 +389,27 @@ def run_batch(
             buffer_m=buf,
             facilities=facilities,
             demand=None if demand in (None, "buildings") else demand,
-            tiers=tiers,
+            tiers=sc.tiers,
             snap_limit_m=float(sc.output.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M)),
             grid=sc.grid,
             siting=sc.siting,
         )
         for i, p in enumerate(partitions)
     ]
+
+
+def _run_tasks(
+    tasks: list[PartitionTask],
+    scheduler: str | None,
+    n_workers: int,
+    retries: int,
+    on_done: Callable[[str, str], None] | None,
+) -> tuple[dict[str, PartitionResult], dict[str, str]]:
+    """Submit one Dask task per partition; the failure of one is reported, not raised."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as err:  # pragma: no cover
+        raise InputError("batch runs need Dask: pip install 'dask[distributed]'") from err
     cluster = None
     if scheduler:
         client = Client(scheduler)
@@ -386,7 +432,7 @@ def run_batch(
             try:
                 results[name] = fut.result()
                 status = "ok"
-            except Exception as err:  # the failure of one partition is reported, not raised
+            except Exception as err:
                 kind = "input" if isinstance(err, ServiceCircleError) else type(err).__name__
                 failures[name] = f"{kind}: {err}"
                 log.debug("partition %s failed:\n%s", name, traceback.format_exc())
@@ -397,7 +443,11 @@ def run_batch(
         client.close()
         if cluster is not None:
             cluster.close()
-    ordered = sorted(results.values(), key=lambda r: r.order)
+    return results, failures
+
+
+def _merged_points(ordered: list[PartitionResult]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Every partition's owned points and inside facilities, each once."""
     frames = [r.points for r in ordered if len(r.points)]
     points = (
         pd.concat(frames, ignore_index=True)
@@ -415,6 +465,23 @@ def run_batch(
         else pd.DataFrame(columns=["facility_id", "kind", "snapped"])
     )
     fac = fac.drop(columns=["_inside"], errors="ignore").reset_index(drop=True)
+    return points, fac, n_before - len(points)
+
+
+def _write_merged(
+    out: Any,
+    sc: Any,
+    tasks: list[PartitionTask],
+    ordered: list[PartitionResult],
+    results: dict[str, PartitionResult],
+    failures: dict[str, str],
+    buf: float,
+) -> dict[str, Any]:
+    import geopandas as gpd
+
+    from .coverage import Coverage, coverage_table
+
+    points, fac, on_borders = _merged_points(ordered)
     rows = []
     for t in tasks:
         row = {
@@ -431,36 +498,28 @@ def run_batch(
         "partitions": len(tasks),
         "buffer_m": buf,
         "failed": failures,
-        "demand_points_on_borders": int(n_before - len(points)),
+        "demand_points_on_borders": int(on_borders),
     }
     if len(points) and {"snapped", "population"} <= set(points.columns) and len(fac):
         fac = fac.assign(snapped=fac["snapped"].astype(bool))
-        cov = Coverage(points, fac, tiers, float(tasks[0].snap_limit_m), DEFAULT_SEARCH_FACTOR)
+        cov = Coverage(points, fac, sc.tiers, float(tasks[0].snap_limit_m), DEFAULT_SEARCH_FACTOR)
         summary.update(cov.summary())
-    out = Path(out_dir) if out_dir is not None else Path(sc.output["dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    if "tiers" in summary:
         merged = coverage_table(cov)
         merged["lon"] = points["lon"].round(7)
         merged["lat"] = points["lat"].round(7)
-        write_with(out / "coverage.csv", lambda tmp: merged.to_csv(tmp, index=False, na_rep=""))
-    write_with(out / "partitions.csv", lambda tmp: table.to_csv(tmp, index=False))
-    import geopandas as gpd
-
+        out.csv("coverage.csv", merged)
+    out.csv("partitions.csv", table)
     cell_frames = [r.cells for r in ordered if r.cells is not None and len(r.cells)]
     if cell_frames:
         cells = gpd.GeoDataFrame(pd.concat(cell_frames, ignore_index=True), crs=4326)
-        write_with(out / "cells.gpkg", lambda tmp: cells.to_file(tmp, driver="GPKG", layer="cells"))
+        out.gpkg("cells.gpkg", {"cells": cells})
         summary["cells"] = len(cells)
     prop_frames = [r.proposals for r in ordered if r.proposals is not None and len(r.proposals)]
     if prop_frames:
         props = gpd.GeoDataFrame(pd.concat(prop_frames, ignore_index=True), crs=4326)
-        write_with(
-            out / "proposals.geojson",
-            lambda tmp: props.to_file(tmp, driver="GeoJSON", layer="proposals"),
-        )
+        out.geojson("proposals.geojson", props)
         summary["proposals"] = len(props)
     summary["partition_table"] = table.replace({np.nan: None}).to_dict(orient="records")
-    write_json(out / "summary.json", summary)
-    summary["out_dir"] = str(out)
+    summary["files"] = sorted({*out.files, "summary.json"})
+    out.json("summary.json", summary)
     return summary

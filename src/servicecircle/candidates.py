@@ -17,6 +17,7 @@ import pandas as pd
 from ._crs import require_metric
 from ._errors import InputError
 from .files import read_table
+from .osmtags import first_match
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -92,16 +93,8 @@ def candidates_from_features(
     """Candidates from OSM buildings/POIs that can host a station (:data:`HOST_PRESET`)."""
     import geopandas as gpd
 
-    from .facilities import _rule_matches, _rule_text
-
     crs = require_metric(features.crs, "features")
-    rules = HOST_PRESET if preset is None else preset
-    hit = np.zeros(len(features), dtype=bool)
-    why = np.full(len(features), "", dtype=object)
-    for rule in rules:
-        m = _rule_matches(features, rule) & ~hit
-        why[m] = _rule_text(rule)
-        hit |= m
+    hit, why = first_match(features, HOST_PRESET if preset is None else preset)
     chosen = features.loc[hit]
     ids = chosen["osm_id"].astype(str).to_numpy() if "osm_id" in chosen else np.arange(len(chosen))
     out = gpd.GeoDataFrame(

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._crs import require_metric
 from ._errors import InputError
+from .demand import validate_demand
+from .facilities import validate_facilities
 from .network import DEFAULT_SNAP_LIMIT_M, MIN_EDGE_M, Snap, WalkNetwork
 from .tiers import DEFAULT_TIERS, Tier, check_unique
 
@@ -206,56 +207,6 @@ def nearest_facility(
 
 
 # --------------------------------------------------------------------------- tables
-def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDataFrame:
-    """Check a demand frame: metric CRS, ``population`` ≥ 0; add ``demand_id`` if missing."""
-    require_metric(demand.crs, what)
-    if "population" not in demand.columns:
-        found = ", ".join(str(c) for c in demand.columns if c != "geometry")
-        raise InputError(
-            f"{what}: has no 'population' column; add the residents of each feature "
-            f"(found: {found})"
-        )
-    pop = pd.to_numeric(demand["population"], errors="coerce")
-    bad = pop.isna() | (pop < 0)
-    if bad.any():
-        raise InputError(
-            f"{what}: {int(bad.sum())} rows have a missing or negative population (first at row "
-            f"{int(np.flatnonzero(bad.to_numpy())[0])}); fix or remove them"
-        )
-    demand = demand.copy()
-    demand["population"] = pop.astype("float64")
-    if "demand_id" not in demand.columns:
-        demand["demand_id"] = [f"d{i}" for i in range(len(demand))]
-    demand["demand_id"] = demand["demand_id"].astype(str)
-    if demand["demand_id"].duplicated().any():
-        dup = demand.loc[demand["demand_id"].duplicated(), "demand_id"].iloc[0]
-        raise InputError(f"{what}: demand_id {dup!r} appears more than once; make ids unique")
-    return demand
-
-
-def validate_facilities(facilities: gpd.GeoDataFrame, what: str = "facilities") -> gpd.GeoDataFrame:
-    """Check a facility frame: metric CRS, unique ``facility_id``, known ``kind``."""
-    from .tiers import KINDS
-
-    require_metric(facilities.crs, what)
-    for col in ("facility_id", "kind"):
-        if col not in facilities.columns:
-            raise InputError(f"{what} has no {col!r} column; read them with read_facilities()")
-    bad = ~facilities["kind"].isin(KINDS)
-    if bad.any():
-        raise InputError(
-            f"{what}: unknown kind {facilities.loc[bad, 'kind'].iloc[0]!r}; use "
-            f"{' or '.join(KINDS)}"
-        )
-    ids = facilities["facility_id"].astype(str)
-    if ids.duplicated().any():
-        raise InputError(
-            f"{what}: facility id {ids[ids.duplicated()].iloc[0]!r} appears more than once; "
-            "give each facility its own id"
-        )
-    return facilities
-
-
 @dataclass(frozen=True, eq=False)
 class Coverage:
     """Coverage of demand points per tier.
@@ -517,3 +468,25 @@ def facility_load(
         out[f"{tier.name}_load_residents"] = np.where(serves, ids.map(load).fillna(0.0), np.nan)
         out[f"{tier.name}_load_points"] = np.where(serves, ids.map(count).fillna(0), np.nan)
     return out
+
+
+def coverage_table(cov: Coverage) -> pd.DataFrame:
+    """The per-point table as written to ``coverage.csv``."""
+    cols = ["demand_id", "population"]
+    if "households" in cov.points:
+        cols.append("households")
+    for tier in cov.tiers:
+        cols += [
+            f"{tier.name}_facility_id",
+            f"{tier.name}_walk_m",
+            f"{tier.name}_covered",
+            f"{tier.name}_status",
+        ]
+    table = cov.points[cols].copy()
+    for tier in cov.tiers:
+        table[f"{tier.name}_walk_m"] = table[f"{tier.name}_walk_m"].round(1)
+        table[f"{tier.name}_covered"] = np.where(table[f"{tier.name}_covered"], "true", "false")
+    table["population"] = table["population"].round(2)
+    if "households" in table:
+        table["households"] = table["households"].round(2)
+    return table

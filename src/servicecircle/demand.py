@@ -213,8 +213,6 @@ def read_demand(
     ``id``) is kept when present. Polygons become a point on their surface.
     """
     require_metric(crs, "area")
-    from .coverage import validate_demand
-
     gdf = read_table(path, "demand file", to_crs=crs, bbox=bbox)
     if "demand_id" not in gdf.columns and "id" in gdf.columns:
         gdf = gdf.assign(demand_id=gdf["id"].astype(str))
@@ -230,3 +228,30 @@ def read_demand(
         gdf = gdf.set_geometry(gdf.geometry.representative_point())
     gdf.attrs["counts"] = {"features": len(gdf)}
     return gdf
+
+
+def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDataFrame:
+    """Check a demand frame: metric CRS, ``population`` ≥ 0; add ``demand_id`` if missing."""
+    require_metric(demand.crs, what)
+    if "population" not in demand.columns:
+        found = ", ".join(str(c) for c in demand.columns if c != "geometry")
+        raise InputError(
+            f"{what}: has no 'population' column; add the residents of each feature "
+            f"(found: {found})"
+        )
+    pop = pd.to_numeric(demand["population"], errors="coerce")
+    bad = pop.isna() | (pop < 0)
+    if bad.any():
+        raise InputError(
+            f"{what}: {int(bad.sum())} rows have a missing or negative population (first at row "
+            f"{int(np.flatnonzero(bad.to_numpy())[0])}); fix or remove them"
+        )
+    demand = demand.copy()
+    demand["population"] = pop.astype("float64")
+    if "demand_id" not in demand.columns:
+        demand["demand_id"] = [f"d{i}" for i in range(len(demand))]
+    demand["demand_id"] = demand["demand_id"].astype(str)
+    if demand["demand_id"].duplicated().any():
+        dup = demand.loc[demand["demand_id"].duplicated(), "demand_id"].iloc[0]
+        raise InputError(f"{what}: demand_id {dup!r} appears more than once; make ids unique")
+    return demand

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ import pandas as pd
 from ._crs import require_metric
 from ._errors import InputError
 from .files import read_table
+from .osmtags import rule_matches, rule_text
 from .tiers import KINDS
 
 if TYPE_CHECKING:
@@ -99,34 +99,6 @@ def read_facilities(
     return out
 
 
-def _rule_matches(frame: pd.DataFrame, rule: dict[str, Any]) -> np.ndarray:
-    hit = np.ones(len(frame), dtype=bool)
-    for key, want in rule.items():
-        if key not in frame.columns:
-            return np.zeros(len(frame), dtype=bool)
-        col = frame[key].astype("string")
-        if want is True:
-            hit &= col.notna().to_numpy()
-        elif isinstance(want, str) and want.startswith("~"):
-            hit &= col.str.contains(re.compile(want[1:]), na=False).to_numpy(dtype=bool)
-        else:
-            values = [want] if isinstance(want, str) else list(want)
-            hit &= col.isin(values).fillna(False).to_numpy(dtype=bool)
-    return hit
-
-
-def _rule_text(rule: dict[str, Any]) -> str:
-    parts = []
-    for key, want in rule.items():
-        if want is True:
-            parts.append(f"{key}=*")
-        elif isinstance(want, str):
-            parts.append(f"{key}{want}" if want.startswith("~") else f"{key}={want}")
-        else:
-            parts.append(f"{key}={'|'.join(want)}")
-    return " & ".join(parts)
-
-
 def facilities_from_pois(pois: gpd.GeoDataFrame, *, preset: str = "default") -> gpd.GeoDataFrame:
     """Centres and stations among OSM POIs, by a tag preset (see :data:`OSM_PRESETS`).
 
@@ -146,9 +118,9 @@ def facilities_from_pois(pois: gpd.GeoDataFrame, *, preset: str = "default") -> 
     why = np.full(len(pois), None, dtype=object)
     for k in KINDS:
         for rule in rules[k]:
-            hit = _rule_matches(pois, rule) & (kind == None)  # noqa: E711
+            hit = rule_matches(pois, rule) & (kind == None)  # noqa: E711
             kind[hit] = k
-            why[hit] = _rule_text(rule)
+            why[hit] = rule_text(rule)
     sel = kind != None  # noqa: E711
     chosen = pois.loc[sel]
     ids = chosen["osm_id"].astype(str) if "osm_id" in chosen else chosen.index.astype(str)
@@ -181,3 +153,24 @@ def write_facilities(facilities: gpd.GeoDataFrame, path: str | Path) -> Path:
     return write_with(
         path, lambda tmp: frame.to_file(tmp, driver=driver, layer=path.stem, **options)
     )
+
+
+def validate_facilities(facilities: gpd.GeoDataFrame, what: str = "facilities") -> gpd.GeoDataFrame:
+    """Check a facility frame: metric CRS, unique ``facility_id``, known ``kind``."""
+    require_metric(facilities.crs, what)
+    for col in ("facility_id", "kind"):
+        if col not in facilities.columns:
+            raise InputError(f"{what} has no {col!r} column; read them with read_facilities()")
+    bad = ~facilities["kind"].isin(KINDS)
+    if bad.any():
+        raise InputError(
+            f"{what}: unknown kind {facilities.loc[bad, 'kind'].iloc[0]!r}; use "
+            f"{' or '.join(KINDS)}"
+        )
+    ids = facilities["facility_id"].astype(str)
+    if ids.duplicated().any():
+        raise InputError(
+            f"{what}: facility id {ids[ids.duplicated()].iloc[0]!r} appears more than once; "
+            "give each facility its own id"
+        )
+    return facilities

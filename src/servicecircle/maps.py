@@ -76,6 +76,7 @@ TEXT = {
 }
 
 
+# long function: one layer after another; replaced by the compact-data map (issues 12, 17)
 def coverage_map(
     area: Area,
     demand: gpd.GeoDataFrame,
@@ -420,6 +421,11 @@ def _attribution_only(text: str) -> Any:
     return el
 
 
+def map_html(fmap: folium.Map) -> str:
+    """The page of a folium map, as text."""
+    return str(fmap.get_root().render())
+
+
 def save_map(fmap: folium.Map, path: str | Path) -> Path:
     """Write a folium map to ``path`` atomically."""
-    return write_text(path, fmap.get_root().render())
+    return write_text(path, map_html(fmap))

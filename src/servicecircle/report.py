@@ -181,49 +181,9 @@ def report_html(
             )
         )
     if cells is not None and len(cells) and coverage.tiers:
-        first = coverage.tiers[-1].name
-        col = f"{first}_share"
-        frame = cells[cells["population"] > 0].sort_values([col, "cell_id"]).head(10)
-        parts.append(f"<h2>{t['cells']} ({first})</h2>")
-        parts.append(
-            _table(
-                [t["cell"], t["residents"], *[f"{tt.name} {t['share']}" for tt in coverage.tiers]],
-                [
-                    [
-                        r["cell_id"],
-                        f"{r['population']:,.0f}",
-                        *[_pct(r.get(f"{tt.name}_share")) for tt in coverage.tiers],
-                    ]
-                    for _, r in frame.iterrows()
-                ],
-            )
-        )
+        parts += _cells_section(cells, coverage, t)
     if proposals is not None and len(proposals):
-        parts.append(f"<h2>{t['proposals']}</h2>")
-        if siting is not None:
-            levels = siting.get("levels", {"": siting})
-            for _key, s in levels.items():
-                how = f"{s['model']}, {s['method']}" + (", optimal" if s["optimal"] else "")
-                parts.append(
-                    f"<p>{html.escape(s['tier']['name'])}: {_pct(s['share_before'])} → "
-                    f"{_pct(s['share_after'])} ({html.escape(how)})</p>"
-                )
-        parts.append(
-            _table(
-                [t["rank"], "id", "kind", t["gain"], "lon", "lat"],
-                [
-                    [
-                        int(r["rank"]),
-                        r["id"],
-                        r["kind"],
-                        f"{r['added_covered_residents']:,.0f}",
-                        f"{r['lon']:.6f}",
-                        f"{r['lat']:.6f}",
-                    ]
-                    for _, r in proposals.iterrows()
-                ],
-            )
-        )
+        parts += _proposals_section(proposals, siting, t)
     png = base64.b64encode(share_curve_png(coverage, lang)).decode("ascii")
     parts.append(f"<h2>{t['curve']}</h2><img alt='{t['curve']}' src='data:image/png;base64,{png}'>")
     parts.append(f"<p class='note'>{t['note']}</p>")
@@ -240,6 +200,62 @@ def report_html(
         + "".join(parts)
         + "</body></html>"
     )
+
+
+def _cells_section(cells: pd.DataFrame, coverage: Coverage, t: dict[str, str]) -> list[str]:
+    """The ten least-served cells of the finest tier."""
+    parts: list[str] = []
+    first = coverage.tiers[-1].name
+    col = f"{first}_share"
+    frame = cells[cells["population"] > 0].sort_values([col, "cell_id"]).head(10)
+    parts.append(f"<h2>{t['cells']} ({first})</h2>")
+    parts.append(
+        _table(
+            [t["cell"], t["residents"], *[f"{tt.name} {t['share']}" for tt in coverage.tiers]],
+            [
+                [
+                    r["cell_id"],
+                    f"{r['population']:,.0f}",
+                    *[_pct(r.get(f"{tt.name}_share")) for tt in coverage.tiers],
+                ]
+                for _, r in frame.iterrows()
+            ],
+        )
+    )
+    return parts
+
+
+def _proposals_section(
+    proposals: pd.DataFrame, siting: dict[str, Any] | None, t: dict[str, str]
+) -> list[str]:
+    """Coverage before → after per level, and the ranked proposals."""
+    parts: list[str] = []
+    parts.append(f"<h2>{t['proposals']}</h2>")
+    if siting is not None:
+        levels = siting.get("levels", {"": siting})
+        for _key, s in levels.items():
+            how = f"{s['model']}, {s['method']}" + (", optimal" if s["optimal"] else "")
+            parts.append(
+                f"<p>{html.escape(s['tier']['name'])}: {_pct(s['share_before'])} → "
+                f"{_pct(s['share_after'])} ({html.escape(how)})</p>"
+            )
+    parts.append(
+        _table(
+            [t["rank"], "id", "kind", t["gain"], "lon", "lat"],
+            [
+                [
+                    int(r["rank"]),
+                    r["id"],
+                    r["kind"],
+                    f"{r['added_covered_residents']:,.0f}",
+                    f"{r['lon']:.6f}",
+                    f"{r['lat']:.6f}",
+                ]
+                for _, r in proposals.iterrows()
+            ],
+        )
+    )
+    return parts
 
 
 def write_report(path: str | Path, page: str) -> Path:

@@ -12,6 +12,7 @@ import pandas as pd
 from ._crs import require_metric
 from ._errors import InputError
 from .files import read_table
+from .geometry import assign_cells
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -50,24 +51,6 @@ def with_cell_id(cells: gpd.GeoDataFrame, *, what: str = "cells") -> gpd.GeoData
         dup = cells.loc[cells["cell_id"].duplicated(), "cell_id"].iloc[0]
         raise InputError(f"{what}: cell id {dup!r} appears more than once; make ids unique")
     return cells
-
-
-def assign_cells(points: gpd.GeoSeries, cells: gpd.GeoDataFrame) -> np.ndarray:
-    """Row position of the cell each point falls in (``-1`` outside every cell).
-
-    A point on a shared border goes to the first cell that holds it, so every point is counted
-    in at most one cell.
-    """
-    require_metric(cells.crs, "cells")
-    hit = cells.sindex.query(points.to_numpy(), predicate="intersects")
-    out = np.full(len(points), -1, dtype="int64")
-    if hit.shape[1]:
-        order = np.lexsort((hit[1], hit[0]))
-        p, c = hit[0][order], hit[1][order]
-        first = np.ones(len(p), dtype=bool)
-        first[1:] = p[1:] != p[:-1]
-        out[p[first]] = c[first]
-    return out
 
 
 def _responsible(inside: pd.DataFrame, tier: str) -> pd.Series:

@@ -178,7 +178,23 @@ def load_scenario(path: str | Path) -> Scenario:
             facilities["source"], base, problems, "facilities.source", ("osm", "demo")
         )
     tiers = _tiers(get("tiers"), problems)
-    grid = get("grid") or None
+    grid = _check_grid(get("grid") or None, base, problems)
+    siting = _check_siting(get("siting") or None, tiers, base, problems)
+    output = get("output")
+    if output.get("lang", "zh") not in ("zh", "en"):
+        problems.append(f"'output.lang' must be zh or en; got {output['lang']!r}")
+    output["dir"] = str((base / output.get("dir", "out")).resolve())
+    if problems:
+        lines = "; ".join(problems)
+        raise InputError(f"scenario {path}: {lines}")
+    name = str(raw.get("scenario", {}).get("name", path.stem))
+    return Scenario(path, name, area, demand, facilities, tiers, grid, siting, output)
+
+
+def _check_grid(
+    grid: dict[str, Any] | None, base: Path, problems: list[str]
+) -> dict[str, Any] | None:
+    """Problems of the ``[grid]`` section (appended to ``problems``); paths resolved."""
     if grid is not None:
         kind = grid.get("kind")
         if kind not in ("square", "hex", "h3", "governance"):
@@ -200,7 +216,13 @@ def load_scenario(path: str | Path) -> Scenario:
             grid["communities"] = _resolve(
                 grid["communities"], base, problems, "grid.communities", ()
             )
-    siting = get("siting") or None
+    return grid
+
+
+def _check_siting(
+    siting: dict[str, Any] | None, tiers: tuple[Tier, ...], base: Path, problems: list[str]
+) -> dict[str, Any] | None:
+    """Problems of the ``[siting]`` section (appended to ``problems``); paths resolved."""
     if siting is not None:
         if ("new" in siting) == ("goal" in siting):
             problems.append("[siting] needs exactly one of 'siting.new' or 'siting.goal'")
@@ -226,15 +248,7 @@ def load_scenario(path: str | Path) -> Scenario:
                 "siting.candidates",
                 ("network", "osm", "default"),
             )
-    output = get("output")
-    if output.get("lang", "zh") not in ("zh", "en"):
-        problems.append(f"'output.lang' must be zh or en; got {output['lang']!r}")
-    output["dir"] = str((base / output.get("dir", "out")).resolve())
-    if problems:
-        lines = "; ".join(problems)
-        raise InputError(f"scenario {path}: {lines}")
-    name = str(raw.get("scenario", {}).get("name", path.stem))
-    return Scenario(path, name, area, demand, facilities, tiers, grid, siting, output)
+    return siting
 
 
 def _resolve(value: str, base: Path, problems: list[str], key: str, words: tuple[str, ...]) -> str:

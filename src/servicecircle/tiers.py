@@ -181,3 +181,17 @@ def check_unique(tiers: tuple[Tier, ...] | list[Tier]) -> tuple[Tier, ...]:
     if dup:
         raise InputError(f"tier {sorted(dup)[0]!r} is given twice; give each tier one name")
     return tiers
+
+
+def tier_by_name(text: str, *, goal: float = DEFAULT_GOAL) -> Tier:
+    """A tier from a preset name (``station_5min``) or ``NAME=METRES[:KIND,KIND]``."""
+    if "=" in text:
+        return parse_tier(text, goal=goal)
+    for tiers in PRESETS.values():
+        for t in tiers:
+            if t.name == text:
+                return t.with_goal(goal)
+    names = sorted({t.name for tiers in PRESETS.values() for t in tiers})
+    raise InputError(
+        f"unknown tier {text!r}; use one of {', '.join(names)} or NAME=METRES[:KIND,KIND]"
+    )

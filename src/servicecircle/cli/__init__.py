@@ -1,0 +1,43 @@
+"""The ``servicecircle`` command line.
+
+User mistakes (a missing file, a bad tier, an empty area…) print one line and exit with code 2;
+only a bug shows a traceback. :mod:`.options` declares the options (shared ones once),
+:mod:`.commands` turns them into workflow calls, :mod:`.printing` prints the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from .._errors import ServiceCircleError
+from .commands import COMMANDS, default_demo_out
+from .options import build_parser
+
+__all__ = ["build_parser", "default_demo_out", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``servicecircle`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (
+        logging.ERROR
+        if args.quiet
+        else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose or 0, 2)]
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("servicecircle").setLevel(level)
+    try:
+        return COMMANDS[args.command](args)
+    except ServiceCircleError as err:
+        print(f"servicecircle: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("servicecircle: interrupted; the output folder is as it was", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

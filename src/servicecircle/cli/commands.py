@@ -1,0 +1,359 @@
+"""What each command does: parse its options into library calls, run the workflow, print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._errors import InputError
+from .printing import Progress, print_summary
+
+
+def default_demo_out() -> Path:
+    """The repository's ``maps/`` folder when run from a checkout, else ``./maps``."""
+    here = Path(__file__).resolve()
+    repo = here.parents[3]
+    if (repo / "pyproject.toml").exists() and (repo / "src" / "servicecircle").is_dir():
+        return repo / "maps"
+    return Path.cwd() / "maps"
+
+
+def parse_boundary(text: str | None) -> Any:
+    """``--boundary``: a ``W,S,E,N`` box in degrees or a polygon file."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) > 1:
+        try:
+            values = tuple(float(p) for p in parts)
+        except ValueError:
+            values = ()
+        if len(values) == 4:
+            return values
+        if len(parts) != 4 or values:
+            raise InputError(
+                f"--boundary {text!r}: give W,S,E,N (four numbers in degrees, e.g. "
+                "118.76,32.03,118.80,32.06) or a polygon file"
+            )
+    path = Path(text)
+    if not path.exists():
+        raise InputError(
+            f"--boundary {text}: no such file; give a polygon file or W,S,E,N in degrees"
+        )
+    return path
+
+
+def parse_households(text: str | None) -> tuple[float, float] | None:
+    """``--households MIN:MAX``."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(p) for p in text.split(":"))
+    except ValueError:
+        raise InputError(f"--households must be MIN:MAX, e.g. 300:500; got {text!r}") from None
+    return lo, hi
+
+
+def parse_tiers(args: argparse.Namespace) -> tuple[Any, ...]:
+    """The tiers of ``coverage``: a preset, ``--tier`` options and ``--goal``."""
+    from ..tiers import DEFAULT_GOAL, check_unique, parse_tier, preset
+
+    goal = DEFAULT_GOAL if args.goal is None else args.goal
+    if not 0 < goal <= 1:
+        raise InputError(f"--goal must be a share in (0, 1], e.g. 0.85; got {args.goal}")
+    tiers: list[Any] = []
+    if args.preset:
+        tiers += [t.with_goal(goal) for t in preset(args.preset)]
+    tiers += [parse_tier(t, goal=goal) for t in args.tier]
+    if not tiers:
+        tiers = [t.with_goal(goal) for t in preset("default")]
+    return check_unique(tiers)
+
+
+def _progress(args: argparse.Namespace, steps: list[str]) -> Progress:
+    return Progress(steps, enabled=not args.quiet and sys.stderr.isatty())
+
+
+def _facilities_or_demo(args: argparse.Namespace, *, required: bool) -> str | None:
+    from ..area import DEMO
+    from ..workflows.common import DEMO_FACILITIES
+
+    if args.facilities is not None:
+        return str(args.facilities)
+    if args.area == DEMO:
+        return DEMO_FACILITIES
+    if required:
+        raise InputError(
+            "--facilities is required: give a facility file (.geojson/.gpkg/.csv with id, "
+            "kind, lon, lat) or 'osm' to take them from the area's OSM tags"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from ..area import load_area
+    from ..outputs import check_out_dir
+    from ..workflows import run_coverage
+
+    out = check_out_dir(args.out)
+    tiers = parse_tiers(args)
+    facilities = _facilities_or_demo(args, required=True)
+    boundary = parse_boundary(args.boundary)
+    progress = _progress(
+        args,
+        ["area", "network", "demand", "facilities", "coverage", "cells", "service areas", "write"],
+    )
+    try:
+        progress("area")
+        area = load_area(args.area, boundary=boundary)
+        result = run_coverage(
+            area,
+            facilities=facilities,
+            demand=args.demand,
+            tiers=tiers,
+            snap_limit_m=args.snap_limit_m,
+            out_dir=out,
+            write_map=not args.no_map,
+            lang=args.lang,
+            tiles=args.tiles,
+            step=progress,
+            cells=args.cells,
+            write_service_areas=args.service_areas,
+        )
+    finally:
+        progress.close()
+    if not args.quiet:
+        print_summary(result.summary, out)
+    return 0
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from ..area import load_area
+    from ..outputs import check_out_dir
+    from ..workflows import run_grid
+
+    out = check_out_dir(args.out)
+    if args.kind in ("square", "hex") and args.size_m is None:
+        raise InputError(f"--kind {args.kind} needs --size-m N (metres)")
+    households = parse_households(args.households)
+    area = load_area(args.area, boundary=parse_boundary(args.boundary))
+    _cells, summary = run_grid(
+        area,
+        kind=args.kind,
+        size_m=args.size_m,
+        h3_res=args.h3_res,
+        households=households,
+        communities=args.communities,
+        demand=args.demand,
+        out_dir=out,
+    )
+    if not args.quiet:
+        hh = summary["households"]
+        print(
+            f"{summary['area']}: {summary['count']} {args.kind} cells, households per cell "
+            f"min {hh['min']:.0f} / median {hh['median']:.0f} / max {hh['max']:.0f}"
+        )
+        if summary["flagged"]:
+            print(f"  {len(summary['flagged'])} cells flagged (see grid_summary.json)")
+        print(f"wrote {', '.join(summary['files'])} to {out}")
+    return 0
+
+
+def _siting_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `propose` hands to both the one-level and the two-level plan."""
+    return {
+        "demand": args.demand,
+        "candidates": args.candidates,
+        "spacing_m": args.spacing_m,
+        "exclusion_m": args.exclusion_m,
+        "method": args.method,
+        "time_limit_s": args.time_limit_s,
+        "snap_limit_m": args.snap_limit_m,
+        "out_dir": args.out,
+        "write_map": not args.no_map,
+        "lang": args.lang,
+        "tiles": args.tiles,
+    }
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from ..area import load_area
+    from ..outputs import check_out_dir
+    from ..tiers import tier_by_name
+    from ..workflows import run_propose, run_two_level
+    from ..workflows.propose import check_request
+
+    check_out_dir(args.out)
+    tier = tier_by_name(args.tier)
+    if args.centres is not None:
+        if args.capacity is not None:
+            raise InputError("--capacity cannot be combined with --centres (the two-level plan)")
+        if args.centres <= 0:
+            raise InputError(f"--centres must be at least 1; got {args.centres}")
+    check_request(args.new, args.goal, args.capacity, args.exclusion_m)
+    facilities = _facilities_or_demo(args, required=False)
+    area = load_area(args.area, boundary=parse_boundary(args.boundary))
+    if args.centres is not None:
+        result = run_two_level(
+            area,
+            centres_new=args.centres,
+            stations_new=args.new,
+            stations_goal=args.goal,
+            centre_tier=tier_by_name("centre_15min"),
+            station_tier=tier,
+            facilities=facilities,
+            **_siting_options(args),
+        )
+        if not args.quiet:
+            for level in ("centres", "stations"):
+                r = result.report["levels"][level]
+                print(
+                    f"{level}: {r['tier']['name']} (≤ {r['tier']['target_m']:.0f} m): "
+                    f"{r['proposals']} new, covered {r['share_before']:.1%} → "
+                    f"{r['share_after']:.1%}" + (" (proven optimal)" if r["optimal"] else "")
+                )
+    else:
+        result = run_propose(
+            area,
+            tier=tier,
+            new=args.new,
+            goal=args.goal,
+            facilities=facilities,
+            capacity=args.capacity,
+            **_siting_options(args),
+        )
+        if not args.quiet:
+            _print_proposals(result, tier)
+    if not args.quiet:
+        print(f"wrote {', '.join(result.files)} to {args.out}")
+    return 0
+
+
+def _print_proposals(result: Any, tier: Any) -> None:
+    report = result.report
+    before, after = report["share_before"], report["share_after"]
+    quality = (
+        " (proven optimal)"
+        if report["optimal"]
+        else (f" (gap {report['gap']:.1%})" if report["gap"] is not None else "")
+    )
+    print(
+        f"{report['area']}: {report['tier']['name']} (≤ {tier.target_m:.0f} m), "
+        f"{report['model']} by {report['method']}: {report['proposals']} new sites, "
+        f"covered {before:.1%} → {after:.1%}{quality}"
+    )
+    for i, g in enumerate(report["marginal_gains"], 1):
+        pid = result.proposals["id"].iloc[i - 1]
+        print(f"  #{i:<3} {pid:<16} +{g:,.0f} residents")
+
+
+def cmd_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
+    from dataclasses import replace
+
+    from ..outputs import check_out_dir
+    from ..scenario import load_scenario
+    from ..workflows import run_scenario
+
+    sc = load_scenario(path)
+    output = dict(sc.output)
+    if getattr(args, "lang", None):
+        output["lang"] = args.lang
+    if getattr(args, "tiles", None):
+        output["tiles"] = args.tiles
+    sc = replace(sc, output=output)
+    check_out_dir(out if out is not None else output["dir"])
+    progress = _progress(args, ["area", "demand", "grid", "coverage", "siting", "map", "report"])
+    try:
+        summary = run_scenario(sc, out_dir=out, step=progress)
+    finally:
+        progress.close()
+    if not args.quiet:
+        where = Path(summary["out_dir"])
+        print_summary(summary, where)
+        if "siting" in summary:
+            s = summary["siting"]
+            print(f"  siting: {s['proposals']} new sites ({s['model']}, {s['method']})")
+        print(f"open {where / 'coverage_map.html'} and report.html in a browser")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return cmd_scenario(args, args.scenario, args.out)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..workflows import packaged_data
+
+    out = args.out or default_demo_out()
+    return cmd_scenario(args, str(packaged_data("demo_scenario.toml")), out)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from ..batch import read_partitions, run_batch, tile_partitions
+    from ..outputs import check_out_dir
+    from ..scenario import load_scenario
+
+    sc = load_scenario(args.scenario)
+    check_out_dir(args.out if args.out is not None else sc.output["dir"])
+    if args.partitions:
+        parts = read_partitions(args.partitions)
+    else:
+        import shapely
+
+        if isinstance(sc.area.get("boundary"), list):
+            boundary = shapely.box(*sc.area["boundary"])
+        else:  # the area's own extent (reads the file once here; give area.boundary for big ones)
+            from ..area import load_area
+
+            boundary = load_area(sc.area["source"]).boundary_wgs84()
+        parts = tile_partitions(boundary, args.tile_km)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(parts), unit="partition", file=sys.stderr)
+
+    def done(name: str, status: str) -> None:
+        if bar is not None:
+            bar.set_description(name)
+            bar.update(1)
+        elif not args.quiet:
+            print(f"  {name}: {status}", file=sys.stderr)
+
+    try:
+        summary = run_batch(
+            sc.path,
+            parts,
+            out_dir=args.out,
+            scheduler=args.scheduler,
+            n_workers=args.workers,
+            retries=args.retries,
+            on_done=done,
+            buffer_m=args.buffer_m,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        ok = summary["partitions"] - len(summary["failed"])
+        print(f"{ok} of {summary['partitions']} partitions done")
+        for name, t in summary.get("tiers", {}).items():
+            share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
+            print(f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {share}")
+        print(f"wrote {', '.join(summary.get('files', []))} to {summary['out_dir']}")
+    for name, error in summary["failed"].items():
+        print(f"servicecircle: error: partition {name} failed: {error}", file=sys.stderr)
+    return 2 if summary["failed"] else 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "batch": cmd_batch,
+    "coverage": cmd_coverage,
+    "grid": cmd_grid,
+    "propose": cmd_propose,
+}

@@ -1,0 +1,407 @@
+"""The command line's options: each shared option declared once, one small builder per command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  servicecircle demo                       # whole pipeline on the embedded area → maps/
+  servicecircle coverage demo --out out/   # coverage of the demo area with its example facilities
+  servicecircle coverage district.osm.pbf --facilities stations.geojson --out out/
+  servicecircle coverage area.osm.bz2 --facilities osm --tier station_5min=300:station,centre \\
+      --tier centre_15min=15min:centre --out out/
+  servicecircle grid area.osm.bz2 --kind governance --households 300:500 --out grid/
+  servicecircle propose demo --tier station_5min --new 3 --out plan/
+  servicecircle run data/demo_scenario.toml --out plan/
+  servicecircle batch city.toml --tile-km 5 --out city/
+
+exit codes: 0 success, 2 bad input (the message says which input and how to fix it).
+"""
+
+AREA_HELP = "an OSM file (.osm.pbf, .osm, .osm.bz2), a .graphml walk network, or 'demo'"
+
+
+def _sub(
+    sub: Any, name: str, common: argparse.ArgumentParser, help_: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        parents=[common],
+        help=help_,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+# --------------------------------------------------------------------------- shared options
+def add_area(p: argparse.ArgumentParser) -> None:
+    """The positional AREA and ``--boundary``."""
+    p.add_argument("area", metavar="AREA", help=AREA_HELP)
+    p.add_argument(
+        "--boundary",
+        metavar="FILE|W,S,E,N",
+        help="clip the area to this polygon file or lon/lat box",
+    )
+
+
+def add_demand(p: argparse.ArgumentParser) -> None:
+    """``--demand``."""
+    p.add_argument(
+        "--demand",
+        metavar="FILE",
+        help="demand file with a population column (optional households); default: residents "
+        "estimated from the area's buildings",
+    )
+
+
+def add_facilities(p: argparse.ArgumentParser, *, existing: bool = False) -> None:
+    """``--facilities``."""
+    what = "existing facilities" if existing else "facility file"
+    p.add_argument(
+        "--facilities",
+        metavar="FILE",
+        help=f"{what} (.geojson/.gpkg/.csv with id, kind, lon, lat; name optional), 'osm' to take "
+        "them from the area's OSM tags, or 'demo' (default for the demo area)",
+    )
+
+
+def add_out(p: argparse.ArgumentParser, *, required: bool = True, default: str = "") -> None:
+    """``--out``."""
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=required,
+        default=None,
+        metavar="DIR",
+        help="output folder" + (f" (default: {default})" if default else ""),
+    )
+
+
+def add_snap(p: argparse.ArgumentParser) -> None:
+    """``--snap-limit-m``."""
+    p.add_argument(
+        "--snap-limit-m",
+        type=float,
+        default=300.0,
+        metavar="M",
+        help="points farther than this from any street are reported unreachable (default 300)",
+    )
+
+
+def add_pages(p: argparse.ArgumentParser, *, no_map: bool = True, default: bool = True) -> None:
+    """``--no-map``, ``--lang``, ``--tiles`` (defaults ``None`` = the scenario's when
+    ``default`` is False)."""
+    if no_map:
+        p.add_argument("--no-map", action="store_true", help="do not write the HTML map")
+    p.add_argument(
+        "--lang",
+        choices=["zh", "en"],
+        default="zh" if default else None,
+        help="map and report labels: Chinese (default) or English",
+    )
+    p.add_argument(
+        "--tiles",
+        default="osm" if default else None,
+        metavar="osm|none|URL",
+        help="base map tiles (default osm; 'none' for a plain background)",
+    )
+
+
+def add_verbosity(p: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """``-v`` / ``-q`` (accepted before and after the command)."""
+    kw: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        help="more log output (-vv for debug)",
+        **({"default": 0} if not suppress else kw),
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="errors only, no progress",
+        **kw,
+    )
+
+
+# --------------------------------------------------------------------------- commands
+def demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _sub(
+        sub,
+        "demo",
+        common,
+        "run the whole pipeline on the embedded demo area (Helsinki centre)",
+        "Run the whole pipeline on the embedded demo area and write the tables and the map.",
+        "example:\n  servicecircle demo --lang en --out demo/\n",
+    )
+    add_out(p, required=False, default="the repository's maps/ folder in a checkout, else ./maps")
+    add_pages(p, no_map=False, default=False)
+
+
+def run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _sub(
+        sub,
+        "run",
+        common,
+        "run a whole plan from a scenario file (TOML)",
+        "Run a whole plan from one scenario file: area, demand, facilities, tiers, grid, siting "
+        "and outputs. The file is checked first; every problem is reported with its key.",
+        "example:\n  servicecircle run data/demo_scenario.toml --out plan/\n\n"
+        "See data/demo_scenario.toml for every section and key.",
+    )
+    p.add_argument("scenario", metavar="SCENARIO.toml")
+    add_out(p, required=False, default="the scenario's output.dir")
+    add_pages(p, no_map=False, default=False)
+
+
+def batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _sub(
+        sub,
+        "batch",
+        common,
+        "run a scenario's coverage over many partitions on Dask (a city, a province)",
+        "Split a large area into partitions (a polygon file, or square tiles) and run coverage "
+        "for each as a Dask task, each reading only its partition plus a buffer of the largest "
+        "search distance, so results equal one whole-area run. Without --scheduler a local "
+        "cluster of worker processes is started.",
+        "examples:\n"
+        "  servicecircle batch city.toml --partitions subdistricts.gpkg --out city/\n"
+        "  servicecircle batch city.toml --tile-km 5 --workers 2 --out city/\n"
+        "  dask scheduler &   # on the scheduler machine; then on each worker machine:\n"
+        "  dask worker tcp://SCHEDULER:8786\n"
+        "  servicecircle batch city.toml --partitions p.gpkg --scheduler tcp://SCHEDULER:8786 "
+        "--out city/\n",
+    )
+    p.add_argument("scenario", metavar="SCENARIO.toml")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--partitions", metavar="FILE", help="polygons (name column; optional source column)"
+    )
+    where.add_argument("--tile-km", type=float, metavar="N", help="square tiles of N km")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler")
+    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="retries of a failed partition before it is reported (default 1)",
+    )
+    p.add_argument(
+        "--buffer-m",
+        type=float,
+        default=None,
+        metavar="M",
+        help="network read around each partition (default: the largest tier distance × 2, "
+        "which makes results equal a whole-area run)",
+    )
+    add_out(p, required=False, default="the scenario's output.dir")
+
+
+def coverage_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _sub(
+        sub,
+        "coverage",
+        common,
+        "walking coverage of residents by centres and stations",
+        "Walking coverage of residents by centres and stations, per tier.",
+        "examples:\n"
+        "  servicecircle coverage demo --out out/\n"
+        "  servicecircle coverage district.osm.pbf --facilities stations.geojson --out out/\n"
+        "  servicecircle coverage area.osm.bz2 --facilities osm --preset gb50180 --goal 0.99 "
+        "--cells grid/cells.gpkg --service-areas --out out/\n\n"
+        "exit codes: 0 success, 2 bad input.\n",
+    )
+    add_area(p)
+    add_facilities(p)
+    add_demand(p)
+    p.add_argument(
+        "--tier",
+        action="append",
+        default=[],
+        metavar="NAME=METRES[:KIND,KIND]",
+        help="a tier, repeatable; METRES may be '<N>min' (60 m/min); KIND is centre or station "
+        "(中心/站点/驿站 too). Default: centre_15min=1000:centre and "
+        "station_5min=300:station,centre",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="a tier preset: 'default' or 'gb50180' (adds the 800 m and 500 m circles)",
+    )
+    p.add_argument(
+        "--goal",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="coverage goal for every tier, e.g. 0.85 or 0.99 (default 0.85)",
+    )
+    add_snap(p)
+    p.add_argument(
+        "--cells",
+        metavar="FILE",
+        help="polygons to roll coverage up to (grid cells, communities); writes cells.gpkg and "
+        "cells.csv",
+    )
+    p.add_argument(
+        "--service-areas",
+        action="store_true",
+        help="write service_areas.gpkg: the streets reachable within each tier from each "
+        "facility, buffered, and their union",
+    )
+    add_out(p)
+    add_pages(p)
+
+
+def grid_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _sub(
+        sub,
+        "grid",
+        common,
+        "build grid cells over an area: square, hex, H3 or governance grids (网格)",
+        "Build grid cells over an area with population and households per cell. Governance "
+        "grids merge street blocks into grids of a target household range.",
+        "examples:\n"
+        "  servicecircle grid demo --kind hex --size-m 250 --out grid/\n"
+        "  servicecircle grid area.osm.bz2 --kind governance --households 300:500 "
+        "--communities communities.gpkg --out grid/\n"
+        "  servicecircle coverage area.osm.bz2 --facilities f.csv --cells grid/cells.gpkg "
+        "--out out/\n",
+    )
+    add_area(p)
+    p.add_argument("--kind", required=True, choices=["square", "hex", "h3", "governance"])
+    p.add_argument(
+        "--size-m",
+        type=float,
+        metavar="N",
+        help="cell size in metres (square side; hex: distance between centres)",
+    )
+    p.add_argument("--h3-res", type=int, metavar="R", help="H3 resolution, 0–15")
+    p.add_argument(
+        "--households",
+        metavar="MIN:MAX",
+        help="governance grids: target households per grid (default 300:500)",
+    )
+    p.add_argument(
+        "--communities",
+        metavar="FILE",
+        help="governance grids: community polygons (code column) not to cross",
+    )
+    add_demand(p)
+    add_out(p)
+
+
+def propose_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _sub(
+        sub,
+        "propose",
+        common,
+        "propose where new stations or centres should go",
+        "Propose new sites for one tier: --new K sites that cover the most residents (maximal "
+        "coverage), or the fewest sites that reach --goal SHARE (set cover). Existing "
+        "facilities stay where they are.",
+        "examples:\n"
+        "  servicecircle propose demo --tier station_5min --new 3 --out prop/\n"
+        "  servicecircle propose area.osm.bz2 --facilities f.csv --tier centre_15min "
+        "--goal 0.85 --out prop/\n"
+        "  servicecircle propose demo --tier station_5min --new 2 --capacity 3000 --out prop/\n"
+        "  servicecircle propose demo --centres 1 --tier station_5min --new 3 --out prop/\n",
+    )
+    add_area(p)
+    p.add_argument(
+        "--tier",
+        required=True,
+        metavar="NAME",
+        help="a preset tier (station_5min, centre_15min, station_10min, …) or "
+        "NAME=METRES[:KIND,KIND]",
+    )
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--new", type=int, metavar="K", help="how many new sites")
+    how.add_argument(
+        "--goal",
+        type=float,
+        metavar="SHARE",
+        help="the fewest sites so that this share of residents is covered",
+    )
+    add_facilities(p, existing=True)
+    add_demand(p)
+    p.add_argument(
+        "--candidates",
+        metavar="FILE",
+        help="candidate sites file, or 'network' / 'osm' (default: both: points along the "
+        "streets and OSM features that can host a station)",
+    )
+    p.add_argument(
+        "--spacing-m",
+        type=float,
+        default=100.0,
+        metavar="M",
+        help="spacing of candidates along the streets (default 100)",
+    )
+    p.add_argument(
+        "--exclusion-m",
+        type=float,
+        default=50.0,
+        metavar="M",
+        help="drop candidates this close to an existing facility (default 50)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["exact", "greedy"],
+        default="exact",
+        help="exact (HiGHS, with a time limit) or greedy (fast, with a bound)",
+    )
+    p.add_argument(
+        "--capacity", type=float, metavar="C", help="at most C residents served per facility"
+    )
+    p.add_argument(
+        "--time-limit-s",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="solver time limit (default 60)",
+    )
+    p.add_argument(
+        "--centres",
+        type=int,
+        metavar="K",
+        help="two-level plan (一中心多站点): first K new centres for the 15-minute tier "
+        "(centre_15min), then the stations asked for by --tier and --new/--goal, with every "
+        "centre counting as a station",
+    )
+    add_snap(p)
+    add_out(p)
+    add_pages(p)
+
+
+COMMANDS = (demo_parser, run_parser, batch_parser, coverage_parser, grid_parser, propose_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``servicecircle`` argument parser."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="servicecircle",
+        description="Plan community service circles: who is within a 15-minute walk of a "
+        "centre and a 5-minute walk of a station, street by street.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"servicecircle {__version__}")
+    add_verbosity(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    add_verbosity(common, suppress=True)  # -v/-q also after the command
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for build in COMMANDS:
+        build(sub, common)
+    return parser

@@ -1,0 +1,56 @@
+"""What the command line prints: progress bars and the summary lines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+class Progress:
+    """A progress bar over the named steps of a run (off with -q or when not a terminal)."""
+
+    def __init__(self, steps: Sequence[str], enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=len(steps), unit="step", file=sys.stderr, leave=False)
+
+    def __call__(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(name)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_summary(summary: dict[str, Any], out: Path) -> None:
+    """The per-tier lines of a coverage summary, and what could not be used."""
+    res = summary["residents"]
+    print(
+        f"{summary['area']['name']}: {summary['demand_points']} demand points, {res:,.0f} residents"
+    )
+    for name, t in summary["tiers"].items():
+        share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
+        verdict = {True: "PASS", False: "FAIL", None: "n/a (no residents)"}[t["pass"]]
+        print(
+            f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {t['covered_residents']:>10,.0f}"
+            f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
+            + ("  (no facility of this kind given)" if t.get("facilities") == 0 else "")
+        )
+    if summary["unreachable_demand_points"]:
+        print(
+            f"  {summary['unreachable_demand_points']} demand points farther than "
+            f"{summary['snap_limit_m']:.0f} m from any street (not covered)"
+        )
+    if summary["facilities"]["unsnapped"]:
+        print(
+            f"  {summary['facilities']['unsnapped']} facilities farther than "
+            f"{summary['snap_limit_m']:.0f} m from any street (not used): "
+            + ", ".join(summary["facilities"]["unsnapped_ids"][:5])
+        )
+    print(f"wrote {', '.join(summary.get('files', []))} to {out}")

@@ -1,0 +1,295 @@
+"""Everything a run writes goes through one :class:`RunOutput`.
+
+A run's files are written into a hidden staging folder and moved into the output folder only
+when the whole run has succeeded (pip's ``adjacent_tmp_file`` + ``os.replace``, for a folder):
+a failed or interrupted run leaves the output folder exactly as it was — not created when it did
+not exist, its old files untouched when it did. Workflows hand frames to the writer, never
+paths; the writer knows the folder, the list of files written and the label language.
+
+>>> with RunOutput(None) as out:   # a library call that writes nothing
+...     out.json("summary.json", {"a": 1})
+>>> out.files
+[]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._errors import InputError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX = ".servicecircle-staging-"
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """Check before any work that ``out_dir`` can be written; return it as a :class:`Path`.
+
+    Raises :class:`InputError` naming the fix when it is an existing file, lies under a file,
+    or its nearest existing folder is not writable.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder; give a folder for the outputs")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(
+            f"--out {out}: {probe} is a file, so no folder can be made under it; give another "
+            "folder"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: {probe} cannot be written; give a folder you can write to")
+    return out
+
+
+def json_safe(data: Any) -> Any:
+    """``data`` with NaN and ±inf floats (also numpy scalars and arrays) as ``None``."""
+    import numpy as np
+
+    if isinstance(data, dict):
+        return {str(k): json_safe(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_safe(v) for v in data]
+    if isinstance(data, np.ndarray):
+        return [json_safe(v) for v in data.tolist()]
+    if isinstance(data, np.bool_):
+        return bool(data)
+    if isinstance(data, np.integer):
+        return int(data)
+    if isinstance(data, float | np.floating):
+        value = float(data)
+        return value if math.isfinite(value) else None
+    if isinstance(data, Path):
+        return str(data)
+    return data
+
+
+def dumps(data: Any) -> str:
+    """Strict JSON (never ``NaN``/``Infinity``), indented, UTF-8 text kept as it is."""
+    return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+class RunOutput:
+    """The output folder of one run, staged until :meth:`commit`.
+
+    Use it as a context manager: files written inside the block are moved into ``out_dir`` when
+    the block ends without an exception, and thrown away otherwise. With ``out_dir=None``
+    nothing is written (library calls that only want the results).
+
+    Parameters
+    ----------
+    out_dir
+        The folder to fill, or ``None``.
+    lang
+        Label language of pages and tables meant for people (``zh`` or ``en``).
+    """
+
+    def __init__(self, out_dir: str | Path | None, *, lang: str = "zh") -> None:
+        self.out_dir = None if out_dir is None else check_out_dir(out_dir)
+        self.lang = lang
+        self._files: list[str] = []
+        self._stage: Path | None = None
+        self._committed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> RunOutput:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    @property
+    def active(self) -> bool:
+        """Whether files are written at all."""
+        return self.out_dir is not None
+
+    @property
+    def files(self) -> list[str]:
+        """Names of the files written so far, in order."""
+        return list(self._files)
+
+    def _stage_dir(self) -> Path:
+        if self._stage is None:
+            assert self.out_dir is not None
+            base = self.out_dir
+            if not base.exists():  # stage beside it, in the nearest folder that exists
+                base = base.parent
+                while not base.exists():
+                    base = base.parent
+            self._stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base))
+        return self._stage
+
+    def commit(self) -> Path | None:
+        """Move every staged file into the output folder (creating it if needed)."""
+        if self.out_dir is None or self._committed:
+            return self.out_dir
+        self._committed = True
+        stage = self._stage_dir()
+        out = self.out_dir
+        try:
+            if not out.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage, out)
+                self._stage = None
+                return out
+            for name in self._files:
+                os.replace(stage / name, out / name)
+        finally:
+            self.abort()
+        return out
+
+    def abort(self) -> None:
+        """Throw the staged files away (the output folder stays as it was)."""
+        if self._stage is not None:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self._stage = None
+
+    # ------------------------------------------------------------------ writers
+    def _write(self, name: str, writer: Callable[[Path], None]) -> None:
+        if self.out_dir is None:
+            return
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"output names are plain file names; got {name!r}")
+        path = self._stage_dir() / name
+        if path.exists():
+            path.unlink()
+        writer(path)
+        if name not in self._files:
+            self._files.append(name)
+        log.debug("wrote %s", name)
+
+    def text(self, name: str, text: str) -> None:
+        """A text file (UTF-8): pages, notes."""
+
+        def write(path: Path) -> None:
+            path.write_text(text, encoding="utf-8")
+
+        self._write(name, write)
+
+    def json(self, name: str, data: Any) -> None:
+        """Strict JSON (NaN and infinities become ``null``)."""
+        self.text(name, dumps(data) + "\n")
+
+    def csv(self, name: str, frame: pd.DataFrame, *, float_format: str | None = None) -> None:
+        """A CSV table (UTF-8, no index, empty cells for missing values)."""
+        self._write(
+            name,
+            lambda p: frame.to_csv(p, index=False, na_rep="", float_format=float_format),
+        )
+
+    def gpkg(self, name: str, layers: dict[str, gpd.GeoDataFrame]) -> None:
+        """A GeoPackage with one or more layers."""
+
+        def write(path: Path) -> None:
+            for i, (layer, frame) in enumerate(layers.items()):
+                _gpkg_ready(frame).to_file(
+                    path, driver="GPKG", layer=layer, mode="w" if i == 0 else "a"
+                )
+
+        self._write(name, write)
+
+    def geojson(self, name: str, frame: gpd.GeoDataFrame) -> None:
+        """GeoJSON in EPSG:4326 with 7 decimals (about 1 cm)."""
+        ll = _gpkg_ready(frame.to_crs(4326))
+        self._write(
+            name,
+            lambda p: ll.to_file(p, driver="GeoJSON", COORDINATE_PRECISION=7),
+        )
+
+    def with_writer(self, name: str, writer: Callable[[Path], None]) -> None:
+        """Any other format: ``writer(path)`` writes the file (e.g. an Excel workbook)."""
+        self._write(name, writer)
+
+
+def _gpkg_ready(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Columns GDAL can store: pandas' nullable string/object columns as plain text or null,
+    extra geometry columns (building footprints riding along) as WKT."""
+    import pandas as pd
+    import shapely
+
+    out = frame.copy()
+    for col in out.columns:
+        if col == out.geometry.name:
+            continue
+        series = out[col]
+        if isinstance(series.dtype, pd.StringDtype):
+            out[col] = series.astype(object).where(series.notna(), None)
+        elif series.dtype == object and len(series):
+            sample = series.dropna()
+            if len(sample) and isinstance(sample.iloc[0], shapely.Geometry):
+                out[col] = shapely.to_wkt(series.to_numpy())
+    return out
+
+
+# --------------------------------------------------------------------------- the run's files
+def write_coverage(
+    out: RunOutput,
+    coverage: Any,
+    demand: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+) -> None:
+    """``coverage.csv``/``.gpkg`` (one row per demand point) and ``facilities.csv``/``.gpkg``."""
+    if not out.active:
+        return
+    import geopandas as gpd
+
+    from .coverage import coverage_table
+
+    out.csv("coverage.csv", coverage_table(coverage))
+    points = gpd.GeoDataFrame(coverage.points, geometry=demand.geometry.to_numpy(), crs=demand.crs)
+    out.gpkg("coverage.gpkg", {"demand": points})
+    fac = coverage.facilities.drop(columns=["geometry"], errors="ignore")
+    out.csv("facilities.csv", fac)
+    out.gpkg(
+        "facilities.gpkg",
+        {
+            "facilities": gpd.GeoDataFrame(
+                fac, geometry=facilities.geometry.to_numpy(), crs=facilities.crs
+            )
+        },
+    )
+
+
+def write_cells(out: RunOutput, cells: gpd.GeoDataFrame) -> None:
+    """``cells.gpkg`` and ``cells.csv``: per cell the residents and coverage."""
+    out.gpkg("cells.gpkg", {"cells": cells})
+    out.csv("cells.csv", cells.drop(columns="geometry"), float_format="%.4f")
+
+
+def write_service_areas_file(
+    out: RunOutput, per_facility: gpd.GeoDataFrame, union: gpd.GeoDataFrame
+) -> None:
+    """``service_areas.gpkg``: per facility and tier, and their union per tier."""
+    out.gpkg("service_areas.gpkg", {"service_areas": per_facility, "service_area_union": union})
+
+
+def write_proposals(out: RunOutput, proposals: gpd.GeoDataFrame) -> None:
+    """``proposals.geojson`` (EPSG:4326) and ``proposals.gpkg``."""
+    out.geojson("proposals.geojson", proposals)
+    out.gpkg("proposals.gpkg", {"proposals": proposals})

@@ -1,0 +1,197 @@
+"""The coverage workflow: area → demand and facilities → walking coverage → tables and map."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InputError
+from ..coverage import DEFAULT_SEARCH_FACTOR, Coverage, compute_coverage
+from ..network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
+from ..tiers import DEFAULT_TIERS, Tier
+from .common import (
+    OutDir,
+    Step,
+    area_summary,
+    finish_summary,
+    output_for,
+    resolve_demand,
+    resolve_facilities,
+    source_label,
+    summary_head,
+    ticker,
+)
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from ..area import Area
+
+
+@dataclass(frozen=True, eq=False)
+class PlanResult:
+    """What a coverage run produced: the coverage, the summary written, and the files."""
+
+    coverage: Coverage
+    summary: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+    demand: gpd.GeoDataFrame | None = None
+    facilities: gpd.GeoDataFrame | None = None
+    cells: gpd.GeoDataFrame | None = None
+    service_areas: gpd.GeoDataFrame | None = None
+
+
+def run_coverage(
+    area: Area,
+    *,
+    facilities: str | Path | gpd.GeoDataFrame,
+    demand: str | Path | gpd.GeoDataFrame | None = None,
+    tiers: tuple[Tier, ...] | list[Tier] = DEFAULT_TIERS,
+    snap_limit_m: float = DEFAULT_SNAP_LIMIT_M,
+    search_factor: float = DEFAULT_SEARCH_FACTOR,
+    out_dir: OutDir = None,
+    write_map: bool = True,
+    lang: str = "zh",
+    tiles: str | None = "osm",
+    cells: str | Path | gpd.GeoDataFrame | None = None,
+    write_service_areas: bool = False,
+    service_area_buffer_m: float = 25.0,
+    step: Step = None,
+    network: WalkNetwork | None = None,
+) -> PlanResult:
+    """Run coverage on an area and write the outputs.
+
+    Parameters
+    ----------
+    area
+        The planning area.
+    facilities
+        A facility file, a GeoDataFrame, ``"osm"`` (from the area's POIs by the tag preset) or
+        ``"demo"`` (the example file for the demo area).
+    demand
+        A demand file or GeoDataFrame; default: residents estimated from the area's buildings.
+    tiers, snap_limit_m, search_factor
+        See :func:`~servicecircle.coverage.compute_coverage`.
+    out_dir
+        Folder for ``summary.json``, ``coverage.csv``, ``coverage.gpkg``, ``facilities.*``,
+        ``cells.*``, ``service_areas.gpkg`` and ``coverage_map.html`` (a staged
+        :class:`~servicecircle.outputs.RunOutput` also works); nothing is written when ``None``.
+    write_map, lang, tiles
+        Whether to write the map, its label language and base tiles.
+    cells
+        Polygons (grid cells, communities…) to roll coverage up to: a vector file or a
+        GeoDataFrame. Writes ``cells.gpkg`` and ``cells.csv``.
+    write_service_areas, service_area_buffer_m
+        Write ``service_areas.gpkg`` (layers ``service_areas`` per facility and tier, and
+        ``service_area_union`` per tier), streets buffered by this half-width.
+    step
+        Called with the name of each step (for progress bars).
+    network
+        The area's walk network when it is already converted.
+    """
+    started = time.perf_counter()
+    tick = ticker(step, "coverage")
+    with output_for(out_dir, lang=lang) as out:
+        tick("network")
+        network = network or WalkNetwork.from_area(area)
+        tick("demand")
+        demand_gdf = resolve_demand(area, demand)
+        tick("facilities")
+        fac_gdf = resolve_facilities(area, facilities)
+        if len(fac_gdf) == 0:
+            raise InputError(
+                f"no facility found ({source_label(facilities, 'none')}); give a facility file "
+                "with --facilities FILE"
+            )
+        tick("coverage")
+        cov = compute_coverage(
+            network,
+            demand_gdf,
+            fac_gdf,
+            tiers,
+            snap_limit_m=snap_limit_m,
+            search_factor=search_factor,
+        )
+        summary = summary_head(
+            area=area_summary(area, network),
+            demand=demand_gdf.attrs.get("counts", {}),
+            facility_source=source_label(facilities, "none"),
+            **cov.summary(),
+        )
+        cell_table = None
+        if cells is not None:
+            tick("cells")
+            cell_table = _rolled_up(area, cov, demand_gdf, cells)
+            summary["cells"] = cells_summary(cell_table)
+        sa = None
+        if write_service_areas:
+            from ..service_areas import service_areas
+
+            tick("service areas")
+            sa = service_areas(
+                network,
+                fac_gdf,
+                cov.tiers,
+                snap_limit_m=snap_limit_m,
+                buffer_m=service_area_buffer_m,
+            )
+            summary["service_areas"] = service_areas_summary(sa[1])
+        tick("write")
+        from ..outputs import write_cells, write_coverage, write_service_areas_file
+
+        write_coverage(out, cov, demand_gdf, fac_gdf)
+        if cell_table is not None:
+            write_cells(out, cell_table)
+        if sa is not None:
+            write_service_areas_file(out, *sa)
+        if write_map and out.active:
+            from ..maps import coverage_map, map_html
+
+            page = coverage_map(area, demand_gdf, cov, fac_gdf, lang=lang, tiles=tiles)
+            out.text("coverage_map.html", map_html(page))
+        finish_summary(out, summary, started)
+    return PlanResult(
+        cov,
+        summary,
+        out.files,
+        demand_gdf,
+        fac_gdf,
+        cell_table,
+        None if sa is None else sa[1],
+    )
+
+
+def _rolled_up(
+    area: Area,
+    cov: Coverage,
+    demand: gpd.GeoDataFrame,
+    cells: str | Path | gpd.GeoDataFrame,
+) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    from ..rollup import read_cells, rollup, with_cell_id
+
+    if isinstance(cells, gpd.GeoDataFrame):
+        cell_gdf = with_cell_id(cells.to_crs(area.crs))
+    else:
+        cell_gdf = read_cells(cells, crs=area.crs)
+    return rollup(cov, demand, cell_gdf)
+
+
+def service_areas_summary(union: gpd.GeoDataFrame) -> dict[str, Any]:
+    """The ``service_areas`` block of a summary: area and facilities per tier."""
+    return {
+        row["tier"]: {"area_m2": row["area_m2"], "facilities": row["facilities"]}
+        for _, row in union.iterrows()
+    }
+
+
+def cells_summary(cell_table: gpd.GeoDataFrame) -> dict[str, Any]:
+    """The ``cells`` block of a summary."""
+    return {
+        "count": len(cell_table),
+        "points_outside_cells": cell_table.attrs["points_outside_cells"],
+        "residents_outside_cells": cell_table.attrs["residents_outside_cells"],
+    }

@@ -10,7 +10,7 @@ from servicecircle.network import WalkNetwork
 CRS = "EPSG:32650"
 
 
-def make_net(node_xy, edges):
+def make_net(node_xy, edges, **options):
     ids = np.arange(len(node_xy))
     return WalkNetwork.from_arrays(
         node_id=ids,
@@ -19,11 +19,12 @@ def make_net(node_xy, edges):
         edge_v_id=np.array([e[1] for e in edges]),
         edge_geometry=np.array([e[2] if len(e) > 2 else None for e in edges], dtype=object),
         crs=CRS,
+        **options,
     )
 
 
 @st.composite
-def random_network(draw):
+def random_network(draw, integer_points=False):
     n = draw(st.integers(3, 14))
     xy = draw(
         st.lists(
@@ -45,7 +46,12 @@ def random_network(draw):
             edges.add((min(a, b), max(a, b)))
     if not edges:
         edges.add((0, 1))
-    pts = st.tuples(st.floats(-100, 1100), st.floats(-100, 1100))
+    if integer_points:  # equally near edges and facilities become common
+        pts = st.tuples(st.integers(-100, 1100), st.integers(-100, 1100)).map(
+            lambda p: (float(p[0]), float(p[1]))
+        )
+    else:
+        pts = st.tuples(st.floats(-100, 1100), st.floats(-100, 1100))
     demand = draw(st.lists(pts, min_size=1, max_size=12))
     fac = draw(st.lists(pts, min_size=1, max_size=5))
     return xy, sorted(edges), demand, fac

@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"__init__", "_errors", "_crs", "_write"},  # base: errors, CRS checks, atomic files
     {"coords", "files", "geometry", "osmtags", "tiers", "standard"},  # io helpers, presets
     {"osm", "area", "scenario"},  # sources: OSM files, scenario files
-    {"network"},  # the walk network as arrays
+    {"snapping", "network"},  # the walk network as arrays, where points meet it
     {"demand", "segments", "facilities", "candidates", "grid", "governance"},
     {"coverage"},  # the path engine and per-tier tables
     {"rollup", "service_areas", "whatif", "siting", "audit"},

@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from shapely.geometry import LineString
 
 from graphs import make_net, random_network
@@ -109,15 +109,154 @@ def test_parallel_edges_keep_the_shorter():
     assert dist[0] == pytest.approx(102)
 
 
+# Counterexamples found by the random search stay here (the two of the fragments-and-ties
+# issue, as they were reported, and one found while fixing them).
+TIE_CASE_1 = (
+    [(84, 972), (0, 4), (0, 972), (0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2),
+     (1, 3), (2, 0), (2, 1), (3, 0)],
+    [(0, 1), (0, 2), (1, 2)],
+    [(0.0, 0.0)],
+    [(28.0, 944.0)],
+)  # fmt: skip
+# (0, 0) is 1 m from the main network (node (0, 1), where the facility is) and 1 m from the
+# 2-node island (1, 0)–(1, 1): the tie goes to the main network.
+TIE_ISLAND = (
+    [(0, 6), (1, 3), (2, 0), (0, 0), (0, 5), (0, 7), (2, 1), (1, 0), (0, 1), (0, 2), (0, 3),
+     (0, 4), (1, 1), (1, 2)],
+    [(0, 1), (0, 2), (0, 8), (7, 12)],
+    [(0.0, 0.0)],
+    [(0.0, 1.0)],
+)  # fmt: skip
+# (0, 1) lies on two overlapping edges; along one the facility is 1 m away, along the other 3 m.
+TIE_TWO_WAYS = ([(0, 0), (0, 1), (0, 2)], [(0, 1), (0, 2)], [(0.0, 1.0)], [(0.0, 2.0)])
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_network())
+@example(TIE_CASE_1)
+@example(TIE_ISLAND)
+@example(TIE_TWO_WAYS)
 def test_random_graphs_match_networkx_oracle(case):
+    """Distances and the facility that serves each point, against the oracle.
+
+    Several facilities may be equally near; the engine reports one of them, the same one on
+    every run: the oracle checks that the one reported is at the nearest distance."""
     xy, edges, demand, fac = case
     net = make_net(xy, edges)
-    got, _ = walk(net, demand, fac, snap=250)
+    got, which = walk(net, demand, fac, snap=250)
     node_xy, oracle_edges = network_edges(net)
     want = oracle_nearest(node_xy, oracle_edges, np.array(demand), np.array(fac), snap_limit=250)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
+    each = oracle_nearest(
+        node_xy, oracle_edges, np.array(demand), np.array(fac), snap_limit=250, per_facility=True
+    )
+    reached = np.isfinite(want)
+    assert np.all(which[~reached] == -1)
+    rows = np.flatnonzero(reached)
+    np.testing.assert_allclose(each[rows, which[rows]], want[rows], rtol=1e-9, atol=1e-6)
+    again, which_again = walk(net, demand, fac, snap=250)
+    assert np.array_equal(which, which_again)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_network(integer_points=True))
+def test_integer_points_with_many_ties_match_the_oracle(case):
+    test_random_graphs_match_networkx_oracle.hypothesis.inner_test(case)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_network(integer_points=True))
+def test_siting_matrix_takes_the_tie_rule_too(case):
+    """Each candidate's column of the siting matrix equals the engine run with it alone."""
+    from servicecircle.siting import coverage_matrix
+
+    xy, edges, demand, cands = case
+    net = make_net(xy, edges)
+    d = net.snap(np.asarray(demand, float), snap_limit_m=250)
+    c = net.snap(np.asarray(cands, float), snap_limit_m=250)
+    m = coverage_matrix(net, d, c, target_m=400.0).toarray()
+    for j in range(len(cands)):
+        alone, _ = nearest_facility(net, d, c.subset(np.array([j])), limit_m=400.0)
+        np.testing.assert_allclose(m[:, j], np.where(np.isfinite(alone), alone, 0.0), atol=1e-6)
+
+
+def test_tie_between_an_island_and_the_main_network_walks_on_the_main_network():
+    net = make_net(*TIE_ISLAND[:2])
+    assert net.fragment_edge.tolist() == [False, False, False, True]
+    got, _ = walk(net, TIE_ISLAND[2], TIE_ISLAND[3], snap=250)
+    assert got[0] == pytest.approx(1.0)  # not inf: the island reaches no facility
+
+
+def test_two_tied_edges_take_the_shorter_walk():
+    net = make_net(*TIE_TWO_WAYS[:2])
+    d = net.snap(np.array(TIE_TWO_WAYS[2]))
+    assert len(d.tie_edge) == 1  # both edges are starts
+    got, _ = walk(net, TIE_TWO_WAYS[2], TIE_TWO_WAYS[3])
+    assert got[0] == pytest.approx(1.0)
+    # and the first reported case agrees with the oracle
+    net = make_net(*TIE_CASE_1[:2])
+    got, _ = walk(net, TIE_CASE_1[2], TIE_CASE_1[3], snap=250)
+    node_xy, oracle_edges = network_edges(net)
+    want = oracle_nearest(
+        node_xy, oracle_edges, np.array(TIE_CASE_1[2]), np.array(TIE_CASE_1[3]), snap_limit=250
+    )
+    assert got[0] == pytest.approx(want[0])
+
+
+# A main street 0 —1000— 1 along y = 0, and a 2-node courtyard path 2–3 at y = 8.
+FRAGMENT_NODES = [(0, 0), (1000, 0), (400, 8), (420, 8)]
+FRAGMENT_EDGES = [(0, 1), (2, 3)]
+
+
+def test_point_beside_a_fragment_walks_on_the_main_network():
+    net = make_net(FRAGMENT_NODES, FRAGMENT_EDGES)
+    assert net.fragment_edge.tolist() == [False, True]
+    # 3 m from the courtyard path, 5 m from the main street, where the facility is
+    d = net.snap(np.array([(410.0, 5.0)]))
+    assert d.edge[0] == 0 and d.linked_past_fragment[0] and d.access_m[0] == pytest.approx(5)
+    got, _ = walk(net, [(410, 5)], [(0, 0)])
+    assert got[0] == pytest.approx(5 + 410)
+    node_xy, oracle_edges = network_edges(net)
+    want = oracle_nearest(node_xy, oracle_edges, np.array([(410, 5)]), np.array([(0, 0)]))
+    assert want[0] == pytest.approx(got[0])
+
+
+def test_fragments_kept_when_asked_and_when_the_main_network_is_too_far():
+    from servicecircle.network import FragmentRule
+
+    kept = make_net(FRAGMENT_NODES, FRAGMENT_EDGES, fragments=FragmentRule(keep=True))
+    got, _ = walk(kept, [(410, 5)], [(0, 0)])
+    assert math.isinf(got[0])  # on the courtyard path, which reaches nothing
+    net = make_net(FRAGMENT_NODES, FRAGMENT_EDGES)
+    got, _ = walk(net, [(410, 7)], [(0, 0)], snap=5)  # the main street is 7 m away: past 5 m
+    assert math.isinf(got[0])
+    d = net.snap(np.array([(410.0, 7.0)]), snap_limit_m=5)
+    assert d.edge[0] == 1 and not d.linked_past_fragment[0]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_network())
+def test_linking_past_fragments_never_lowers_coverage_nor_lengthens_a_walk(case):
+    """Against the network with its fragments deleted, no walk is longer (fragments only add
+    starts and streets); against the network with fragments kept, when no facility lies on a
+    fragment, every point reached stays reached and points not moved walk the same."""
+    from servicecircle.network import FragmentRule
+
+    xy, edges, demand, fac = case
+    net = make_net(xy, edges)
+    got, _ = walk(net, demand, fac, snap=250)
+    main_edges = [e for e, frag in zip(edges, net.fragment_edge, strict=True) if not frag]
+    free = make_net(xy, main_edges)
+    free_walk, _ = walk(free, demand, fac, snap=250)
+    assert np.all(got <= free_walk + 1e-6)
+    kept_net = make_net(xy, edges, fragments=FragmentRule(keep=True))
+    kept, _ = walk(kept_net, demand, fac, snap=250)
+    f = kept_net.snap(np.asarray(fac, float), snap_limit_m=250)
+    if not np.any(net.fragment_edge[f.edge[f.ok]]):
+        d = net.snap(np.asarray(demand, float), snap_limit_m=250)
+        assert np.all(np.isfinite(got) >= np.isfinite(kept))
+        same = ~d.linked_past_fragment
+        np.testing.assert_allclose(got[same], kept[same], rtol=1e-9, atol=1e-6)
 
 
 def test_real_extract_matches_networkx_oracle(nanjing_area):

@@ -118,7 +118,7 @@ def test_capacitated_plan_on_the_demo(demo_area):
         (["--goal", "1.5"], "--goal must be a share"),
         (["--goal", "0"], "--goal must be a share"),
         (["--new", "2", "--tier", "nope"], "unknown tier 'nope'"),
-        (["--goal", "0.999"], "the goal cannot be reached"),
+        (["--goal", "0.999", "--snap-limit-m", "15"], "the goal cannot be reached"),
         (["--new", "1", "--capacity", "-5"], "capacity must be a positive"),
     ],
 )

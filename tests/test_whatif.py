@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from graphs import make_net, random_network
 from servicecircle import InputError
+from servicecircle.coverage import nearest_facility
 from servicecircle.whatif import add_facility, remove_facility, tier_state
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -22,12 +23,23 @@ def full_state(net, demand, fac_xy, ids, target, pop=None):
 
 
 def assert_same(a, b):
+    """Same walks and covered residents; each reported facility is one at the nearest
+    distance (two equally near facilities may both be right: the check is their distance)."""
     np.testing.assert_allclose(a.walk_m, b.walk_m, rtol=1e-9, atol=1e-6)
     assert a.covered_residents == pytest.approx(b.covered_residents)
-    # the nearest facility may differ only on exact ties
-    diff = a.nearest_facility_id() != b.nearest_facility_id()
-    if diff.any():
-        assert np.all(np.isfinite(a.walk_m[diff]))
+    for state in (a, b):
+        reached = np.flatnonzero(state.point_label >= 0)
+        assert np.all(np.isinf(state.walk_m[state.point_label < 0]))
+        for slot in np.unique(state.point_label[reached]).tolist():
+            assert state.active[slot]
+            mine = reached[state.point_label[reached] == slot]
+            alone, _ = nearest_facility(
+                state.network,
+                state.dsnap.subset(mine),
+                state.fsnap.subset(np.array([slot])),
+                limit_m=state.limit_m,
+            )
+            np.testing.assert_allclose(alone, state.walk_m[mine], rtol=1e-9, atol=1e-6)
 
 
 @SETTINGS
@@ -46,6 +58,23 @@ def test_add_equals_full_recomputation(case, data):
     assert change.delta_residents >= -1e-9
     fin = np.isfinite(before.walk_m)
     assert np.all(after.walk_m[fin] <= before.walk_m[fin] + 1e-9)
+
+
+@SETTINGS
+@given(random_network(integer_points=True), st.data())
+def test_add_and_remove_with_ties_equal_full_recomputation(case, data):
+    """Integer coordinates make equally near edges and facilities common."""
+    xy, edges, demand, fac = case
+    net = make_net(xy, edges)
+    ids = [f"f{i}" for i in range(len(fac))]
+    before = full_state(net, demand, fac, ids, 300.0)
+    new_xy = data.draw(st.tuples(st.integers(-100, 1100), st.integers(-100, 1100)))
+    after, _ = add_facility(before, tuple(map(float, new_xy)), "new")
+    assert_same(after, full_state(net, demand, [*fac, new_xy], [*ids, "new"], 300.0))
+    k = data.draw(st.integers(0, len(fac) - 1))
+    removed, _ = remove_facility(before, ids[k])
+    rest = [p for i, p in enumerate(fac) if i != k]
+    assert_same(removed, full_state(net, demand, rest, [x for x in ids if x != ids[k]], 300.0))
 
 
 @SETTINGS

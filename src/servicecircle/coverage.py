@@ -44,19 +44,22 @@ def facility_entries(
     network: WalkNetwork, fsnap: Snap, labels: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where facilities enter the network: ``(node, weight_m, label)`` for both ends of each
-    facility's edge, weighted by egress leg + distance along the edge to that end.
+    facility's edge (and of its tied edges), weighted by egress leg + distance along the edge to
+    that end.
 
     ``labels`` names each facility (default its row in ``fsnap``); unsnapped rows are skipped.
     """
     labels = np.arange(len(fsnap)) if labels is None else np.asarray(labels)
-    ok = fsnap.ok
-    e = fsnap.edge[ok]
+    flat, owner = fsnap.expand()
+    ok = flat.ok
+    e = flat.edge[ok]
     u, v = network.edge_u[e], network.edge_v[e]
     length = network.edge_length_m[e]
-    acc, off = fsnap.access_m[ok], fsnap.offset_m[ok]
+    acc, off = flat.access_m[ok], flat.offset_m[ok]
     nodes = np.concatenate([u, v])
     weights = np.concatenate([acc + off, acc + (length - off)])
-    lab = np.concatenate([labels[ok], labels[ok]])
+    lab = labels[owner[ok]]
+    lab = np.concatenate([lab, lab])
     return nodes.astype("int64"), np.maximum(weights, MIN_EDGE_M), lab.astype("int64")
 
 
@@ -151,46 +154,58 @@ def point_distances(
 
     A point at offset ``t`` on edge ``(u, v)`` of length ``L`` with access leg ``a`` is at
     ``a + min(t + d[u], L - t + d[v])``, or ``a + |t - s| + b`` straight along the edge to a
-    facility on the same edge. Unsnapped points and points beyond ``limit_m`` get ``inf``/``-1``.
-    ``node_facility`` holds facility labels; ``fsnap_label`` gives the label of each ``fsnap``
-    row (default: the row number), used for facilities on the same edge.
+    facility on the same edge. A point tied to several edges takes the minimum over them.
+    Unsnapped points and points beyond ``limit_m`` get ``inf``/``-1``. ``node_facility`` holds
+    facility labels; ``fsnap_label`` gives the label of each ``fsnap`` row (default: the row
+    number), used for facilities on the same edge. Among equally near facilities the one
+    reported is the same on every run.
     """
     m = len(dsnap)
     walk = np.full(m, np.inf)
     fac = np.full(m, -1, dtype="int64")
-    ok = dsnap.ok
+    flat, owner = dsnap.expand()
+    ok = flat.ok
     if not ok.any() or len(fsnap) == 0:
         return walk, fac
     idx = np.flatnonzero(ok)
-    e = dsnap.edge[idx]
+    e = flat.edge[idx]
     u, v = network.edge_u[e], network.edge_v[e]
     length = network.edge_length_m[e]
-    t = dsnap.offset_m[idx]
+    t = flat.offset_m[idx]
     via_u = t + node_dist_m[u]
     via_v = (length - t) + node_dist_m[v]
     best = np.minimum(via_u, via_v)
     best_fac = np.where(via_u <= via_v, node_facility[u], node_facility[v])
     # Facilities on the same edge: straight along it (numpy, no per-point Python loop).
-    row_label = np.arange(len(fsnap)) if fsnap_label is None else np.asarray(fsnap_label)
-    fok = np.flatnonzero(fsnap.ok)
-    order = fok[np.argsort(fsnap.edge[fok], kind="stable")]
-    f_edge = fsnap.edge[order]
+    ff, f_owner = fsnap.expand()
+    base_label = np.arange(len(fsnap)) if fsnap_label is None else np.asarray(fsnap_label)
+    row_label = base_label[f_owner]
+    fok = np.flatnonzero(ff.ok)
+    order = fok[np.argsort(ff.edge[fok], kind="stable")]
+    f_edge = ff.edge[order]
     lo = np.searchsorted(f_edge, e, side="left")
     cnt = np.searchsorted(f_edge, e, side="right") - lo
     sel = np.flatnonzero(cnt > 0)
     j = 0
     while len(sel):
         k = order[lo[sel] + j]
-        direct = np.abs(t[sel] - fsnap.offset_m[k]) + fsnap.access_m[k]
+        direct = np.abs(t[sel] - ff.offset_m[k]) + ff.access_m[k]
         better = direct < best[sel]
         best[sel[better]] = direct[better]
         best_fac[sel[better]] = row_label[k[better]]
         j += 1
         sel = sel[cnt[sel] > j]
-    total = dsnap.access_m[idx] + best
+    total = flat.access_m[idx] + best
     reached = np.isfinite(total) & (total <= limit_m + _TOL_M) & (best_fac >= 0)
-    walk[idx[reached]] = total[reached]
-    fac[idx[reached]] = best_fac[reached]
+    idx, total, best_fac = idx[reached], total[reached], best_fac[reached]
+    # the nearest start of each point (its rows in order: the point's own snap first)
+    pts = owner[idx]
+    first = np.lexsort((idx, total, pts))
+    pts, total, best_fac = pts[first], total[first], best_fac[first]
+    lead = np.ones(len(pts), dtype=bool)
+    lead[1:] = pts[1:] != pts[:-1]
+    walk[pts[lead]] = total[lead]
+    fac[pts[lead]] = best_fac[lead]
     return walk, fac
 
 
@@ -280,8 +295,9 @@ class Coverage:
                 "median_walk_m_of_reached": float(walk.median()) if walk.notna().any() else None,
             }
             out["tiers"][tier.name] = entry
-        if "circle_vs_walk" in self.extras:
-            out["circle_vs_walk"] = self.extras["circle_vs_walk"]
+        for key in ("linked_past_fragment", "circle_vs_walk"):
+            if key in self.extras:
+                out[key] = self.extras[key]
         return out
 
 
@@ -351,6 +367,7 @@ def compute_coverage(
         cols["households"] = pd.to_numeric(demand["households"], errors="coerce").to_numpy()
     cols["snapped"] = dsnap.ok
     cols["access_m"] = dsnap.access_m
+    cols["linked_past_fragment"] = dsnap.linked_past_fragment
     d_comp = np.full(len(dsnap), -1)
     d_comp[dsnap.ok] = network.component[network.edge_u[dsnap.edge[dsnap.ok]]]
     f_comp = np.full(len(fsnap), -1)
@@ -398,7 +415,16 @@ def compute_coverage(
         index=facilities.index,
     )
     fac_table = facility_load(points, fac_table, tiers)
-    extras = {"circle_vs_walk": circle_vs_walk(points, tiers)}
+    moved = dsnap.linked_past_fragment
+    extras = {
+        "circle_vs_walk": circle_vs_walk(points, tiers),
+        "linked_past_fragment": {
+            "demand_points": int(moved.sum()),
+            "residents": float(demand["population"].to_numpy()[moved].sum()),
+            "facilities": int(fsnap.linked_past_fragment.sum()),
+            "facility_ids": fac_ids[fsnap.linked_past_fragment].tolist(),
+        },
+    }
     return Coverage(points, fac_table, tiers, float(snap_limit_m), float(search_factor), extras)
 
 

@@ -1,109 +1,130 @@
-"""Reading user tables: GeoJSON, GeoPackage, Shapefile, or CSV with lon/lat columns."""
+"""Reading user tables: GeoJSON, GeoPackage, Shapefile, or CSV/Excel with lon/lat columns.
+
+Files as Chinese planners have them: CSV in UTF-8 (with or without BOM) or GB18030/GBK (what
+Excel on Chinese Windows writes), ``.xlsx`` workbooks, Chinese column names
+(:data:`COLUMN_ALIASES`), and coordinates from Amap/Tencent (GCJ-02) or Baidu (BD-09), which are
+converted to WGS84 once, right after reading (:mod:`servicecircle.coords`).
+"""
 
 from __future__ import annotations
 
+import codecs
+import logging
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ._errors import CRSError, InputError, InputFileNotFoundError
+from ._errors import CRSError, InputError, InputFileNotFoundError, require
+from .coords import check_coords, geometries_to_wgs84, to_wgs84
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
+logger = logging.getLogger(__name__)
+
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".parquet")
+TABLE_SUFFIXES = (".csv", ".xlsx")
 LON_NAMES = ("lon", "lng", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
+CSV_ENCODINGS = ("utf-8", "gb18030")
+"""Tried in this order for a CSV without BOM (a BOM means ``utf-8-sig``). GB18030 is a superset
+of GBK and GB2312, what Excel on Chinese Windows writes for "CSV (逗号分隔)"."""
+
+COLUMN_ALIASES: dict[str, str] = {
+    "名称": "name",
+    "设施名称": "name",
+    "类型": "kind",
+    "经度": "lon",
+    "纬度": "lat",
+    "人口": "population",
+    "常住人口": "population",
+    "户数": "households",
+    "编号": "id",
+    "ID": "id",
+}
+"""Column names renamed right after reading, in every kind of file (CSV, Excel, vector
+attributes). Names are compared after stripping surrounding whitespace and a stray BOM. A file
+that has a column under both names (``名称`` and ``name``; ``经度`` and ``lon``/``lng``/
+``longitude``) is refused rather than one of them silently winning."""
+
+BBOX_PAD_DEG = 0.05
+"""Margin added to a bbox when reading GCJ-02/BD-09 files: the shift (≤ ~1.5 km) may carry a
+feature into or out of the box; the exact filter runs after conversion."""
+
+# English names that stand for the same thing as an alias target, for the conflict check.
+_SAME_AS = {"lon": ("lon", "lng", "longitude"), "lat": ("lat", "latitude")}
 
 
 def read_table(
-    path: str | Path, what: str, *, to_crs: Any = None, bbox: tuple[float, ...] | None = None
+    path: str | Path,
+    what: str,
+    *,
+    to_crs: Any = None,
+    bbox: tuple[float, ...] | None = None,
+    coords: str = "wgs84",
+    sheet: str | None = None,
 ) -> gpd.GeoDataFrame:
-    """Read a vector file or a CSV with lon/lat columns as a GeoDataFrame.
+    """Read a vector file, or a CSV/Excel table with lon/lat columns, as a GeoDataFrame.
 
     Parameters
     ----------
     path
-        ``.geojson``/``.json``/``.gpkg``/``.shp``/``.fgb``/``.parquet``, or ``.csv`` with
-        ``lon``/``lat`` columns in degrees (EPSG:4326).
+        ``.geojson``/``.json``/``.gpkg``/``.shp``/``.fgb``/``.parquet``, or ``.csv``/``.xlsx``
+        with ``lon``/``lat`` (or ``经度``/``纬度``) columns in degrees. A CSV may be UTF-8 (with
+        or without BOM) or GB18030/GBK.
     what
         Name of the input for messages (``"facility file"``).
     to_crs
         Reproject to this CRS (the area's) when given.
     bbox
-        ``(west, south, east, north)`` in degrees: read only features there (vector files read
-        just that part; CSV rows are filtered after reading).
-    """
-    import geopandas as gpd
+        ``(west, south, east, north)`` in WGS84 degrees: read only features there (vector files
+        read just that part; table rows are filtered after reading).
+    coords
+        The system the file's degrees are in: ``"wgs84"`` (GPS, OSM), ``"gcj02"`` (Amap,
+        Tencent) or ``"bd09"`` (Baidu); converted to WGS84 right after reading. A vector file
+        must then be in EPSG:4326.
+    sheet
+        For ``.xlsx``: the sheet to read (default: the first).
 
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns renamed by :data:`COLUMN_ALIASES`; ``attrs`` say ``coords`` (the input system),
+        ``encoding`` (of a CSV, else ``None``), ``sheet`` (of an ``.xlsx``, else ``None``) and
+        ``rows_without_geometry``.
+    """
     path = Path(path)
+    system = check_coords(coords)
     if not path.exists():
         raise InputFileNotFoundError(f"{what} {path}: no such file")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            frame = pd.read_csv(path)
-        except Exception as err:
-            raise InputError(f"{what} {path}: cannot be read as CSV ({err})") from err
-        lower = {c.lower(): c for c in frame.columns}
-        lon = next((lower[n] for n in LON_NAMES if n in lower), None)
-        lat = next((lower[n] for n in LAT_NAMES if n in lower), None)
-        if lon is None or lat is None:
-            raise InputError(
-                f"{what} {path}: a CSV needs 'lon' and 'lat' columns in degrees (EPSG:4326); "
-                f"found {', '.join(map(str, frame.columns))}"
-            )
-        x = pd.to_numeric(frame[lon], errors="coerce")
-        y = pd.to_numeric(frame[lat], errors="coerce")
-        bad = x.isna() | y.isna() | (x.abs() > 180) | (y.abs() > 90)
-        if bad.any():
-            raise InputError(
-                f"{what} {path}: {int(bad.sum())} rows have no valid lon/lat in degrees (first at "
-                f"line {int(np.flatnonzero(bad.to_numpy())[0]) + 2}); fix or remove them"
-            )
-        gdf = gpd.GeoDataFrame(
-            frame.drop(columns=[lon, lat]), geometry=gpd.points_from_xy(x, y), crs=4326
-        )
+    if sheet is not None and suffix != ".xlsx":
+        raise InputError(f"{what} {path}: sheet {sheet!r} given, but only .xlsx files have sheets")
+    encoding = sheet_name = None
+    if suffix in TABLE_SUFFIXES:
+        if suffix == ".csv":
+            frame, encoding = _read_csv(path, what)
+        else:
+            frame, sheet_name = _read_xlsx(path, what, sheet)
+        gdf = _points(_rename_columns(frame, f"{what} {path}"), path, what, system)
         if bbox is not None:
             gdf = gdf.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
+    elif suffix == ".xls":
+        raise InputError(
+            f"{what} {path}: old Excel .xls files cannot be read; save it as .xlsx "
+            "(Excel 工作簿) or as CSV UTF-8"
+        )
     elif suffix in VECTOR_SUFFIXES:
-        try:
-            if suffix == ".parquet":
-                gdf = gpd.read_parquet(path, bbox=bbox)
-            elif bbox is not None:
-                import pyogrio
-
-                info = pyogrio.read_info(path)
-                file_crs = info.get("crs")
-                box = bbox
-                if file_crs and not _is_wgs84(file_crs):
-                    import shapely
-
-                    box = tuple(
-                        gpd.GeoSeries([shapely.box(*bbox)], crs=4326).to_crs(file_crs).total_bounds
-                    )
-                gdf = gpd.read_file(path, bbox=box)
-            else:
-                gdf = gpd.read_file(path)
-        except Exception as err:
-            raise InputError(
-                f"{what} {path}: cannot be read ({type(err).__name__}: {err}); check the file"
-            ) from err
-        if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf:
-            raise InputError(f"{what} {path}: has no geometry column")
-        if gdf.crs is None:
-            raise CRSError(
-                f"{what} {path}: has no CRS; save it with one (GeoJSON is EPSG:4326 by default)"
-            )
+        gdf = _read_vector(path, what, bbox, system)
     else:
         raise InputError(
-            f"{what} {path}: unknown file type {path.suffix!r}; use .geojson, .gpkg, .shp or "
-            ".csv with lon,lat columns"
+            f"{what} {path}: unknown file type {path.suffix!r}; use .geojson, .gpkg, .shp, "
+            ".xlsx or .csv with lon,lat columns"
         )
     missing = gdf.geometry.isna() | gdf.geometry.is_empty
-    gdf.attrs["rows_without_geometry"] = int(missing.sum())
     if missing.any():
         raise InputError(
             f"{what} {path}: {int(missing.sum())} rows have no geometry (first at row "
@@ -111,7 +132,180 @@ def read_table(
         )
     if to_crs is not None:
         gdf = gdf.to_crs(to_crs)
+    gdf.attrs.update(rows_without_geometry=0, coords=system, encoding=encoding, sheet=sheet_name)
+    if encoding == "gb18030":
+        logger.info("%s %s: not UTF-8, read as GB18030 (GBK)", what, path)
+    if system != "wgs84":
+        logger.info("%s %s: %d features converted from %s to WGS84", what, path, len(gdf), system)
     return gdf
+
+
+def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
+    """The table and the encoding it was read with: UTF-8 (BOM or not), else GB18030."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(
+            f"{what} {path}: is UTF-16 text (Excel's 'Unicode text'); save it as CSV UTF-8 "
+            "(Excel: 另存为 → CSV UTF-8 (逗号分隔))"
+        )
+    encodings = ("utf-8-sig",) if head.startswith(codecs.BOM_UTF8) else CSV_ENCODINGS
+    for encoding in encodings:
+        try:
+            return pd.read_csv(path, encoding=encoding), encoding
+        except UnicodeDecodeError:
+            continue
+        except Exception as err:
+            raise InputError(f"{what} {path}: cannot be read as CSV ({err})") from err
+    raise InputError(
+        f"{what} {path}: is neither UTF-8 nor GB18030/GBK text; save it as CSV UTF-8 "
+        "(Excel: 另存为 → CSV UTF-8 (逗号分隔))"
+    )
+
+
+def _read_xlsx(path: Path, what: str, sheet: str | None) -> tuple[pd.DataFrame, str]:
+    """The table of one sheet (default the first) and that sheet's name."""
+    require("openpyxl")
+    try:
+        with warnings.catch_warnings():
+            # style and extension notes from openpyxl say nothing about the data
+            warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
+            with pd.ExcelFile(path, engine="openpyxl") as book:
+                names = [str(n) for n in book.sheet_names]
+                if sheet is not None and sheet not in names:
+                    raise InputError(
+                        f"{what} {path}: has no sheet {sheet!r}; its sheets are "
+                        f"{', '.join(map(repr, names))}"
+                    )
+                name = names[0] if sheet is None else sheet
+                return pd.read_excel(book, sheet_name=name), name
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(
+            f"{what} {path}: cannot be read as an Excel .xlsx workbook ({type(err).__name__}: "
+            f"{err}); save it again from Excel, or as CSV UTF-8"
+        ) from err
+
+
+def _rename_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Columns stripped of whitespace and BOM, Chinese names mapped by :data:`COLUMN_ALIASES`.
+
+    Two columns that end up meaning the same thing are an error naming both.
+    """
+    import geopandas as gpd
+
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    new: dict[Any, str] = {}
+    for col in frame.columns:
+        if col == geometry:
+            continue
+        clean = str(col).replace("\ufeff", "").strip()
+        new[col] = COLUMN_ALIASES.get(clean, clean)
+    seen: dict[str, Any] = {}
+    for col, name in new.items():
+        if name in seen:
+            raise InputError(
+                f"{where}: has both {str(seen[name])!r} and {str(col)!r} for {name!r}; keep "
+                "one of them (delete or rename the other)"
+            )
+        seen[name] = col
+    for col, name in new.items():
+        if name == str(col).replace("\ufeff", "").strip():
+            continue  # not renamed by an alias
+        for other, other_name in new.items():
+            if other != col and other_name.lower() in _SAME_AS.get(name, (name,)):
+                raise InputError(
+                    f"{where}: has both {str(col)!r} and {str(other)!r} for {name!r}; keep one "
+                    "of them (delete or rename the other)"
+                )
+    return frame.rename(columns=new)
+
+
+def _points(frame: pd.DataFrame, path: Path, what: str, system: str) -> gpd.GeoDataFrame:
+    """Points from the lon/lat columns of a table, converted from ``system`` to WGS84."""
+    import geopandas as gpd
+
+    lower = {str(c).lower(): c for c in frame.columns}
+    lon = next((lower[n] for n in LON_NAMES if n in lower), None)
+    lat = next((lower[n] for n in LAT_NAMES if n in lower), None)
+    table = "a CSV" if path.suffix.lower() == ".csv" else "an Excel sheet"
+    if lon is None or lat is None:
+        raise InputError(
+            f"{what} {path}: {table} needs 'lon' and 'lat' columns in degrees (EPSG:4326; or "
+            f"经度/纬度); found {', '.join(map(str, frame.columns))}"
+        )
+    x = pd.to_numeric(frame[lon], errors="coerce")
+    y = pd.to_numeric(frame[lat], errors="coerce")
+    bad = x.isna() | y.isna() | (x.abs() > 180) | (y.abs() > 90)
+    if bad.any():
+        raise InputError(
+            f"{what} {path}: {int(bad.sum())} rows have no valid lon/lat in degrees (first at "
+            f"line {int(np.flatnonzero(bad.to_numpy())[0]) + 2}); fix or remove them"
+        )
+    wx, wy = to_wgs84(x.to_numpy(dtype=float), y.to_numpy(dtype=float), system)
+    return gpd.GeoDataFrame(
+        frame.drop(columns=[lon, lat]), geometry=gpd.points_from_xy(wx, wy), crs=4326
+    )
+
+
+def _read_vector(
+    path: Path, what: str, bbox: tuple[float, ...] | None, system: str
+) -> gpd.GeoDataFrame:
+    """A vector file's features (those in ``bbox`` when given), in WGS84 if ``system`` says."""
+    import geopandas as gpd
+
+    box = bbox
+    if bbox is not None and system != "wgs84":
+        pad = BBOX_PAD_DEG
+        box = (bbox[0] - pad, bbox[1] - pad, bbox[2] + pad, bbox[3] + pad)
+    try:
+        if path.suffix.lower() == ".parquet":
+            gdf = gpd.read_parquet(path, bbox=box)
+        elif box is not None:
+            import pyogrio
+
+            file_crs = pyogrio.read_info(path).get("crs")
+            if file_crs and not _is_wgs84(file_crs):
+                import shapely
+
+                box = tuple(
+                    gpd.GeoSeries([shapely.box(*box)], crs=4326).to_crs(file_crs).total_bounds
+                )
+            gdf = gpd.read_file(path, bbox=box)
+        else:
+            gdf = gpd.read_file(path)
+    except Exception as err:
+        raise InputError(
+            f"{what} {path}: cannot be read ({type(err).__name__}: {err}); check the file"
+        ) from err
+    if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf:
+        raise InputError(f"{what} {path}: has no geometry column")
+    if len(gdf) == 0 and (bbox is None or _feature_count(path) == 0):
+        raise InputError(
+            f"{what} {path}: holds no features; add them (or check that the right file was "
+            "exported)"
+        )
+    if gdf.crs is None:
+        raise CRSError(
+            f"{what} {path}: has no CRS; save it with one (GeoJSON is EPSG:4326 by default)"
+        )
+    if system != "wgs84":
+        gdf = geometries_to_wgs84(gdf, system, what=f"{what} {path}")
+        if bbox is not None:
+            gdf = gdf.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
+    return _rename_columns(gdf, f"{what} {path}")
+
+
+def _feature_count(path: Path) -> int:
+    """How many features the whole file holds (to tell an empty file from an empty bbox)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.read_metadata(path).num_rows)
+    import pyogrio
+
+    return int(pyogrio.read_info(path, force_feature_count=True)["features"])
 
 
 def _is_wgs84(crs: Any) -> bool:

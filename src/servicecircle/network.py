@@ -9,13 +9,31 @@ straight line to their projection on the nearest walkable edge (not the nearest 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._crs import require_metric
 from ._errors import EmptyAreaError, InputError
+from .snapping import (
+    DEFAULT_FRAGMENTS,
+    TIE_TOL_M,
+    FragmentRule,
+    Snap,
+    fragment_edges,
+    nearest_edges,
+)
+
+__all__ = [
+    "DEFAULT_FRAGMENTS",
+    "DEFAULT_SNAP_LIMIT_M",
+    "MIN_EDGE_M",
+    "TIE_TOL_M",
+    "FragmentRule",
+    "Snap",
+    "WalkNetwork",
+]
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -33,62 +51,6 @@ DEFAULT_SNAP_LIMIT_M = 300.0
 
 MIN_EDGE_M = 1e-6
 """Zero-length pieces get this weight so that sparse storage keeps them as edges."""
-
-
-@dataclass(frozen=True, eq=False)
-class Snap:
-    """Where points meet the walk network (aligned to the input points).
-
-    Attributes
-    ----------
-    edge
-        Index of the edge each point snapped to, ``-1`` when it is past the snap limit.
-    offset_m
-        Distance along that edge from its ``u`` end to the projection point.
-    access_m
-        Straight-line length from the point to its projection (the access or egress leg).
-    x, y
-        The projection point (NaN when unsnapped).
-    snap_limit_m
-        The limit used.
-    """
-
-    edge: np.ndarray
-    offset_m: np.ndarray
-    access_m: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    snap_limit_m: float
-
-    @property
-    def ok(self) -> np.ndarray:
-        """Boolean mask of points that reached the network."""
-        return self.edge >= 0
-
-    def __len__(self) -> int:
-        return len(self.edge)
-
-    def concat(self, other: Snap) -> Snap:
-        """These snaps followed by ``other``'s."""
-        return Snap(
-            edge=np.concatenate([self.edge, other.edge]),
-            offset_m=np.concatenate([self.offset_m, other.offset_m]),
-            access_m=np.concatenate([self.access_m, other.access_m]),
-            x=np.concatenate([self.x, other.x]),
-            y=np.concatenate([self.y, other.y]),
-            snap_limit_m=self.snap_limit_m,
-        )
-
-    def subset(self, mask: np.ndarray) -> Snap:
-        """The snaps of the selected points."""
-        return Snap(
-            edge=self.edge[mask],
-            offset_m=self.offset_m[mask],
-            access_m=self.access_m[mask],
-            x=self.x[mask],
-            y=self.y[mask],
-            snap_limit_m=self.snap_limit_m,
-        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +81,13 @@ class WalkNetwork:
         Connected-component label of each node.
     tree
         STRtree over ``edge_geometry`` for snapping.
+    fragments
+        The rule that tells fragments (small disconnected pieces) from the main network.
+    fragment_edge
+        Which edges lie on a fragment.
+    main_tree, main_edges
+        STRtree over the edges not on a fragment, and their edge indices (``None`` and empty
+        when there is no fragment or fragments are kept).
     """
 
     crs: CRS
@@ -131,15 +100,25 @@ class WalkNetwork:
     csr: sp.csr_matrix
     component: np.ndarray
     tree: STRtree
+    fragments: FragmentRule = DEFAULT_FRAGMENTS
+    fragment_edge: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    main_tree: STRtree | None = None
+    main_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_area(cls, area: Area) -> WalkNetwork:
+    def from_area(cls, area: Area, *, fragments: FragmentRule = DEFAULT_FRAGMENTS) -> WalkNetwork:
         """Convert an :class:`~servicecircle.area.Area`'s walk network."""
-        return cls.from_frames(area.nodes, area.edges)
+        return cls.from_frames(area.nodes, area.edges, fragments=fragments)
 
     @classmethod
-    def from_frames(cls, nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> WalkNetwork:
+    def from_frames(
+        cls,
+        nodes: gpd.GeoDataFrame,
+        edges: gpd.GeoDataFrame,
+        *,
+        fragments: FragmentRule = DEFAULT_FRAGMENTS,
+    ) -> WalkNetwork:
         """From a node frame (index = node id) and an edge frame (``u``, ``v``, geometry)."""
         crs = require_metric(edges.crs, "walk network")
         if len(edges) == 0:
@@ -155,10 +134,17 @@ class WalkNetwork:
             if len(geoms)
             else np.empty(0, dtype=object),
             crs=crs,
+            fragments=fragments,
         )
 
     @classmethod
-    def from_graph(cls, graph: nx.MultiDiGraph | nx.Graph, *, crs: Any = None) -> WalkNetwork:
+    def from_graph(
+        cls,
+        graph: nx.MultiDiGraph | nx.Graph,
+        *,
+        crs: Any = None,
+        fragments: FragmentRule = DEFAULT_FRAGMENTS,
+    ) -> WalkNetwork:
         """From a networkx graph with node ``x``/``y`` and optional edge ``geometry``.
 
         Edges without geometry become straight lines between their nodes. The CRS is taken
@@ -179,6 +165,7 @@ class WalkNetwork:
             edge_v_id=np.asarray(vs, dtype="int64"),
             edge_geometry=np.asarray(geoms, dtype=object),
             crs=crs,
+            fragments=fragments,
         )
 
     @classmethod
@@ -191,6 +178,7 @@ class WalkNetwork:
         edge_v_id: np.ndarray,
         edge_geometry: np.ndarray | None = None,
         crs: Any,
+        fragments: FragmentRule = DEFAULT_FRAGMENTS,
     ) -> WalkNetwork:
         """From plain arrays. ``edge_geometry`` entries may be ``None`` (straight line).
 
@@ -258,7 +246,14 @@ class WalkNetwork:
         csr = _csr_min(rows, cols, w, n)
         _, component = connected_components(csr, directed=False)
         tree = shapely.STRtree(geoms)
-        log.debug("walk network: %d nodes, %d edges", n, len(u))
+        on_fragment = fragment_edges(component, u, length, fragments)
+        main_edges = np.flatnonzero(~on_fragment)
+        main_tree = None
+        if on_fragment.any() and not fragments.keep:
+            main_tree = shapely.STRtree(geoms[main_edges])
+        log.debug(
+            "walk network: %d nodes, %d edges (%d on fragments)", n, len(u), int(on_fragment.sum())
+        )
         return cls(
             crs=crs,
             node_id=node_id,
@@ -270,6 +265,10 @@ class WalkNetwork:
             csr=sp.csr_matrix(csr),
             component=component.astype("int32"),
             tree=tree,
+            fragments=fragments,
+            fragment_edge=on_fragment,
+            main_tree=main_tree,
+            main_edges=main_edges.astype("int64"),
         )
 
     # ------------------------------------------------------------------ queries
@@ -285,6 +284,11 @@ class WalkNetwork:
 
     def snap(self, points: Any, *, snap_limit_m: float = DEFAULT_SNAP_LIMIT_M) -> Snap:
         """Project points onto their nearest walkable edge.
+
+        The nearest edge is searched over the whole network; when it lies on a fragment (see
+        :class:`FragmentRule`) and an edge of the main network is within the snap limit, the
+        point is linked to that one instead (``Snap.linked``). Edges within :data:`TIE_TOL_M`
+        of the nearest distance are ties: the walk may start from any of them (``Snap.tie_*``).
 
         Parameters
         ----------
@@ -305,36 +309,88 @@ class WalkNetwork:
             raise InputError(f"snap limit must be a positive number of metres; got {snap_limit_m}")
         pts = self._as_points(points)
         n = len(pts)
+        valid = np.flatnonzero(~(shapely.is_missing(pts) | shapely.is_empty(pts)))
+        src, dst, dist = nearest_edges(self.tree, pts, valid, snap_limit_m)
+        linked = np.zeros(n, dtype=bool)
+        if self.main_tree is not None and len(src):
+            on_frag = self.fragment_edge[dst]
+            p_frag = np.unique(src[on_frag])
+            # a tie with a main edge wins over the fragment: drop the fragment rows
+            has_main = np.zeros(n, dtype=bool)
+            has_main[src[~on_frag]] = True
+            drop = on_frag & has_main[src]
+            src, dst, dist = src[~drop], dst[~drop], dist[~drop]
+            stuck = p_frag[~has_main[p_frag]]
+            m_src, m_dst, m_dist = nearest_edges(self.main_tree, pts, stuck, snap_limit_m)
+            if len(m_src):
+                moved = np.isin(src, m_src)
+                src = np.concatenate([src[~moved], m_src])
+                dst = np.concatenate([dst[~moved], self.main_edges[m_dst]])
+                dist = np.concatenate([dist[~moved], m_dist])
+                linked[m_src] = True
+        return self._snap_rows(pts, src, dst, dist, linked, float(snap_limit_m))
+
+    def _snap_rows(
+        self,
+        pts: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        dist: np.ndarray,
+        linked: np.ndarray,
+        snap_limit_m: float,
+    ) -> Snap:
+        """(point, edge, distance) rows → a Snap: the nearest row per point is its snap (ties by
+        edge index), the others its ties, less those starting at the very same node."""
+        import shapely
+
+        n = len(pts)
         edge = np.full(n, -1, dtype="int64")
         offset = np.full(n, np.nan)
         access = np.full(n, np.nan)
         px = np.full(n, np.nan)
         py = np.full(n, np.nan)
-        valid = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
-        if n and valid.any():
-            idx_valid = np.flatnonzero(valid)
-            (src, dst), dist = self.tree.query_nearest(
-                pts[idx_valid], max_distance=snap_limit_m, return_distance=True, all_matches=False
-            )
-            src = idx_valid[src]
-            ok = dist <= snap_limit_m
-            src, dst, dist = src[ok], dst[ok], dist[ok]
-            geoms = self.edge_geometry[dst]
-            off = shapely.line_locate_point(geoms, pts[src])
-            proj = shapely.line_interpolate_point(geoms, off)
-            xy = shapely.get_coordinates(proj)
-            edge[src] = dst
-            offset[src] = np.clip(off, 0.0, self.edge_length_m[dst])
-            access[src] = dist
-            px[src], py[src] = xy[:, 0], xy[:, 1]
+        if len(src) == 0:
+            return Snap(edge, offset, access, px, py, snap_limit_m, linked)
+        order = np.lexsort((dst, dist, src))
+        src, dst, dist = src[order], dst[order], dist[order]
+        geoms = self.edge_geometry[dst]
+        off = np.clip(shapely.line_locate_point(geoms, pts[src]), 0.0, self.edge_length_m[dst])
+        xy = shapely.get_coordinates(shapely.line_interpolate_point(geoms, off))
+        first = np.ones(len(src), dtype=bool)
+        first[1:] = src[1:] != src[:-1]
+        p = src[first]
+        edge[p], offset[p], access[p] = dst[first], off[first], dist[first]
+        px[p], py[p] = xy[first, 0], xy[first, 1]
+        # where a row starts: at a node (an end of its edge) or inside the edge
+        length = self.edge_length_m[dst]
+        at_u, at_v = off <= TIE_TOL_M, off >= length - TIE_TOL_M
+        anchor = np.where(at_u, self.edge_u[dst], np.where(at_v, self.edge_v[dst], -1))
+        key = np.where(anchor >= 0, anchor, self.n_nodes + dst)
+        _, keep = np.unique(np.column_stack([src, key]), axis=0, return_index=True)
+        tie = np.zeros(len(src), dtype=bool)
+        tie[keep] = True  # the first row of each start; a node reached by two edges once
+        primary_key = key[np.flatnonzero(first)][np.cumsum(first) - 1]
+        tie &= ~first & (key != primary_key)
+        t = np.flatnonzero(tie)
         return Snap(
-            edge=edge,
-            offset_m=offset,
-            access_m=access,
-            x=px,
-            y=py,
-            snap_limit_m=float(snap_limit_m),
-        )
+            edge, offset, access, px, py, snap_limit_m, linked,
+            src[t], dst[t], off[t], dist[t], xy[t, 0], xy[t, 1],
+        )  # fmt: skip
+
+    def fragment_summary(self) -> dict[str, Any]:
+        """The fragments of this network and the rule that found them (for summaries)."""
+        comps = np.unique(self.component[self.edge_u[self.fragment_edge]])
+        return {
+            "components": len(np.unique(self.component[self.edge_u])),
+            "fragments": len(comps),
+            "fragment_nodes": int(np.isin(self.component, comps).sum()),
+            "fragment_street_m": round(float(self.edge_length_m[self.fragment_edge].sum()), 1),
+            "rule": {
+                "max_nodes": self.fragments.max_nodes,
+                "max_m": self.fragments.max_m,
+                "keep_fragments": self.fragments.keep,
+            },
+        }
 
     def _as_points(self, points: Any) -> np.ndarray:
         import geopandas as gpd

@@ -48,6 +48,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "source": (str, "an OSM file (.osm.pbf, .osm, .osm.bz2), a .graphml, or 'demo'"),
         "boundary": ((str, list), "a polygon file, or [west, south, east, north] in degrees"),
         "name": (str, "the area's name"),
+        "fragment_max_nodes": (int, "street pieces with fewer nodes are fragments (default 100)"),
+        "fragment_max_m": ((int, float), "… and less street than this, metres (default 2000)"),
+        "keep_fragments": (bool, "snap onto fragments like any street (default false)"),
     },
     "demand": {
         "source": (str, "'buildings' or a file with a population column"),

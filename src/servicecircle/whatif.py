@@ -45,6 +45,8 @@ class TierState:
     point_u: np.ndarray
     point_v: np.ndarray
     node_tree: Any
+    row_owner: np.ndarray
+    row_edge: np.ndarray
 
     @property
     def covered(self) -> np.ndarray:
@@ -114,11 +116,13 @@ def tier_state(
     nodes, weights, labels = facility_entries(network, fsnap)
     node_d, node_l = multi_source(network.csr, nodes, weights, labels, limit_m=limit)
     walk, plabel = point_distances(network, dsnap, fsnap, node_d, node_l, limit_m=limit)
-    # the two nodes at the ends of each point's edge (N, a never-changed slot, when unsnapped)
-    point_u = np.full(len(dsnap), network.n_nodes, dtype="int64")
+    # the two nodes at the ends of each start's edge (N, a never-changed slot, when unsnapped);
+    # a point tied to several edges has a start on each
+    flat, row_owner = dsnap.expand()
+    point_u = np.full(len(flat), network.n_nodes, dtype="int64")
     point_v = point_u.copy()
-    point_u[dsnap.ok] = network.edge_u[dsnap.edge[dsnap.ok]]
-    point_v[dsnap.ok] = network.edge_v[dsnap.edge[dsnap.ok]]
+    point_u[flat.ok] = network.edge_u[flat.edge[flat.ok]]
+    point_v[flat.ok] = network.edge_v[flat.edge[flat.ok]]
     from scipy.spatial import cKDTree
 
     return TierState(
@@ -137,6 +141,8 @@ def tier_state(
         point_u=point_u,
         point_v=point_v,
         node_tree=cKDTree(network.node_xy),
+        row_owner=row_owner,
+        row_edge=flat.edge,
     )
 
 
@@ -152,12 +158,12 @@ def _update_points(
     """Recompute the demand points touched by the changed nodes (or flagged extra)."""
     net = state.network
     dsnap = state.dsnap
+    touched = extra_points.copy()
     if len(changed_nodes):
         mark = np.zeros(net.n_nodes + 1, dtype=bool)
         mark[changed_nodes] = True
-        touched = mark[state.point_u] | mark[state.point_v] | extra_points
-    else:
-        touched = extra_points
+        rows = mark[state.point_u] | mark[state.point_v]
+        touched[state.row_owner[rows]] = True
     walk = state.walk_m.copy()
     label = state.point_label.copy()
     idx = np.flatnonzero(touched)
@@ -220,7 +226,7 @@ def add_facility(
             node_l = node_l.copy()
             node_d[changed] = d_loc[better]
             node_l[changed] = slot
-        extra = state.dsnap.edge == snap.edge[0]
+        extra = _on_edges(state, snap)
     walk, label, n_pts = _update_points(state, fsnap, active, node_d, node_l, changed, extra)
     new = replace(
         state,
@@ -252,11 +258,11 @@ def remove_facility(state: TierState, facility_id: str) -> tuple[TierState, What
     active = state.active.copy()
     active[slot] = False
     # the nodes it served lie within the search limit of it, as the crow flies
+    # (around its projection, widened by its access leg: a tied start may lie on the far side)
     fxy = state.fsnap.x[slot], state.fsnap.y[slot]
     if state.fsnap.ok[slot]:
-        ball = np.asarray(
-            state.node_tree.query_ball_point(fxy, state.limit_m + 1e-6), dtype="int64"
-        )
+        radius = state.limit_m + 2.0 * float(state.fsnap.access_m[slot]) + 1e-6
+        ball = np.asarray(state.node_tree.query_ball_point(fxy, radius), dtype="int64")
         affected = np.sort(ball[state.node_label[ball] == slot])
     else:
         affected = np.zeros(0, dtype="int64")
@@ -293,7 +299,7 @@ def remove_facility(state: TierState, facility_id: str) -> tuple[TierState, What
         )
         node_d[affected] = d_sub[local[affected]]
         node_l[affected] = l_sub[local[affected]]
-    extra = (state.point_label == slot) | (state.dsnap.edge == state.fsnap.edge[slot])
+    extra = (state.point_label == slot) | _on_edges(state, state.fsnap.subset(np.array([slot])))
     walk, label, n_pts = _update_points(state, state.fsnap, active, node_d, node_l, affected, extra)
     new = replace(
         state, active=active, node_dist_m=node_d, node_label=node_l, walk_m=walk, point_label=label
@@ -307,3 +313,13 @@ def remove_facility(state: TierState, facility_id: str) -> tuple[TierState, What
         n_pts,
     )
     return new, change
+
+
+def _on_edges(state: TierState, fsnap: Snap) -> np.ndarray:
+    """Demand points with a start on any edge of these facilities (walks straight along it)."""
+    flat, _ = fsnap.expand()
+    edges = flat.edge[flat.ok]
+    out = np.zeros(len(state.dsnap), dtype=bool)
+    if len(edges):
+        out[state.row_owner[np.isin(state.row_edge, edges) & (state.row_edge >= 0)]] = True
+    return out

@@ -72,6 +72,16 @@ def parse_tiers(args: argparse.Namespace) -> tuple[Any, ...]:
     return check_unique(tiers)
 
 
+def parse_fragments(args: argparse.Namespace) -> Any:
+    """The fragment rule from ``--fragment-max-nodes``, ``--fragment-max-m``,
+    ``--keep-fragments``."""
+    from ..network import FragmentRule
+
+    return FragmentRule(
+        max_nodes=args.fragment_max_nodes, max_m=args.fragment_max_m, keep=args.keep_fragments
+    )
+
+
 def _progress(args: argparse.Namespace, steps: list[str]) -> Progress:
     return Progress(steps, enabled=not args.quiet and sys.stderr.isatty())
 
@@ -102,6 +112,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     tiers = parse_tiers(args)
     facilities = _facilities_or_demo(args, required=True)
     boundary = parse_boundary(args.boundary)
+    fragments = parse_fragments(args)
     progress = _progress(
         args,
         ["area", "network", "demand", "facilities", "coverage", "cells", "service areas", "write"],
@@ -122,6 +133,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             step=progress,
             cells=args.cells,
             write_service_areas=args.service_areas,
+            fragments=fragments,
         )
     finally:
         progress.close()
@@ -172,6 +184,7 @@ def _siting_options(args: argparse.Namespace) -> dict[str, Any]:
         "method": args.method,
         "time_limit_s": args.time_limit_s,
         "snap_limit_m": args.snap_limit_m,
+        "fragments": parse_fragments(args),
         "out_dir": args.out,
         "write_map": not args.no_map,
         "lang": args.lang,

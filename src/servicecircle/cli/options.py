@@ -93,6 +93,31 @@ def add_snap(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fragments(p: argparse.ArgumentParser) -> None:
+    """``--fragment-max-nodes``, ``--fragment-max-m``, ``--keep-fragments``."""
+    p.add_argument(
+        "--fragment-max-nodes",
+        type=int,
+        default=100,
+        metavar="N",
+        help="a disconnected piece of street with fewer nodes (and less street than "
+        "--fragment-max-m) is a fragment: points whose nearest street it is walk from the main "
+        "network when that is within the snap limit (default 100)",
+    )
+    p.add_argument(
+        "--fragment-max-m",
+        type=float,
+        default=2000.0,
+        metavar="M",
+        help="… and less than this many metres of street (default 2000)",
+    )
+    p.add_argument(
+        "--keep-fragments",
+        action="store_true",
+        help="snap onto fragments like any street (points there may reach nothing)",
+    )
+
+
 def add_pages(p: argparse.ArgumentParser, *, no_map: bool = True, default: bool = True) -> None:
     """``--no-map``, ``--lang``, ``--tiles`` (defaults ``None`` = the scenario's when
     ``default`` is False)."""
@@ -245,6 +270,7 @@ def coverage_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="coverage goal for every tier, e.g. 0.85 or 0.99 (default 0.85)",
     )
     add_snap(p)
+    add_fragments(p)
     p.add_argument(
         "--cells",
         metavar="FILE",
@@ -378,6 +404,7 @@ def propose_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "centre counting as a station",
     )
     add_snap(p)
+    add_fragments(p)
     add_out(p)
     add_pages(p)
 

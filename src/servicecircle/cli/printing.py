@@ -42,6 +42,13 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
             f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
             + ("  (no facility of this kind given)" if t.get("facilities") == 0 else "")
         )
+    linked = summary.get("linked_past_fragment", {})
+    if linked.get("demand_points") or linked.get("facilities"):
+        print(
+            f"  {linked['demand_points']} demand points ({linked['residents']:,.0f} residents) "
+            f"and {linked['facilities']} facilities linked past a street fragment to the main "
+            "network (--keep-fragments to snap onto fragments)"
+        )
     if summary["unreachable_demand_points"]:
         print(
             f"  {summary['unreachable_demand_points']} demand points farther than "

@@ -31,7 +31,8 @@ def coverage_matrix(
     """Sparse demand × candidate matrix of walking distances within ``target_m``.
 
     Entries hold the distance in metres (at least ``MIN_EDGE_M``); absent entries are beyond
-    the target. Candidates are taken tile by tile: everything a candidate reaches within the
+    the target. A point or candidate tied to several edges takes the shortest walk over them.
+    Candidates are taken tile by tile: everything a candidate reaches within the
     target lies within the target as the crow flies, so each tile's limited Dijkstra runs on
     the subgraph of nodes near the tile only (one virtual source node per candidate, so its
     egress leg and offset are exact). Never a dense all-pairs matrix: each batch holds at most
@@ -41,6 +42,9 @@ def coverage_matrix(
     from scipy.spatial import cKDTree
 
     m, c = len(dsnap), len(csnap)
+    # tied starts are rows of their own; each entry goes back to its point, shortest kept
+    dsnap, d_owner = dsnap.expand()
+    csnap, c_owner = csnap.expand()
     d_ok = np.flatnonzero(dsnap.ok)
     c_ok = np.flatnonzero(csnap.ok)
     rows: list[np.ndarray] = []
@@ -105,8 +109,8 @@ def coverage_matrix(
         q = np.concatenate(cols)
         v = np.maximum(np.concatenate(vals), MIN_EDGE_M)
         keep = v <= target_m + _TOL
-        # duplicates (network and same-edge) → keep the shorter walk
-        return _min_duplicates(r[keep], q[keep], v[keep], (m, c))
+        # duplicates (network and same-edge, tied starts) → keep the shorter walk
+        return _min_duplicates(d_owner[r[keep]], c_owner[q[keep]], v[keep], (m, c))
     import scipy.sparse as sp
 
     return sp.csr_matrix((m, c))

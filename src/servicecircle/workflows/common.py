@@ -148,6 +148,7 @@ def area_summary(area: Area, network: WalkNetwork | None = None) -> dict[str, An
     if network is not None:
         out["walk_nodes"] = network.n_nodes
         out["walk_edges"] = network.n_edges
+        out["network"] = network.fragment_summary()
     return out
 
 

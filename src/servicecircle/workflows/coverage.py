@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InputError
 from ..coverage import DEFAULT_SEARCH_FACTOR, Coverage, compute_coverage
-from ..network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
+from ..network import DEFAULT_FRAGMENTS, DEFAULT_SNAP_LIMIT_M, FragmentRule, WalkNetwork
 from ..tiers import DEFAULT_TIERS, Tier
 from .common import (
     OutDir,
@@ -60,6 +60,7 @@ def run_coverage(
     service_area_buffer_m: float = 25.0,
     step: Step = None,
     network: WalkNetwork | None = None,
+    fragments: FragmentRule = DEFAULT_FRAGMENTS,
 ) -> PlanResult:
     """Run coverage on an area and write the outputs.
 
@@ -90,12 +91,15 @@ def run_coverage(
         Called with the name of each step (for progress bars).
     network
         The area's walk network when it is already converted.
+    fragments
+        Which small disconnected pieces of street points are linked past (see
+        :class:`~servicecircle.network.FragmentRule`); ignored when ``network`` is given.
     """
     started = time.perf_counter()
     tick = ticker(step, "coverage")
     with output_for(out_dir, lang=lang) as out:
         tick("network")
-        network = network or WalkNetwork.from_area(area)
+        network = network or WalkNetwork.from_area(area, fragments=fragments)
         tick("demand")
         demand_gdf = resolve_demand(area, demand)
         tick("facilities")

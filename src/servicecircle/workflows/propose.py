@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import InputError
-from ..network import DEFAULT_SNAP_LIMIT_M, Snap, WalkNetwork
+from ..network import DEFAULT_FRAGMENTS, DEFAULT_SNAP_LIMIT_M, FragmentRule, Snap, WalkNetwork
 from ..tiers import DEFAULT_TIERS, Tier
 from .common import OutDir, output_for, resolve_demand, resolve_facilities, summary_head
 
@@ -85,6 +85,7 @@ def run_propose(
     lang: str = "zh",
     tiles: str | None = "osm",
     network: WalkNetwork | None = None,
+    fragments: FragmentRule = DEFAULT_FRAGMENTS,
 ) -> SitingResult:
     """Propose new facilities for one tier: ``new`` sites that cover the most residents
     (MCLP), or the fewest sites that reach ``goal`` (LSCP); optionally with a capacity.
@@ -99,7 +100,7 @@ def run_propose(
     """
     check_request(new, goal, capacity, exclusion_m)
     with output_for(out_dir, lang=lang) as out:
-        net = network or WalkNetwork.from_area(area)
+        net = network or WalkNetwork.from_area(area, fragments=fragments)
         demand_gdf = resolve_demand(area, demand)
         if len(demand_gdf) == 0 or float(demand_gdf["population"].sum()) <= 0:
             raise InputError("no residents to cover; give a demand file with --demand")
@@ -427,7 +428,8 @@ def run_two_level(
     check_request(centres_new, centres_goal, None)
     check_request(stations_new, stations_goal, None)
     with output_for(out_dir, lang=lang) as out:
-        net = options.pop("network", None) or WalkNetwork.from_area(area)
+        fragments = options.pop("fragments", DEFAULT_FRAGMENTS)
+        net = options.pop("network", None) or WalkNetwork.from_area(area, fragments=fragments)
         demand = resolve_demand(area, options.pop("demand", None))
         fac = resolve_facilities(area, facilities)
         common = {"demand": demand, "network": net, "out_dir": None, **options}

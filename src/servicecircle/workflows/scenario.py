@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
+from ..network import DEFAULT_SNAP_LIMIT_M, FragmentRule, WalkNetwork
 from ..outputs import RunOutput
 from .common import Step, finish_summary, resolve_demand, ticker
 from .coverage import PlanResult, run_coverage
@@ -60,7 +60,7 @@ def run_scenario(
         area = load_area(
             sc.area["source"], boundary=sc.area.get("boundary"), name=sc.area.get("name")
         )
-        network = WalkNetwork.from_area(area)
+        network = WalkNetwork.from_area(area, fragments=_fragments(sc))
         tick("demand")
         demand = _demand(area, sc)
         cells = None
@@ -101,6 +101,16 @@ def run_scenario(
         finish_summary(out, summary, started)
     summary["out_dir"] = str(out.out_dir)
     return summary
+
+
+def _fragments(sc: Scenario) -> FragmentRule:
+    base = FragmentRule()
+    a = sc.area
+    return FragmentRule(
+        max_nodes=int(a.get("fragment_max_nodes", base.max_nodes)),
+        max_m=float(a.get("fragment_max_m", base.max_m)),
+        keep=bool(a.get("keep_fragments", base.keep)),
+    )
 
 
 def _demand(area: Area, sc: Scenario) -> gpd.GeoDataFrame:

@@ -26,7 +26,6 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point
 
-
 TIE_TOL_M = 1e-3
 
 

@@ -17,10 +17,20 @@ LAYERS: list[set[str]] = [
     {"coords", "files", "geometry", "osmtags", "tiers", "standard"},  # io helpers, presets
     {"osm", "area", "scenario"},  # sources: OSM files, scenario files
     {"snapping", "network"},  # the walk network as arrays, where points meet it
-    {"demand", "segments", "facilities", "candidates", "grid", "governance"},
+    {
+        "demand",
+        "segments",
+        "facilities",
+        "candidates",
+        "grid",
+        "governance",
+        "governance_balance",
+        "governance_micro",
+        "governance_split",
+    },
     {"coverage"},  # the path engine and per-tier tables
     {"rollup", "service_areas", "whatif", "siting", "audit"},
-    {"maps", "report", "outputs", "excel", "pages", "whatif_page"},  # what people read
+    {"maps", "report", "outputs", "excel", "pages", "audit_page", "whatif_page"},  # pages
     {"workflows"},  # one module per command
     {"plan", "batch", "cache"},  # re-exports; Dask
     {"cli", "__main__"},

@@ -1,12 +1,15 @@
 """Maps and the report in a real headless Chromium with the network blocked.
 
 Needs Debian's chromium (``/usr/bin/chromium``, installed by ``.ci/run``) and Playwright for
-Python (test extra); skips with the reason when either is missing.
+Python (test extra). Locally they skip with the reason when either is missing; in CI
+(``CI`` set by ``.ci/run``) a missing browser fails the run instead.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -26,6 +29,12 @@ ARGS = [
 ]
 
 
+def _missing(reason: str) -> None:
+    if os.environ.get("SERVICECIRCLE_REQUIRE_BROWSER"):
+        pytest.fail(f"{reason}; the browser tests must run here (SERVICECIRCLE_REQUIRE_BROWSER)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from servicecircle.plan import packaged_data, run_scenario
@@ -38,17 +47,18 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does it)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright for Python is a test extra"
-    )
+        _missing("chromium is not installed (apt-get install chromium; .ci/run does it)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _missing("Playwright for Python is a test extra (pip install -e '.[test]')")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
 
 
-def open_offline(browser, path: Path):
+def open_offline(browser, path: Path, *, wait_ms: int = 800):
     """Open a file with every non-file request refused; return (page, js_errors, blocked)."""
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
@@ -62,6 +72,7 @@ def open_offline(browser, path: Path):
             else None
         ),
     )
+    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
 
     def route(r):
         if r.request.url.startswith(("file:", "data:")):
@@ -72,7 +83,7 @@ def open_offline(browser, path: Path):
 
     page.route("**/*", route)
     page.goto(path.as_uri())
-    page.wait_for_timeout(800)
+    page.wait_for_timeout(wait_ms)
     return page, errors, blocked
 
 
@@ -88,25 +99,50 @@ def test_map_works_offline_layers_toggle(browser, run_dir, tmp_path):
     page, errors, blocked = open_offline(browser, run_dir / "coverage_map.html")
     assert errors == []
     assert page.evaluate("typeof L") == "object"
-    names = page.evaluate("Object.keys(window).filter(k => k.startsWith('map_'))")
-    assert len(names) == 1
-    labels = page.locator(".leaflet-control-layers-overlays label")
+    overlays = page.evaluate("servicecircleMap.overlays")
     # boundary, cells, 2 service areas, 2 circles, 2 tiers, facilities, proposals
+    assert len(overlays) == 10, overlays
+    labels = page.locator(".leaflet-control-layers-overlays label")
     assert labels.count() == 10
-    count_layers = f"Object.keys({names[0]}._layers).length"
-    before = page.evaluate(count_layers)
-    label = labels.filter(has_text="centre_15min: ")  # off by default; the 5-minute tier is on
+    # the 15-minute tier is off by default, the 5-minute tier on
+    assert page.evaluate("servicecircleMap.pointsDrawn(0)") is False
+    assert page.evaluate("servicecircleMap.pointsDrawn(1)") is True
+    label = labels.nth(overlays.index(next(o for o in overlays if "1000 m (" in o)))
     label.locator("input").click()
     page.wait_for_timeout(200)
-    after = page.evaluate(count_layers)
-    assert after > before + 100  # every demand point of the second tier is drawn now
+    assert page.evaluate("servicecircleMap.pointsDrawn(0)") is True
     label.locator("input").click()
     page.wait_for_timeout(200)
-    assert page.evaluate(count_layers) == before
+    assert page.evaluate("servicecircleMap.pointsDrawn(0)") is False
     shot = page.screenshot(path=str(tmp_path / "map.png"))
     assert not_blank(shot)
     # only tiles were asked for from outside, and refused; the map drew anyway
     assert all("tile.openstreetmap.org" in u for u in blocked)
+    page.close()
+
+
+def test_clicking_a_resident_opens_its_figures(browser, run_dir):
+    page, errors, _ = open_offline(browser, run_dir / "coverage_map.html")
+    data = page.evaluate("servicecircleMap.data.residents.ids.length")
+    assert data > 10
+    # the screen position of resident 0 of the 5-minute tier, then a real click there
+    xy = page.evaluate(
+        """() => { const m = servicecircleMap.map, d = servicecircleMap.data;
+        const dx = atob(d.residents.dx), dy = atob(d.residents.dy);
+        const f = s => new Float32Array(Uint8Array.from(s, c => c.charCodeAt(0)).buffer);
+        const i = 0, ll = [d.origin[1] + f(dy)[i], d.origin[0] + f(dx)[i]];
+        m.setView(ll, 18, {animate: false});
+        const p = m.latLngToContainerPoint(ll); return [p.x, p.y]; }"""
+    )
+    page.wait_for_timeout(300)
+    box = page.locator("#" + page.evaluate("servicecircleMap.map.getContainer().id")).bounding_box()
+    page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    page.wait_for_timeout(300)
+    popup = page.locator(".leaflet-popup-content")
+    assert popup.count() == 1
+    first_id = page.evaluate("servicecircleMap.data.residents.ids[0]")
+    assert first_id in popup.inner_text()
+    assert errors == []
     page.close()
 
 
@@ -138,7 +174,7 @@ def test_html_references_no_external_url_but_tiles(run_dir):
     html = (run_dir / "coverage_map.html").read_text()
     for tag in re.findall(r"<(?:script|link|img)[^>]*>", html):
         assert "http://" not in tag and "https://" not in tag, tag
-    urls = set(re.findall(r"https?://[^\s\"'<>)]+", html))
+    urls = set(re.findall(r"https?://[^\s\"'<>)\\]+", html))
     allowed = (
         "https://tile.openstreetmap.org/",
         "http://www.w3.org/",
@@ -152,3 +188,99 @@ def test_html_references_no_external_url_but_tiles(run_dir):
     }
     report = (run_dir / "report.html").read_text()
     assert not re.findall(r"(?:src|href)=[\"']https?://", report)
+
+
+HOSTILE = [
+    "${alert(7)}",
+    "`backtick`${window.__pwned=1}`",
+    "\"quote' & <b>bold</b>",
+    '<img src=x onerror="window.__pwned=2">',
+    "</script><script>window.__pwned=3</script>",
+    "{{7*7}} 驿站",
+]
+
+
+def _hostile_run(tmp_path):
+    """A coverage run whose facility names/ids, demand ids and cell ids are hostile."""
+    import geopandas as gpd
+    import shapely
+
+    from servicecircle.cli import main
+
+    fac = gpd.GeoDataFrame(
+        {
+            "id": HOSTILE,
+            "kind": ["centre", "station", "station", "centre", "station", "station"],
+            "name": [*HOSTILE[::-1][:5], None],
+        },
+        geometry=[
+            shapely.Point(24.9527, 60.1683),
+            shapely.Point(24.9460, 60.1700),
+            shapely.Point(24.9400, 60.1660),
+            shapely.Point(24.9350, 60.1720),
+            shapely.Point(24.9480, 60.1640),
+            shapely.Point(24.9420, 60.1690),
+        ],
+        crs=4326,
+    )
+    fac.to_file(tmp_path / "fac.geojson")
+    rng = np.random.default_rng(3)
+    n = 60
+    dem = gpd.GeoDataFrame(
+        {"id": [HOSTILE[i % len(HOSTILE)] + f"#{i}" for i in range(n)], "population": 50.0},
+        geometry=gpd.points_from_xy(rng.uniform(24.935, 24.955, n), rng.uniform(60.164, 60.172, n)),
+        crs=4326,
+    )
+    dem.to_file(tmp_path / "dem.geojson")
+    cells = gpd.GeoDataFrame(
+        {"cell_id": HOSTILE[:2]},
+        geometry=[
+            shapely.box(24.93, 60.16, 24.945, 60.175),
+            shapely.box(24.945, 60.16, 24.96, 60.175),
+        ],
+        crs=4326,
+    )
+    cells.to_file(tmp_path / "cells.geojson")
+    out = tmp_path / "out"
+    argv = ["-q", "coverage", "demo", "--facilities", str(tmp_path / "fac.geojson"),
+            "--demand", str(tmp_path / "dem.geojson"), "--cells", str(tmp_path / "cells.geojson"),
+            "--service-areas", "--tiles", "none", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+def test_hostile_names_and_ids_stay_text(browser, tmp_path):
+    """Every popup and tooltip of a map built from hostile ids and names opens, shows the text
+    as it is, and runs nothing; every layer draws."""
+    out = _hostile_run(tmp_path)
+    page, errors, _ = open_offline(browser, out / "coverage_map.html")
+    assert errors == []
+    assert page.evaluate("window.__pwned") is None
+    assert len(page.evaluate("servicecircleMap.overlays")) >= 8
+    n = page.evaluate("servicecircleMap.data.residents.n")
+    k = len(page.evaluate("servicecircleMap.data.resident_layers"))
+    seen = set()
+    for layer in range(k):
+        for i in range(n):
+            seen.add(page.evaluate(f"servicecircleMap.openResidentPopup({layer}, {i})"))
+    assert any("${alert(7)}#0" in s for s in seen)
+    assert any('<img src=x onerror="window.__pwned=2">' in s for s in seen)
+    tips = page.evaluate(
+        """() => { const out = [];
+        Object.values(servicecircleMap.layers).forEach(l => l.eachLayer && l.eachLayer(m => {
+          if (m.getTooltip && m.getTooltip()) { m.openTooltip();
+            out.push(m.getTooltip().getElement().textContent); m.closeTooltip(); }
+        })); return out.concat(servicecircleMap.polygonPopups()); }"""
+    )
+    joined = "\n".join(tips)
+    for text in HOSTILE[:5]:
+        assert text in joined, text  # shown as written (names and cell ids)
+    assert HOSTILE[-1] in joined  # an id shown where the name is missing
+    assert "nan" not in joined and "None" not in joined
+    assert page.evaluate("document.querySelectorAll('.leaflet-popup-content img').length") == 0
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert errors == []
+    page.close()
+    report = (out / "summary.json").read_text()
+    assert json.loads(report)["facilities"]["total"] == len(HOSTILE)

@@ -67,8 +67,16 @@ def test_summary_counts_add_up(demo_run):
 def test_map_has_layers_legend_and_attribution(demo_run):
     html = (demo_run / "coverage_map.html").read_text()
     assert "© OpenStreetMap contributors" in html
-    assert 'id="sc-legend"' in html and "党群服务中心" in html
-    assert html.count("L.featureGroup") >= 3  # two tiers + facilities
+    assert "servicecircleMapInit" in html and "党群服务中心" in html
+    data = json.loads(html.split('id="sc-data">', 1)[1].split("</script>", 1)[0])
+    assert [layer["name"].split(":")[0] for layer in data["resident_layers"]] == [
+        "15分钟党群服务圈",
+        "5分钟站点服务圈",
+    ] or len(data["resident_layers"]) == 2
+    assert (
+        data["residents"]["n"]
+        == json.loads((demo_run / "summary.json").read_text())["demand_points"]
+    )
 
 
 def test_coverage_on_nanjing_with_osm_facilities_and_english_map(tmp_path):

@@ -154,7 +154,7 @@ def test_random_graphs_match_networkx_oracle(case):
     assert np.all(which[~reached] == -1)
     rows = np.flatnonzero(reached)
     np.testing.assert_allclose(each[rows, which[rows]], want[rows], rtol=1e-9, atol=1e-6)
-    again, which_again = walk(net, demand, fac, snap=250)
+    _, which_again = walk(net, demand, fac, snap=250)
     assert np.array_equal(which, which_again)
 
 

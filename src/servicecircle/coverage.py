@@ -278,6 +278,8 @@ class Coverage:
             share = cov_res / residents if residents > 0 else None
             walk = pts[f"{tier.name}_walk_m"]
             entry: dict[str, Any] = {
+                "label": tier.display("zh"),
+                "label_en": tier.display("en"),
                 "target_m": tier.target_m,
                 "minutes": tier.minutes,
                 "kinds": list(tier.kinds),
@@ -343,22 +345,7 @@ def compute_coverage(
     fsnap = network.snap(facilities, snap_limit_m=snap_limit_m)
     fac_ids = facilities["facility_id"].astype(str).to_numpy()
     kinds = facilities["kind"].to_numpy()
-    n_unsnapped_fac = int((~fsnap.ok).sum())
-    if n_unsnapped_fac:
-        log.warning(
-            "%d facilities lie farther than %g m from any walkable street and are not used: %s",
-            n_unsnapped_fac,
-            snap_limit_m,
-            ", ".join(fac_ids[~fsnap.ok][:10]),
-        )
-    n_unsnapped_dem = int((~dsnap.ok).sum())
-    if n_unsnapped_dem:
-        log.warning(
-            "%d demand points (%.0f residents) lie farther than %g m from any walkable street",
-            n_unsnapped_dem,
-            demand["population"].to_numpy()[~dsnap.ok].sum(),
-            snap_limit_m,
-        )
+    _warn_unsnapped(demand, dsnap, fac_ids, fsnap, snap_limit_m)
     cols: dict[str, Any] = {
         "demand_id": demand["demand_id"].to_numpy(),
         "population": demand["population"].to_numpy(),
@@ -368,36 +355,13 @@ def compute_coverage(
     cols["snapped"] = dsnap.ok
     cols["access_m"] = dsnap.access_m
     cols["linked_past_fragment"] = dsnap.linked_past_fragment
-    d_comp = np.full(len(dsnap), -1)
-    d_comp[dsnap.ok] = network.component[network.edge_u[dsnap.edge[dsnap.ok]]]
-    f_comp = np.full(len(fsnap), -1)
-    f_comp[fsnap.ok] = network.component[network.edge_u[fsnap.edge[fsnap.ok]]]
     import shapely
 
     demand_xy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
     for tier in tiers:
-        sel = np.isin(kinds, tier.kinds)
-        sub = fsnap.subset(sel)
-        limit = tier.target_m * search_factor
-        walk, fac = nearest_facility(network, dsnap, sub, limit_m=limit)
-        sel_ids = fac_ids[sel]
-        ids = np.full(len(fac), None, dtype=object)
-        if sel.any():
-            ids[fac >= 0] = sel_ids[fac[fac >= 0]]
-        covered = walk <= tier.target_m + _TOL_M
-        comps = np.unique(f_comp[sel & fsnap.ok])
-        reachable = np.isin(d_comp, comps)
-        status = np.where(
-            covered,
-            STATUS_COVERED,
-            np.where(
-                ~dsnap.ok, STATUS_UNSNAPPED, np.where(reachable, STATUS_TOO_FAR, STATUS_NO_FACILITY)
-            ),
+        cols.update(
+            tier_columns(network, dsnap, fsnap, fac_ids, kinds, tier, tier.target_m * search_factor)
         )
-        cols[f"{tier.name}_facility_id"] = ids
-        cols[f"{tier.name}_walk_m"] = np.where(np.isfinite(walk), walk, np.nan)
-        cols[f"{tier.name}_covered"] = covered
-        cols[f"{tier.name}_status"] = status
         circle = circle_distances(demand_xy, facilities, tier.kinds)
         cols[f"{tier.name}_circle_m"] = circle
         cols[f"{tier.name}_circle_covered"] = circle <= tier.target_m + _TOL_M
@@ -426,6 +390,69 @@ def compute_coverage(
         },
     }
     return Coverage(points, fac_table, tiers, float(snap_limit_m), float(search_factor), extras)
+
+
+def _warn_unsnapped(
+    demand: gpd.GeoDataFrame, dsnap: Snap, fac_ids: np.ndarray, fsnap: Snap, snap_limit_m: float
+) -> None:
+    n_fac = int((~fsnap.ok).sum())
+    if n_fac:
+        log.warning(
+            "%d facilities lie farther than %g m from any walkable street and are not used: %s",
+            n_fac,
+            snap_limit_m,
+            ", ".join(fac_ids[~fsnap.ok][:10]),
+        )
+    n_dem = int((~dsnap.ok).sum())
+    if n_dem:
+        log.warning(
+            "%d demand points (%.0f residents) lie farther than %g m from any walkable street",
+            n_dem,
+            demand["population"].to_numpy()[~dsnap.ok].sum(),
+            snap_limit_m,
+        )
+
+
+def tier_columns(
+    network: WalkNetwork,
+    dsnap: Snap,
+    fsnap: Snap,
+    fac_ids: np.ndarray,
+    kinds: np.ndarray,
+    tier: Tier,
+    limit_m: float,
+    *,
+    target_m: float | None = None,
+    prefix: str | None = None,
+) -> dict[str, np.ndarray]:
+    """One tier's per-point columns: ``<prefix>_facility_id``, ``_walk_m`` (NaN past the
+    limit), ``_covered`` (within ``target_m``, default the tier's) and ``_status``."""
+    target = tier.target_m if target_m is None else target_m
+    name = prefix or tier.name
+    sel = np.isin(kinds, tier.kinds)
+    walk, fac = nearest_facility(network, dsnap, fsnap.subset(sel), limit_m=limit_m)
+    ids = np.full(len(fac), None, dtype=object)
+    if sel.any():
+        ids[fac >= 0] = fac_ids[sel][fac[fac >= 0]]
+    covered = walk <= target + _TOL_M
+    d_comp = np.full(len(dsnap), -1)
+    d_comp[dsnap.ok] = network.component[network.edge_u[dsnap.edge[dsnap.ok]]]
+    ok = sel & fsnap.ok
+    comps = np.unique(network.component[network.edge_u[fsnap.edge[ok]]])
+    reachable = np.isin(d_comp, comps)
+    status = np.where(
+        covered,
+        STATUS_COVERED,
+        np.where(
+            ~dsnap.ok, STATUS_UNSNAPPED, np.where(reachable, STATUS_TOO_FAR, STATUS_NO_FACILITY)
+        ),
+    )
+    return {
+        f"{name}_facility_id": ids,
+        f"{name}_walk_m": np.where(np.isfinite(walk), walk, np.nan),
+        f"{name}_covered": covered,
+        f"{name}_status": status,
+    }
 
 
 def circle_distances(

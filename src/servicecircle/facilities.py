@@ -13,7 +13,7 @@ from ._crs import require_metric
 from ._errors import InputError
 from .files import read_table
 from .osmtags import rule_matches, rule_text
-from .tiers import KINDS
+from .tiers import KIND_WORDS, KINDS
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -21,16 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Words accepted in a facility file's ``kind`` column, mapped to the two kinds.
-KIND_ALIASES = {
-    "centre": "centre",
-    "center": "centre",
-    "中心": "centre",
-    "党群服务中心": "centre",
-    "station": "station",
-    "站点": "station",
-    "驿站": "station",
-    "服务站": "station",
-}
+KIND_ALIASES = KIND_WORDS
 
 #: The documented OSM tag preset: which POIs count as centres and stations.
 #: A rule matches when every tag in it matches (a value list means any of them; a string that

@@ -1,16 +1,34 @@
-"""Maps: folium pages of coverage (the only module that produces EPSG:4326)."""
+"""Maps: one self-contained page per run (the only module that produces EPSG:4326).
+
+The page is a folium map (Leaflet inlined) whose layers are drawn by ``js/map.js`` from one
+JSON block: residents as compact typed arrays drawn on canvas (aggregated into hex cells at low
+zoom above :data:`AGGREGATE_ABOVE` points), facilities and proposals as markers, cells, service
+areas and straight-line circles as polygons. User text is data: it is escaped into the JSON and
+set with ``textContent`` (see :mod:`servicecircle.pages`).
+"""
 
 from __future__ import annotations
 
-import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import MissingDependencyError
 from ._write import write_text
+from .pages import (
+    PageCoords,
+    b64,
+    base_map,
+    call_on_map,
+    json_script,
+    page_html,
+    raw_element,
+    resolve_tiles,
+    script,
+    texts,
+)
 
 if TYPE_CHECKING:
     import folium
@@ -18,11 +36,17 @@ if TYPE_CHECKING:
 
     from .area import Area
     from .coverage import Coverage
+    from .pages import Tiles
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTION = "© OpenStreetMap contributors"
-TILES_OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+AGGREGATE_ABOVE = 20_000
+"""Above this many demand points residents are drawn as hex cells until zoom
+:data:`POINTS_FROM_ZOOM` and as points from there."""
+POINTS_FROM_ZOOM = 15
+AGGREGATE_HEX_M = 250.0
+
+STATUSES = ("covered", "too_far", "no_facility_reachable", "unsnapped")
 COLOURS = {
     "covered": "#1a9641",
     "too_far": "#d7191c",
@@ -48,6 +72,7 @@ KIND_LABELS = {
     "en": {"centre": "centre (party-mass service centre)", "station": "station"},
     "zh": {"centre": "党群服务中心", "station": "服务站点"},
 }
+SHARE_COLOURS = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
 TEXT = {
     "en": {
         "title": "Service-circle coverage",
@@ -58,8 +83,13 @@ TEXT = {
         "within": "within",
         "proposals": "proposed sites (rank)",
         "cells": "cells, covered share",
+        "cell": "cell",
         "service_area": "service area",
         "circle": "straight-line circle",
+        "walk_m": "walk (m)",
+        "facility": "nearest facility",
+        "not_on_network": " (not on the street network)",
+        "attribution": "Map data © OpenStreetMap contributors (ODbL)",
     },
     "zh": {
         "title": "社区服务圈覆盖",
@@ -70,13 +100,43 @@ TEXT = {
         "within": "步行",
         "proposals": "建议新增站点（排序）",
         "cells": "网格覆盖率",
+        "cell": "网格",
         "service_area": "服务范围",
         "circle": "直线半径圆",
+        "walk_m": "步行距离（米）",
+        "facility": "最近设施",
+        "not_on_network": "（不在路网上）",
+        "attribution": "地图数据 © OpenStreetMap contributors (ODbL)",
     },
 }
+STYLE = (
+    "<style>.sc-title{position:absolute;top:10px;left:60px;z-index:1000;"
+    "background:rgba(255,255,255,.92);padding:6px 12px;border-radius:4px;font:600 16px "
+    "sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}.sc-legend{position:absolute;bottom:60px;"
+    "left:10px;z-index:1000;background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;"
+    "font:13px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:320px}"
+    ".sc-key{display:inline-block;width:12px;height:12px;margin-right:6px;text-align:center;"
+    "line-height:12px}.sc-box{display:inline-block;width:18px;height:10px}.sc-ramp{margin-top:4px}"
+    ".sc-note{margin-top:4px;color:#555;font-size:11px}table.sc-popup th{text-align:left;"
+    "padding-right:8px;font-weight:600}table.sc-popup td{text-align:right}"
+    ".sc-tip{white-space:pre}</style>"
+)
 
 
-# long function: one layer after another; replaced by the compact-data map (issues 12, 17)
+def share_colour(share: float | None) -> str:
+    """The ramp colour of a covered share (grey when unknown)."""
+    if share is None or not np.isfinite(share):
+        return "#bbbbbb"
+    return SHARE_COLOURS[min(int(share * 5), 4)]
+
+
+def facility_labels(facilities: gpd.GeoDataFrame) -> list[str]:
+    """Each facility's display name: its name, else its id (never "nan")."""
+    ids = texts(facilities["facility_id"])
+    names = texts(facilities["name"]) if "name" in facilities else [""] * len(ids)
+    return [n.strip() or i for n, i in zip(names, ids, strict=True)]
+
+
 def coverage_map(
     area: Area,
     demand: gpd.GeoDataFrame,
@@ -90,340 +150,398 @@ def coverage_map(
     cells: gpd.GeoDataFrame | None = None,
     service_areas: gpd.GeoDataFrame | None = None,
     circles: bool = True,
+    tier_labels: dict[str, str] | None = None,
+    extra: Callable[[PageCoords], dict[str, list[Any]]] | None = None,
+    tianditu_key: str | None = None,
+    aggregate_above: int = AGGREGATE_ABOVE,
 ) -> folium.Map:
-    """A folium map: demand points coloured by coverage per tier, facilities by kind, a legend.
+    """The coverage map: residents coloured by coverage per tier, facilities by kind, cells,
+    service areas, straight-line circles and proposals, with a legend.
 
     Parameters
     ----------
-    area
-        The area (for the boundary).
-    demand
-        The demand points (aligned with ``coverage.points``).
-    coverage
-        Result of :func:`~servicecircle.coverage.compute_coverage`.
-    facilities
-        The facilities.
+    area, demand, coverage, facilities
+        The area (for the boundary), the demand points (aligned with ``coverage.points``), the
+        result of :func:`~servicecircle.coverage.compute_coverage`, the facilities.
     lang
         ``"zh"`` (default) or ``"en"`` for labels.
     tiles
-        ``"osm"`` for OpenStreetMap tiles, ``None``/``"none"`` for a plain background, or a tile
-        URL template.
+        ``osm``, ``tianditu``, ``amap`` (every layer drawn in GCJ-02 to sit on its streets),
+        ``none`` (a plain background) or a tile URL template.
     title
         Page title; default a title in ``lang`` with the area's name.
-    proposals
-        Proposed sites (``id``, ``rank``, ``added_covered_residents``), drawn with their rank.
-    cells
-        Cells with coverage rolled up (:func:`~servicecircle.rollup.rollup`): a choropleth of
-        the first tier's share, every tier's share in the popup.
-    service_areas
-        Service-area polygons per tier (``tier`` column), one layer each (off by default).
+    proposals, cells, service_areas
+        Ranked proposed sites; cells with coverage rolled up (a choropleth of the finest
+        tier's share); service-area polygons per tier (``tier`` column, off by default).
     circles
-        Straight-line circles of each tier's radius around its facilities, for comparison
-        (off by default).
+        Straight-line circles of each tier's radius around its facilities (off by default).
+    tier_labels
+        Display name per tier id (default each tier's own display name in ``lang``).
+    extra
+        Called with the page's coordinate transform; returns more layers (``resident_layers``,
+        ``polygons``, ``markers``, ``legend`` lists in the page's data format).
+    aggregate_above
+        Above this many demand points, residents are hex cells until zoom 15.
     """
-    try:
-        import folium
-    except ImportError as err:  # pragma: no cover - folium is a dependency
-        raise MissingDependencyError("maps need folium; install it: pip install folium") from err
-    import geopandas as gpd
-
     text = TEXT.get(lang, TEXT["en"])
-    labels = STATUS_LABELS.get(lang, STATUS_LABELS["en"])
-    kind_labels = KIND_LABELS.get(lang, KIND_LABELS["en"])
-    boundary = gpd.GeoSeries([area.boundary], crs=area.crs).to_crs(4326)
-    minx, miny, maxx, maxy = boundary.total_bounds
-    fmap = folium.Map(
-        location=[(miny + maxy) / 2, (minx + maxx) / 2],
-        tiles=None,
-        control_scale=True,
-        prefer_canvas=True,
-    )
-    inline_assets(fmap)
-    if tiles and tiles != "none":
-        url = TILES_OSM if tiles == "osm" else tiles
-        folium.TileLayer(url, attr=ATTRIBUTION, name="OpenStreetMap", max_zoom=19).add_to(fmap)
-    else:
-        fmap.add_child(_attribution_only(ATTRIBUTION))
-    folium.GeoJson(
-        boundary.__geo_interface__,
-        name=text["boundary"],
-        style_function=lambda _f: {
-            "color": "#333333",
-            "weight": 2,
-            "fill": False,
-            "dashArray": "6 4",
-        },
-    ).add_to(fmap)
-
+    board = resolve_tiles(tiles, tianditu_key=tianditu_key)
+    pc = PageCoords(board.coords)
+    labels = {t.name: (tier_labels or {}).get(t.name) or t.display(lang) for t in coverage.tiers}
+    fac_names = facility_labels(facilities)
+    summary = coverage.summary()["tiers"]
+    data = page_data(area, pc, lang, title)
+    data["legend"] = _legend(lang, proposals is not None and len(proposals) > 0)
     if cells is not None and len(cells) and coverage.tiers:
-        _cells_layer(folium, fmap, cells, coverage, text)
+        data["polygons"].append(_cells_layer(pc, cells, coverage, labels, text))
+        data["ramp"] = {"label": text["cells"], "colours": SHARE_COLOURS}
     if service_areas is not None and len(service_areas):
         for tier in coverage.tiers:
             sa = service_areas[service_areas["tier"] == tier.name]
-            if len(sa) == 0:
-                continue
-            layer = folium.FeatureGroup(
-                name=f"{text['service_area']} {tier.name} ≤ {tier.target_m:.0f} m", show=False
-            )
-            folium.GeoJson(
-                sa[["tier", "geometry"]].to_crs(4326).__geo_interface__,
-                style_function=lambda _f: {"color": "#1f78b4", "weight": 1, "fillOpacity": 0.15},
-            ).add_to(layer)
-            layer.add_to(fmap)
-    if circles:
-        fac_ll = facilities.to_crs(4326)
-        for tier in coverage.tiers:
-            sel = fac_ll[fac_ll["kind"].isin(tier.kinds)]
-            if len(sel) == 0:
-                continue
-            layer = folium.FeatureGroup(
-                name=f"{text['circle']} {tier.name} r = {tier.target_m:.0f} m", show=False
-            )
-            for geom in sel.geometry:
-                folium.Circle(
-                    [geom.y, geom.x],
-                    radius=tier.target_m,
-                    color="#555555",
-                    weight=1,
-                    dash_array="4 4",
-                    fill=False,
-                ).add_to(layer)
-            layer.add_to(fmap)
-    shares = {name: t["share"] for name, t in coverage.summary()["tiers"].items()}
-    pts = demand.to_crs(4326)
+            if len(sa):
+                name = f"{text['service_area']} {labels[tier.name]} ≤ {tier.target_m:.0f} m"
+                data["polygons"].append(
+                    {
+                        "name": name,
+                        "show": False,
+                        "geojson": pc.geojson(sa),
+                        "style": {"color": "#1f78b4", "fillOpacity": 0.15},
+                    }
+                )
+    if circles and len(facilities):
+        data["circles"] = _circle_layers(pc, facilities, coverage, labels, text)
+    _residents(data, pc, demand, coverage, fac_names, labels, summary, text, aggregate_above, area)
+    data["markers"].append(_facility_markers(pc, facilities, coverage, fac_names, lang))
+    if proposals is not None and len(proposals):
+        data["markers"].append(_proposal_markers(pc, proposals, text))
+    if extra is not None:
+        for key, items in extra(pc).items():
+            data.setdefault(key, []).extend(items)
+    return _page(area, data, board, pc)
+
+
+def page_data(area: Area, pc: PageCoords, lang: str, title: str | None) -> dict[str, Any]:
+    """The skeleton of a page's data: labels, title, boundary and empty layer lists."""
+    text = TEXT.get(lang, TEXT["en"])
+    return {
+        "lang": lang,
+        "title": title or f"{text['title']} · {area.name}",
+        "text": text,
+        "boundary": pc.geojson(_series(area)),
+        "polygons": [],
+        "circles": [],
+        "markers": [],
+        "resident_layers": [],
+        "aggregate": None,
+        "legend": [],
+        "ramp": None,
+        "marker_styles": _marker_styles(),
+    }
+
+
+def layers_map(
+    area: Area,
+    build: Callable[[PageCoords], dict[str, Any]],
+    *,
+    lang: str = "zh",
+    tiles: str | None = "osm",
+    title: str | None = None,
+    tianditu_key: str | None = None,
+) -> folium.Map:
+    """A page of layers made by ``build(page_coords)`` (entries of the page data: residents,
+    ``resident_layers``, ``polygons``, ``markers``, ``legend``…) over the area's boundary."""
+    board = resolve_tiles(tiles, tianditu_key=tianditu_key)
+    pc = PageCoords(board.coords)
+    data = page_data(area, pc, lang, title)
+    data.update(build(pc))
+    return _page(area, data, board, pc)
+
+
+def _series(area: Area) -> gpd.GeoSeries:
+    import geopandas as gpd
+
+    return gpd.GeoSeries([area.boundary], crs=area.crs)
+
+
+def _page(area: Area, data: dict[str, Any], board: Tiles, pc: PageCoords) -> folium.Map:
+    fmap = base_map(pc.bounds(_series(area)), board)
+    if not board.urls:
+        data["attribution_only"] = board.attribution
+    root: Any = fmap.get_root()
+    root.header.add_child(raw_element(STYLE), name="servicecircle_style")
+    root.html.add_child(raw_element(json_script(data, "sc-data")), name="servicecircle_data")
+    root.header.add_child(raw_element(script("map.js")), name="servicecircle_js")
+    call_on_map(
+        fmap,
+        "servicecircleMapInit(MAP, JSON.parse(document.getElementById('sc-data').textContent));",
+    )
+    return fmap
+
+
+def _legend(lang: str, with_proposals: bool) -> list[dict[str, Any]]:
+    labels = STATUS_LABELS.get(lang, STATUS_LABELS["en"])
+    kinds = KIND_LABELS.get(lang, KIND_LABELS["en"])
+    rows: list[dict[str, Any]] = [{"colour": COLOURS[k], "label": labels[k]} for k in STATUSES]
+    rows += [
+        {"colour": KIND_STYLE[k][0], "symbol": KIND_STYLE[k][1], "label": kinds[k]}
+        for k in ("centre", "station")
+    ]
+    if with_proposals:
+        rows.append({"colour": "#ff7f00", "symbol": "1", "label": TEXT[lang]["proposals"]})
+    return rows
+
+
+def _marker_styles() -> dict[str, dict[str, Any]]:
+    base = "text-align:center;text-shadow:0 0 3px #fff;"
+    styles = {
+        kind: {
+            "cls": kind,
+            "symbol": sym,
+            "size": size,
+            "css": f"{base}color:{colour};font-size:{size}px;line-height:{size}px",
+        }
+        for kind, (colour, sym, size) in KIND_STYLE.items()
+    }
+    styles["proposal"] = {
+        "cls": "proposal",
+        "symbol": "",
+        "size": 22,
+        "css": "background:#ff7f00;color:#fff;border:2px solid #fff;border-radius:11px;"
+        "width:22px;height:22px;line-height:18px;text-align:center;font:bold 12px sans-serif;"
+        "box-shadow:0 0 3px #000;box-sizing:border-box",
+    }
+    styles["poi"] = {
+        "cls": "poi",
+        "symbol": "◆",
+        "size": 12,
+        "css": f"{base}color:#6a3d9a;font-size:12px;line-height:12px",
+    }
+    return styles
+
+
+def resident_arrays(
+    pc: PageCoords, demand: gpd.GeoDataFrame, population: np.ndarray
+) -> dict[str, Any]:
+    """The residents block of the page data: coordinates as float32 offsets from an origin,
+    populations and ids."""
+    lon, lat = pc.lonlat(demand)
+    lon0 = float(np.round(np.mean(lon), 4)) if len(lon) else 0.0
+    lat0 = float(np.round(np.mean(lat), 4)) if len(lat) else 0.0
+    return {
+        "origin": [lon0, lat0],
+        "residents": {
+            "n": len(lon),
+            "dx": b64(lon - lon0, "float32"),
+            "dy": b64(lat - lat0, "float32"),
+            "pop": b64(population, "float32"),
+            "ids": texts(demand["demand_id"]) if "demand_id" in demand else [""] * len(lon),
+        },
+    }
+
+
+def _residents(
+    data: dict[str, Any],
+    pc: PageCoords,
+    demand: gpd.GeoDataFrame,
+    coverage: Coverage,
+    fac_names: list[str],
+    labels: dict[str, str],
+    summary: dict[str, Any],
+    text: dict[str, str],
+    aggregate_above: int,
+    area: Area,
+) -> None:
     table = coverage.points
     pop = table["population"].to_numpy(dtype=float)
-    radius = np.clip(np.sqrt(np.maximum(pop, 0)) / 3.0, 3, 14)
+    block = resident_arrays(pc, demand, pop)
+    block["residents"]["ids"] = texts(table["demand_id"])
+    data.update(block)
+    status_labels = STATUS_LABELS.get(data["lang"], STATUS_LABELS["en"])
+    palette = [{"colour": COLOURS[s], "label": status_labels[s]} for s in STATUSES]
+    import pandas as pd
+
+    index = pd.Index(texts(coverage.facilities["facility_id"]))
+    layers = []
     for i, tier in enumerate(coverage.tiers):
-        status = table[f"{tier.name}_status"].to_numpy()
-        walk = table[f"{tier.name}_walk_m"].to_numpy(dtype=float)
-        fac = table[f"{tier.name}_facility_id"].to_numpy()
-        frame = gpd.GeoDataFrame(
-            {
-                "id": table["demand_id"].astype(str).to_numpy(),
-                "pop": np.round(pop).astype(int),
-                "status": [labels[s] for s in status],
-                "walk_m": [("" if np.isnan(w) else f"{w:.0f}") for w in walk],
-                "facility": ["" if f is None else str(f) for f in fac],
-                "colour": [COLOURS[s] for s in status],
-                "radius": radius,
-            },
-            geometry=pts.geometry.to_numpy(),
-            crs=4326,
-        )
-        share = shares[tier.name]
+        code = pd.Categorical(table[f"{tier.name}_status"], categories=STATUSES).codes
+        fac = index.get_indexer(texts(table[f"{tier.name}_facility_id"]))
+        share = summary[tier.name]["share"]
         share_txt = "–" if share is None else f"{share:.0%}"
-        name = f"{tier.name}: {text['within']} ≤ {tier.target_m:.0f} m ({share_txt})"
-        group = folium.FeatureGroup(name=name, show=(i == len(coverage.tiers) - 1))
-        folium.GeoJson(
-            frame.__geo_interface__,
-            marker=folium.CircleMarker(radius=5, weight=1, fill=True, fill_opacity=0.8),
-            style_function=lambda f: {
-                "color": f["properties"]["colour"],
-                "fillColor": f["properties"]["colour"],
-                "radius": f["properties"]["radius"],
-            },
-            popup=folium.GeoJsonPopup(
-                fields=["id", "pop", "status", "walk_m", "facility"],
-                aliases=["id", text["residents"], tier.name, "walk m", "facility"],
-            ),
-        ).add_to(group)
-        group.add_to(fmap)
-
-    fac4326 = facilities.to_crs(4326)
-    fgroup = folium.FeatureGroup(name=text["facilities"], show=True)
-    snapped = dict(
-        zip(coverage.facilities["facility_id"], coverage.facilities["snapped"], strict=True)
-    )
-    for _, row in fac4326.iterrows():
-        colour, symbol, size = KIND_STYLE[row["kind"]]
-        label = html.escape(str(row.get("name") or row["facility_id"]))
-        note = "" if snapped.get(row["facility_id"], True) else " (not on the street network)"
-        folium.Marker(
-            [row.geometry.y, row.geometry.x],
-            icon=folium.DivIcon(
-                html=(
-                    f'<div class="sc-facility sc-{row["kind"]}" style="color:{colour};'
-                    f'font-size:{size}px;line-height:{size}px;text-shadow:0 0 3px #fff">'
-                    f"{symbol}</div>"
-                ),
-                icon_size=(size, size),
-                icon_anchor=(size // 2, size // 2),
-            ),
-            tooltip=f"{label} · {kind_labels[row['kind']]}{note}",
-        ).add_to(fgroup)
-    fgroup.add_to(fmap)
-    if proposals is not None and len(proposals):
-        pgroup = folium.FeatureGroup(name=text["proposals"], show=True)
-        for _, row in proposals.to_crs(4326).iterrows():
-            folium.Marker(
-                [row.geometry.y, row.geometry.x],
-                icon=folium.DivIcon(
-                    html=(
-                        '<div class="sc-proposal" style="background:#ff7f00;color:#fff;'
-                        "border:2px solid #fff;border-radius:11px;width:22px;height:22px;"
-                        "line-height:18px;text-align:center;font:bold 12px sans-serif;"
-                        f'box-shadow:0 0 3px #000">{int(row["rank"])}</div>'
-                    ),
-                    icon_size=(22, 22),
-                    icon_anchor=(11, 11),
-                ),
-                tooltip=(
-                    f"#{int(row['rank'])} {html.escape(str(row['id']))} · "
-                    f"+{row['added_covered_residents']:,.0f} {text['residents']}"
-                ),
-            ).add_to(pgroup)
-        pgroup.add_to(fmap)
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.fit_bounds([[miny, minx], [maxy, maxx]])
-    heading = title or f"{text['title']} · {area.name}"
-    root: Any = fmap.get_root()
-    root.html.add_child(folium.Element(_title_html(heading)))
-    ramp = text["cells"] if cells is not None and len(cells) else None
-    ranked = text["proposals"] if proposals is not None and len(proposals) else None
-    root.html.add_child(
-        folium.Element(
-            _legend_html(text["legend"], labels, kind_labels, ramp=ramp, proposals=ranked)
+        layers.append(
+            {
+                "name": f"{labels[tier.name]}: {text['within']} ≤ {tier.target_m:.0f} m "
+                f"({share_txt})",
+                "show": i == len(coverage.tiers) - 1,
+                "code": b64(code, "uint8"),
+                "palette": palette,
+                "fields": [
+                    {
+                        "label": text["walk_m"],
+                        "type": "number",
+                        "data": b64(table[f"{tier.name}_walk_m"].to_numpy(dtype=float), "float32"),
+                    },
+                    {
+                        "label": text["facility"],
+                        "type": "ref",
+                        "data": b64(fac, "int32"),
+                        "names": fac_names,
+                    },
+                ],
+            }
         )
-    )
-    return fmap
+    data["resident_layers"] = layers
+    data["aggregate"] = None
+    if len(table) > aggregate_above:
+        good = [table[f"{t.name}_status"].to_numpy() == "covered" for t in coverage.tiers]
+        data["aggregate"] = aggregate_cells(pc, area, demand, pop, good)
 
 
-VENDOR = Path(__file__).resolve().parent / "_vendor" / "leaflet"
+def aggregate_cells(
+    pc: PageCoords,
+    area: Area,
+    demand: gpd.GeoDataFrame,
+    pop: np.ndarray,
+    good: list[np.ndarray],
+    *,
+    size_m: float = AGGREGATE_HEX_M,
+) -> dict[str, Any]:
+    """Hex cells holding residents, with each layer's share of residents in its first (good)
+    class, for drawing at low zoom."""
+    from .geometry import assign_cells
+    from .grid import hex_grid
 
-
-def inline_assets(fmap: folium.Map) -> folium.Map:
-    """Make the page self-contained: Leaflet's JS and CSS inlined instead of loaded from a CDN.
-
-    The page then draws its vector layers with no network at all; only base tiles (optional)
-    come from a tile server. folium's other default assets (jQuery, Bootstrap, Font Awesome,
-    awesome-markers) are not used by these maps and are left out.
-    """
-    import base64
-
-    import folium
-
-    css = (VENDOR / "leaflet.css").read_text(encoding="utf-8")
-    for name in ("layers.png", "layers-2x.png"):
-        data = base64.b64encode((VENDOR / name).read_bytes()).decode("ascii")
-        css = css.replace(f"url(images/{name})", f"url(data:image/png;base64,{data})")
-    css = css.replace("url(images/marker-icon.png)", "none")
-    js = (VENDOR / "leaflet.js").read_text(encoding="utf-8")
-    fmap.default_js = []
-    fmap.default_css = []
-    root: Any = fmap.get_root()
-    root.header.add_child(folium.Element(f"<style>{css}</style>"), name="leaflet_css_inline")
-    root.header.add_child(folium.Element(f"<script>{js}</script>"), name="leaflet_js_inline")
-    return fmap
-
-
-SHARE_COLOURS = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
-
-
-def _share_colour(share: float | None) -> str:
-    if share is None or not np.isfinite(share):
-        return "#bbbbbb"
-    return SHARE_COLOURS[min(int(share * 5), 4)]
+    hexes = hex_grid(area.boundary, size_m, crs=area.crs)
+    where = assign_cells(demand.geometry, hexes)
+    inside = where >= 0
+    total = np.bincount(where[inside], weights=pop[inside], minlength=len(hexes))
+    used = np.flatnonzero(total > 0)
+    shares = []
+    for g in good:
+        cov = np.bincount(where[inside], weights=(pop * g)[inside], minlength=len(hexes))
+        shares.append(b64(cov[used] / total[used], "float32"))
+    return {
+        "min_zoom": POINTS_FROM_ZOOM,
+        "ramp": SHARE_COLOURS,
+        "cells": pc.geojson(hexes.iloc[used], {"pop": np.round(total[used]).tolist()}),
+        "shares": shares,
+    }
 
 
 def _cells_layer(
-    folium: Any, fmap: Any, cells: gpd.GeoDataFrame, coverage: Coverage, text: dict[str, str]
-) -> None:
-    first = coverage.tiers[-1].name  # the finest tier (stations) tells most per cell
-    frame = cells.to_crs(4326).copy()
-    fields, aliases = ["cell_id", "population"], ["cell", text["residents"]]
-    frame["population"] = frame["population"].round(0)
-    for tier in coverage.tiers:
-        col = f"{tier.name}_share"
-        if col in frame:
-            frame[col + "_pct"] = [
-                "–" if not np.isfinite(v) else f"{v:.0%}" for v in frame[col].astype(float)
-            ]
-            fields.append(col + "_pct")
-            aliases.append(tier.name)
-    frame["_colour"] = [
-        _share_colour(v) for v in frame.get(f"{first}_share", [np.nan] * len(frame))
-    ]
-    keep = [*fields, "_colour", "geometry"]
-    layer = folium.FeatureGroup(name=f"{text['cells']}: {first}", show=True)
-    folium.GeoJson(
-        frame[keep].__geo_interface__,
-        style_function=lambda f: {
-            "color": "#666666",
-            "weight": 1,
-            "fillColor": f["properties"]["_colour"],
-            "fillOpacity": 0.45,
-        },
-        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
-    ).add_to(layer)
-    layer.add_to(fmap)
-
-
-def _title_html(title: str) -> str:
-    return (
-        '<div id="sc-title" style="position:fixed;top:10px;left:60px;z-index:1000;'
-        "background:rgba(255,255,255,.92);padding:6px 12px;border-radius:4px;"
-        'font:600 16px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
-        f"{html.escape(title)}</div>"
-    )
-
-
-def _legend_html(
-    heading: str,
+    pc: PageCoords,
+    cells: gpd.GeoDataFrame,
+    coverage: Coverage,
     labels: dict[str, str],
-    kind_labels: dict[str, str],
-    *,
-    ramp: str | None = None,
-    proposals: str | None = None,
-) -> str:
-    rows = "".join(
-        f'<div><span style="display:inline-block;width:12px;height:12px;border-radius:6px;'
-        f'background:{COLOURS[k]};margin-right:6px"></span>{html.escape(v)}</div>'
-        for k, v in labels.items()
-    )
-    rows += "".join(
-        f'<div><span style="color:{KIND_STYLE[k][0]};display:inline-block;width:12px;'
-        f'margin-right:6px">{KIND_STYLE[k][1]}</span>{html.escape(v)}</div>'
-        for k, v in kind_labels.items()
-    )
-    if proposals:
-        rows += (
-            '<div><span style="display:inline-block;width:14px;height:14px;border-radius:7px;'
-            "background:#ff7f00;color:#fff;font:bold 10px sans-serif;text-align:center;"
-            f'line-height:14px;margin-right:4px">1</span>{html.escape(proposals)}</div>'
+    text: dict[str, str],
+) -> dict[str, Any]:
+    finest = coverage.tiers[-1].name  # the finest tier (stations) tells most per cell
+    props: dict[str, list[Any]] = {
+        "id": texts(cells["cell_id"]),
+        "pop": np.round(cells["population"].to_numpy(dtype=float)).tolist(),
+    }
+    fields = [[text["cell"], "id"], [text["residents"], "pop"]]
+    for k, tier in enumerate(coverage.tiers):
+        col = f"{tier.name}_share"
+        if col in cells:
+            vals = cells[col].to_numpy(dtype=float)
+            props[f"s{k}"] = ["–" if not np.isfinite(v) else f"{v:.0%}" for v in vals]
+            fields.append([labels[tier.name], f"s{k}"])
+    shares = cells.get(f"{finest}_share")
+    props["_c"] = [
+        share_colour(v) for v in (shares if shares is not None else [np.nan] * len(cells))
+    ]
+    return {
+        "name": f"{text['cells']}: {labels[finest]}",
+        "show": True,
+        "geojson": pc.geojson(cells, props),
+        "fields": fields,
+    }
+
+
+def _circle_layers(
+    pc: PageCoords,
+    facilities: gpd.GeoDataFrame,
+    coverage: Coverage,
+    labels: dict[str, str],
+    text: dict[str, str],
+) -> list[dict[str, Any]]:
+    out = []
+    lon, lat = pc.lonlat(facilities)
+    kinds = facilities["kind"].to_numpy()
+    for tier in coverage.tiers:
+        sel = np.isin(kinds, tier.kinds)
+        if sel.any():
+            out.append(
+                {
+                    "name": f"{text['circle']} {labels[tier.name]} r = {tier.target_m:.0f} m",
+                    "show": False,
+                    "radius": tier.target_m,
+                    "points": np.column_stack([lat[sel], lon[sel]]).tolist(),
+                }
+            )
+    return out
+
+
+def _facility_markers(
+    pc: PageCoords,
+    facilities: gpd.GeoDataFrame,
+    coverage: Coverage,
+    names: list[str],
+    lang: str,
+) -> dict[str, Any]:
+    text = TEXT.get(lang, TEXT["en"])
+    kinds = KIND_LABELS.get(lang, KIND_LABELS["en"])
+    lon, lat = pc.lonlat(facilities) if len(facilities) else (np.zeros(0), np.zeros(0))
+    snapped = dict(
+        zip(
+            texts(coverage.facilities["facility_id"]),
+            coverage.facilities["snapped"].to_numpy(dtype=bool),
+            strict=True,
         )
-    if ramp:
-        boxes = "".join(
-            f'<span style="display:inline-block;width:18px;height:10px;background:{c}"></span>'
-            for c in SHARE_COLOURS
+    )
+    items = []
+    for i, (fid, kind) in enumerate(
+        zip(texts(facilities["facility_id"]), facilities["kind"], strict=True)
+    ):
+        note = "" if snapped.get(fid, True) else text["not_on_network"]
+        items.append(
+            {
+                "lat": float(lat[i]),
+                "lon": float(lon[i]),
+                "style": str(kind),
+                "tip": f"{names[i]} · {kinds.get(str(kind), str(kind))}{note}",
+            }
         )
-        rows += f'<div style="margin-top:4px">{html.escape(ramp)}<br>0% {boxes} 100%</div>'
-    return (
-        '<div id="sc-legend" style="position:fixed;bottom:60px;left:10px;z-index:1000;'
-        "background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;"
-        'font:13px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
-        f"<b>{html.escape(heading)}</b>{rows}"
-        f'<div style="margin-top:4px;color:#555;font-size:11px">{ATTRIBUTION}</div></div>'
-    )
+    return {"name": text["facilities"], "show": True, "items": items}
 
 
-def _attribution_only(text: str) -> Any:
-    """A map element that adds ``text`` to the attribution control (used when no tiles)."""
-    from branca.element import MacroElement
-    from jinja2 import Template
-
-    el = MacroElement()
-    el._template = Template(
-        "{% macro script(this, kwargs) %}"
-        f"{{{{ this._parent.get_name() }}}}.attributionControl.addAttribution({text!r});"
-        "{% endmacro %}"
-    )
-    return el
+def _proposal_markers(
+    pc: PageCoords, proposals: gpd.GeoDataFrame, text: dict[str, str]
+) -> dict[str, Any]:
+    lon, lat = pc.lonlat(proposals)
+    items = []
+    for i, (pid, rank, gain) in enumerate(
+        zip(
+            texts(proposals["id"]),
+            proposals["rank"].to_numpy(dtype=int),
+            proposals["added_covered_residents"].to_numpy(dtype=float),
+            strict=True,
+        )
+    ):
+        items.append(
+            {
+                "lat": float(lat[i]),
+                "lon": float(lon[i]),
+                "style": "proposal",
+                "symbol": str(int(rank)),
+                "tip": f"#{int(rank)} {pid} · +{gain:,.0f} {text['residents']}",
+            }
+        )
+    return {"name": text["proposals"], "show": True, "items": items}
 
 
 def map_html(fmap: folium.Map) -> str:
     """The page of a folium map, as text."""
-    return str(fmap.get_root().render())
+    return page_html(fmap)
 
 
 def save_map(fmap: folium.Map, path: str | Path) -> Path:

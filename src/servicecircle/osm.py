@@ -64,6 +64,10 @@ FEATURE_TAGS: dict[str, bool | str | list[str]] = {
     "tourism": True,
     "healthcare": True,
     "leisure": True,
+    # stops and stations, for the life-circle audit (not every street: only these values)
+    "highway": ["bus_stop"],
+    "railway": ["station", "halt", "subway_entrance", "tram_stop"],
+    "public_transport": ["station", "stop_position", "platform"],
 }
 
 
@@ -258,7 +262,11 @@ def read_pbf(path: Path, boundary: gpd.GeoSeries | None = None) -> OsmFrames:
         pnodes, pedges = net
         buildings = osm.get_buildings()
         pois = osm.get_pois(
-            custom_filter={k: True for k in FEATURE_TAGS if k not in ("building", "landuse")}
+            custom_filter={
+                k: (v if isinstance(v, list) else True)
+                for k, v in FEATURE_TAGS.items()
+                if k not in ("building", "landuse")
+            }
         )
         landuse = osm.get_landuse()
     keep = walkable_mask(pedges)
@@ -385,6 +393,9 @@ def split_features(
     def has(col: str) -> pd.Series:
         if col not in feats.columns:
             return pd.Series(False, index=feats.index)
+        want = FEATURE_TAGS.get(col, True)
+        if isinstance(want, list):
+            return feats[col].isin(want).fillna(False).astype(bool)
         return feats[col].notna()
 
     is_building = has("building")

@@ -56,3 +56,39 @@ def first_match(frame: pd.DataFrame, rules: list[Rule]) -> tuple[np.ndarray, np.
         why[m] = rule_text(rule)
         hit |= m
     return hit, why
+
+
+#: Columns whose text counts as a feature's name for name patterns, in order of preference.
+NAME_COLUMNS = ("name", "name:zh", "official_name", "alt_name", "short_name")
+
+
+def name_matches(
+    frame: pd.DataFrame,
+    patterns: list[str] | tuple[str, ...],
+    *,
+    columns: tuple[str, ...] = NAME_COLUMNS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows have a name that matches any of ``patterns``, and the first pattern each
+    matched, as rule text (``name~幼儿园``).
+
+    Each pattern is a regular expression searched in every name column of ``columns`` that
+    ``frame`` has (``name``, ``name:zh``, ``official_name``, …); missing names never match.
+    """
+    hit = np.zeros(len(frame), dtype=bool)
+    why = np.full(len(frame), "", dtype=object)
+    texts: list[tuple[np.ndarray, list[str]]] = []
+    for col in columns:
+        if col in frame.columns:
+            values = frame[col].astype("string")
+            rows = np.flatnonzero(values.notna().to_numpy())
+            texts.append((rows, [str(v) for v in values.to_numpy()[rows]]))
+    for pattern in patterns:
+        search = re.compile(pattern).search
+        m = np.zeros(len(frame), dtype=bool)
+        for rows, text in texts:
+            found = np.fromiter((search(t) is not None for t in text), dtype=bool, count=len(text))
+            m[rows[found]] = True
+        m &= ~hit
+        why[m] = rule_text({"name": f"~{pattern}"})
+        hit |= m
+    return hit, why

@@ -293,3 +293,52 @@ def write_proposals(out: RunOutput, proposals: gpd.GeoDataFrame) -> None:
     """``proposals.geojson`` (EPSG:4326) and ``proposals.gpkg``."""
     out.geojson("proposals.geojson", proposals)
     out.gpkg("proposals.gpkg", {"proposals": proposals})
+
+
+EXCEL_POINT_ROWS = 50_000
+"""Above this many demand points the workbook leaves out the per-point sheet (coverage.csv has
+it): writing 100,000 rows cell by cell takes half a minute."""
+
+
+def write_workbook(
+    out: RunOutput,
+    summary: dict[str, Any],
+    *,
+    coverage: Any = None,
+    cells: pd.DataFrame | None = None,
+    proposals: pd.DataFrame | None = None,
+    tiers: Any = (),
+) -> None:
+    """``results.xlsx``: the summary sheet and the run's tables, labels in the run's language."""
+    if not out.active:
+        return
+    from .coverage import coverage_table
+    from .excel import results_workbook
+
+    points = None
+    facilities = None
+    if coverage is not None:
+        facilities = coverage.facilities
+        if len(coverage.points) <= EXCEL_POINT_ROWS:
+            points = coverage_table(coverage)
+        else:
+            summary.setdefault("notes", []).append(
+                f"results.xlsx leaves out the per-point sheet ({len(coverage.points):,} demand "
+                f"points > {EXCEL_POINT_ROWS:,}); coverage.csv holds every point"
+            )
+    labels = {t.name: t.display(out.lang) for t in tiers}
+    out.with_writer(
+        "results.xlsx",
+        lambda p: results_workbook(
+            p,
+            summary=summary,
+            coverage=points,
+            cells=None if cells is None else cells.drop(columns="geometry", errors="ignore"),
+            facilities=facilities,
+            proposals=None
+            if proposals is None
+            else proposals.drop(columns="geometry", errors="ignore"),
+            tier_labels=labels,
+            lang=out.lang,
+        ),
+    )

@@ -131,11 +131,12 @@ def report_html(
         f"<h1>{html.escape(title or t['title'])} · {html.escape(str(summary['area']['name']))}</h1>"
     ]
     rows = []
+    label_key = "label_en" if lang == "en" else "label"
     for name, tier in summary["tiers"].items():
         passed = tier["pass"]
         rows.append(
             [
-                name,
+                tier.get(label_key) or name,
                 f"{tier['target_m']:.0f} m",
                 f"{tier['residents']:,.0f}",
                 f"{tier['covered_residents']:,.0f}",
@@ -171,7 +172,7 @@ def report_html(
                 [t["tier"], t["circle_share"], t["walk_share"], t["over"]],
                 [
                     [
-                        k,
+                        summary["tiers"].get(k, {}).get(label_key) or k,
                         _pct(v["circle_share"]),
                         _pct(v["walk_share"]),
                         f"{v['overcounted_residents']:,.0f}",
@@ -181,37 +182,51 @@ def report_html(
             )
         )
     if cells is not None and len(cells) and coverage.tiers:
-        parts += _cells_section(cells, coverage, t)
+        parts += _cells_section(cells, coverage, t, lang)
     if proposals is not None and len(proposals):
         parts += _proposals_section(proposals, siting, t)
     png = base64.b64encode(share_curve_png(coverage, lang)).decode("ascii")
     parts.append(f"<h2>{t['curve']}</h2><img alt='{t['curve']}' src='data:image/png;base64,{png}'>")
     parts.append(f"<p class='note'>{t['note']}</p>")
-    style = (
-        "body{font-family:sans-serif;max-width:960px;margin:24px auto;padding:0 16px;color:#222}"
-        "table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}th{background:#f2f2f2}td:first-child{text-align:left}"
-        "h1{font-size:22px}h2{font-size:17px;margin-top:24px}.note{color:#666;font-size:12px}"
-        "img{max-width:100%}"
-    )
+    return page(str(t["title"]), parts, lang)
+
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}"
+    "table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #ccc;"
+    "padding:4px 8px;text-align:right}th{background:#f2f2f2}td:first-child{text-align:left}"
+    "h1{font-size:22px}h2{font-size:17px;margin-top:24px}.note{color:#666;font-size:12px}"
+    "img{max-width:100%}.matrix td{font-size:12px;min-width:38px}.matrix th{font-size:12px}"
+)
+
+
+def page(title: str, parts: list[str], lang: str) -> str:
+    """A self-contained report page from its parts (already escaped HTML)."""
     return (
         f"<!DOCTYPE html><html lang='{lang}'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(t['title'])}</title><style>{style}</style></head><body>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
         + "".join(parts)
         + "</body></html>"
     )
 
 
-def _cells_section(cells: pd.DataFrame, coverage: Coverage, t: dict[str, str]) -> list[str]:
+def _cells_section(
+    cells: pd.DataFrame, coverage: Coverage, t: dict[str, str], lang: str
+) -> list[str]:
     """The ten least-served cells of the finest tier."""
     parts: list[str] = []
     first = coverage.tiers[-1].name
     col = f"{first}_share"
     frame = cells[cells["population"] > 0].sort_values([col, "cell_id"]).head(10)
-    parts.append(f"<h2>{t['cells']} ({first})</h2>")
+    finest = coverage.tiers[-1].display(lang)
+    parts.append(f"<h2>{t['cells']} ({html.escape(finest)})</h2>")
     parts.append(
         _table(
-            [t["cell"], t["residents"], *[f"{tt.name} {t['share']}" for tt in coverage.tiers]],
+            [
+                t["cell"],
+                t["residents"],
+                *[f"{tt.display(lang)} {t['share']}" for tt in coverage.tiers],
+            ],
             [
                 [
                     r["cell_id"],
@@ -261,3 +276,135 @@ def _proposals_section(
 def write_report(path: str | Path, page: str) -> Path:
     """Write the report atomically."""
     return write_text(path, page)
+
+
+AUDIT_TEXT: dict[str, dict[str, Any]] = {
+    "zh": {
+        "title": "生活圈体检报告",
+        "level": "层级",
+        "levels": {"15min": "15分钟生活圈", "10min": "10分钟生活圈", "5min": "5分钟生活圈",
+                   "block": "居住街坊"},
+        "all_basic": "基础保障型设施全部可达的居民",
+        "all_present": "（仅计区内已有的设施类型）",
+        "type": "设施类型",
+        "radius": "步行距离",
+        "kind": "类型",
+        "basic": "基础保障型",
+        "quality": "品质提升型",
+        "pois": "设施数",
+        "within": "可达居民",
+        "share": "比例",
+        "absent": "区内没有的设施类型",
+        "matrix": "网格 × 设施类型：可达居民比例（缺项最多的网格在前）",
+        "worst": "缺项最多的网格",
+        "cell": "网格",
+        "residents": "居民",
+        "mean_missing": "平均缺项数",
+        "lacks": "不足一半居民可达",
+        "convention": "（规划惯例，非条文）",
+        "note": "地图数据 © OpenStreetMap contributors (ODbL)",
+    },
+    "en": {
+        "title": "Life-circle audit",
+        "level": "level",
+        "levels": {"15min": "15-minute", "10min": "10-minute", "5min": "5-minute",
+                   "block": "residential block"},
+        "all_basic": "residents with every basic type within reach",
+        "all_present": "(counting only types present in the area)",
+        "type": "facility type",
+        "radius": "walking distance",
+        "kind": "kind",
+        "basic": "basic",
+        "quality": "quality",
+        "pois": "facilities",
+        "within": "residents within",
+        "share": "share",
+        "absent": "types absent from the whole area",
+        "matrix": "Cells × facility types: share of residents within reach (worst cells first)",
+        "worst": "The worst-served cells",
+        "cell": "cell",
+        "residents": "residents",
+        "mean_missing": "basic types missing (mean)",
+        "lacks": "within reach of fewer than half",
+        "convention": " (a planning convention, not a clause)",
+        "note": "Map data © OpenStreetMap contributors (ODbL)",
+    },
+}  # fmt: skip
+
+
+def _share_cell(v: Any) -> str:
+    from .maps import share_colour
+
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        x = float("nan")
+    colour = share_colour(x if np.isfinite(x) else None)
+    return f"<td style='background:{colour}'>{_pct(x)}</td>"
+
+
+def audit_report_html(
+    summary: dict[str, Any], std: Any, cells: pd.DataFrame | None = None, *, lang: str = "zh"
+) -> str:
+    """The audit report: per level the share with every basic type within reach, per type
+    the residents within, the types absent, and a matrix cell × type with the worst cells."""
+    t = AUDIT_TEXT.get(lang, AUDIT_TEXT["en"])
+    area = summary.get("area", {}).get("name", "")
+    parts = [f"<h1>{html.escape(t['title'])} · {html.escape(str(area))}</h1>"]
+    rows = []
+    for level, s in summary.get("levels", {}).items():
+        rows.append(
+            [t["levels"].get(level, level), _pct(s["share_all_basic"]),
+             _pct(s["share_all_basic_present"])]
+        )  # fmt: skip
+    parts.append(_table([t["level"], t["all_basic"], t["all_present"]], rows))
+    name = "name_zh" if lang == "zh" else "name_en"
+    rows = []
+    for ty in std.types:
+        s = summary["types"][ty.id]
+        label = getattr(ty, name) + (t["convention"] if ty.convention else "")
+        rows.append(
+            [label, t["levels"].get(ty.level, ty.level), f"{ty.max_walk_m:.0f} m",
+             t[ty.kind], s["pois"], f"{s['residents_within']:,.0f}", _pct(s["share"])]
+        )  # fmt: skip
+    parts.append(
+        _table([t["type"], t["level"], t["radius"], t["kind"], t["pois"], t["within"], t["share"]],
+               rows)
+    )  # fmt: skip
+    absent = [getattr(std.by_id(i), name) for i in summary.get("absent_types", [])]
+    parts.append(
+        f"<h2>{html.escape(t['absent'])}</h2><p>{html.escape('、'.join(absent) or '–')}</p>"
+    )
+    if cells is not None and len(cells):
+        parts += _audit_matrix(cells, std, t, name)
+    parts.append(f"<p class='note'>{t['note']}</p>")
+    return page(str(t["title"]), parts, lang)
+
+
+def _audit_matrix(cells: pd.DataFrame, std: Any, t: dict[str, Any], name: str) -> list[str]:
+    basic = list(std.basic_types())
+    have = cells[cells["population"] > 0].sort_values(
+        ["types_missing_mean", "cell_id"], ascending=[False, True]
+    )
+    head = "".join(f"<th>{html.escape(getattr(ty, name))}</th>" for ty in basic)
+    body = []
+    for _, row in have.head(40).iterrows():
+        cols = "".join(_share_cell(row[f"{ty.id}_share"]) for ty in basic)
+        body.append(
+            f"<tr><td>{html.escape(str(row['cell_id']))}</td>"
+            f"<td>{row['population']:,.0f}</td><td>{row['types_missing_mean']:.2f}</td>{cols}</tr>"
+        )
+    parts = [f"<h2>{html.escape(t['matrix'])}</h2>"]
+    parts.append(
+        f"<table class='matrix'><thead><tr><th>{html.escape(t['cell'])}</th>"
+        f"<th>{html.escape(t['residents'])}</th><th>{html.escape(t['mean_missing'])}</th>{head}"
+        f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+    worst = []
+    for _, row in have.head(10).iterrows():
+        lacks = [getattr(ty, name) for ty in basic if not row[f"{ty.id}_share"] >= 0.5]
+        worst.append([row["cell_id"], f"{row['population']:,.0f}",
+                      f"{row['types_missing_mean']:.2f}", "、".join(lacks) or "–"])  # fmt: skip
+    parts.append(f"<h2>{html.escape(t['worst'])}</h2>")
+    parts.append(_table([t["cell"], t["residents"], t["mean_missing"], t["lacks"]], worst))
+    return parts

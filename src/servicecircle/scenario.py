@@ -64,6 +64,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "goal": ((int, float), "coverage goal for every tier, a share in (0, 1]"),
         "tier": (list, "a list of [[tiers.tier]] tables with name, metres or minutes, kinds"),
         "speed_m_per_min": ((int, float), "walking speed for tiers in minutes (default 60)"),
+        "labels": (dict, "display names per tier id, e.g. {station_5min = '5分钟驿站圈'}"),
     },
     "grid": {
         "kind": (str, "square, hex, h3 or governance"),
@@ -94,7 +95,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "snap_limit_m": ((int, float), "snap limit in metres (default 300)"),
     },
 }
-TIER_KEYS = {"name", "metres", "minutes", "kinds", "goal"}
+TIER_KEYS = {"name", "metres", "minutes", "kinds", "goal", "label"}
 
 
 @dataclass(frozen=True)
@@ -311,11 +312,12 @@ def _tiers(body: dict[str, Any], problems: list[str]) -> tuple[Tier, ...]:
             continue
         try:
             if "minutes" in t:
-                tiers.append(
-                    Tier(name, minutes_to_m(value, speed), tuple(kinds), tier_goal, float(value))
-                )
+                tier = Tier(name, minutes_to_m(value, speed), tuple(kinds), tier_goal, float(value))
             else:
-                tiers.append(Tier(name, float(value), tuple(kinds), tier_goal))
+                tier = Tier(name, float(value), tuple(kinds), tier_goal)
+            if isinstance(t.get("label"), str):
+                tier = tier.with_label(t["label"])
+            tiers.append(tier)
         except InputError as err:
             problems.append(f"'{where}': {err}")
     if not tiers and "tier" not in body and "preset" not in body:
@@ -323,4 +325,13 @@ def _tiers(body: dict[str, Any], problems: list[str]) -> tuple[Tier, ...]:
     names = [t.name for t in tiers]
     for n in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"tier {n!r} is defined twice")
+    labels = body.get("labels", {})
+    if isinstance(labels, dict):
+        for key, text in labels.items():
+            if key not in names:
+                problems.append(f"'tiers.labels.{key}': no such tier{_suggest(key, names)}")
+            elif not isinstance(text, str) or not text.strip():
+                problems.append(f"'tiers.labels.{key}' must be a text; got {text!r}")
+        tiers = [t.with_label(labels[t.name]) if isinstance(labels.get(t.name), str) else t
+                 for t in tiers]  # fmt: skip
     return tuple(tiers)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._errors import InputError
 
@@ -53,6 +53,9 @@ class Tier:
         Share of residents that should be covered (0–1], for pass/fail.
     minutes
         The minutes the tier was given in, if any (``target_m`` is what is used).
+    label, label_en
+        Display names for maps, reports and Excel (CSV and JSON keep ``name``); the Chinese
+        one is also used in English when no English one is given.
     """
 
     name: str
@@ -60,6 +63,8 @@ class Tier:
     kinds: tuple[str, ...]
     goal: float = DEFAULT_GOAL
     minutes: float | None = None
+    label: str | None = None
+    label_en: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.name):
@@ -99,7 +104,17 @@ class Tier:
 
     def with_goal(self, goal: float) -> Tier:
         """The same tier with another goal."""
-        return Tier(self.name, self.target_m, self.kinds, goal, self.minutes)
+        return replace(self, goal=goal)
+
+    def with_label(self, label: str) -> Tier:
+        """The same tier with a display name of the user's (any language)."""
+        return replace(self, label=label, label_en=label)
+
+    def display(self, lang: str = "zh") -> str:
+        """The tier's display name in ``lang`` (its id when it has none)."""
+        if lang == "en":
+            return self.label_en or self.label or self.name
+        return self.label or self.name
 
 
 def default_kinds(name: str) -> tuple[str, ...]:
@@ -111,15 +126,47 @@ def default_kinds(name: str) -> tuple[str, ...]:
 PRESETS: dict[str, tuple[Tier, ...]] = {
     # The foundation's defaults (GB 50180-2018 table 3.0.4).
     "default": (
-        Tier("centre_15min", 1000.0, ("centre",)),
-        Tier("station_5min", 300.0, ("station", "centre")),
+        Tier(
+            "centre_15min",
+            1000.0,
+            ("centre",),
+            label="15分钟党群服务圈",
+            label_en="15-minute centre circle",
+        ),
+        Tier(
+            "station_5min",
+            300.0,
+            ("station", "centre"),
+            label="5分钟站点服务圈",
+            label_en="5-minute station circle",
+        ),
     ),
     # All walking-distance circles of GB 50180-2018, with the strict 800 m 15-minute variant.
     "gb50180": (
-        Tier("centre_15min", 1000.0, ("centre",)),
-        Tier("centre_15min_strict", 800.0, ("centre",)),
-        Tier("station_10min", 500.0, ("station", "centre")),
-        Tier("station_5min", 300.0, ("station", "centre")),
+        Tier(
+            "centre_15min", 1000.0, ("centre",), label="15分钟生活圈", label_en="15-minute circle"
+        ),
+        Tier(
+            "centre_15min_strict",
+            800.0,
+            ("centre",),
+            label="15分钟生活圈（800米）",
+            label_en="15-minute circle (800 m)",
+        ),
+        Tier(
+            "station_10min",
+            500.0,
+            ("station", "centre"),
+            label="10分钟生活圈",
+            label_en="10-minute circle",
+        ),
+        Tier(
+            "station_5min",
+            300.0,
+            ("station", "centre"),
+            label="5分钟生活圈",
+            label_en="5-minute circle",
+        ),
     ),
 }
 DEFAULT_TIERS = PRESETS["default"]
@@ -136,8 +183,25 @@ def preset(name: str) -> tuple[Tier, ...]:
 
 
 _TIER_RE = re.compile(
-    r"^(?P<name>[^=]+)=(?P<value>[0-9.eE+-]+)\s*(?P<unit>m|min)?(?::(?P<kinds>[A-Za-z,]+))?$"
+    r"^(?P<name>[^=]+)=(?P<value>[0-9.eE+-]+)\s*(?P<unit>m|min)?(?::(?P<kinds>[^:]+))?$"
 )
+
+#: Words accepted for a facility kind (in facility files and ``--tier``), mapped to the kind.
+KIND_WORDS = {
+    "centre": "centre",
+    "center": "centre",
+    "中心": "centre",
+    "党群服务中心": "centre",
+    "station": "station",
+    "站点": "station",
+    "驿站": "station",
+    "服务站": "station",
+}
+
+
+def kind_of(word: str) -> str | None:
+    """The facility kind a word names (``中心`` → ``centre``), or ``None``."""
+    return KIND_WORDS.get(word.strip().lower())
 
 
 def parse_tier(
@@ -163,7 +227,8 @@ def parse_tier(
         value = float(match["value"])
     except ValueError:
         raise InputError(f"tier {text!r}: {match['value']!r} is not a number") from None
-    kinds = tuple(k for k in (match["kinds"] or "").split(",") if k) or default_kinds(name)
+    words = [k for k in re.split(r"[,，、]", match["kinds"] or "") if k.strip()]
+    kinds = tuple(kind_of(k) or k.strip() for k in words) or default_kinds(name)
     if match["unit"] == "min":
         if value <= 0:
             raise InputError(f"tier {name}: minutes must be positive; got {value}")

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .._errors import InputError
-from .printing import Progress, print_summary
+from .printing import Progress, print_audit, print_summary
 
 
 def default_demo_out() -> Path:
@@ -56,6 +58,23 @@ def parse_households(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+def with_tier_labels(tiers: tuple[Any, ...], args: argparse.Namespace) -> tuple[Any, ...]:
+    """Apply ``--tier-label NAME=TEXT`` to the tiers (an unknown NAME is an error)."""
+    labels: dict[str, str] = {}
+    for item in getattr(args, "tier_label", []) or []:
+        name, sep, text = item.partition("=")
+        if not sep or not text.strip():
+            raise InputError(
+                f"--tier-label {item!r}: give NAME=TEXT, e.g. station_5min=5分钟驿站圈"
+            )
+        labels[name.strip()] = text.strip()
+    unknown = sorted(set(labels) - {t.name for t in tiers})
+    if unknown:
+        names = ", ".join(t.name for t in tiers)
+        raise InputError(f"--tier-label {unknown[0]}: no such tier (the tiers are {names})")
+    return tuple(t.with_label(labels[t.name]) if t.name in labels else t for t in tiers)
+
+
 def parse_tiers(args: argparse.Namespace) -> tuple[Any, ...]:
     """The tiers of ``coverage``: a preset, ``--tier`` options and ``--goal``."""
     from ..tiers import DEFAULT_GOAL, check_unique, parse_tier, preset
@@ -69,7 +88,7 @@ def parse_tiers(args: argparse.Namespace) -> tuple[Any, ...]:
     tiers += [parse_tier(t, goal=goal) for t in args.tier]
     if not tiers:
         tiers = [t.with_goal(goal) for t in preset("default")]
-    return check_unique(tiers)
+    return with_tier_labels(check_unique(tiers), args)
 
 
 def parse_fragments(args: argparse.Namespace) -> Any:
@@ -200,7 +219,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from ..workflows.propose import check_request
 
     check_out_dir(args.out)
-    tier = tier_by_name(args.tier)
+    tier = with_tier_labels((tier_by_name(args.tier),), args)[0]
     if args.centres is not None:
         if args.capacity is not None:
             raise InputError("--capacity cannot be combined with --centres (the two-level plan)")
@@ -362,7 +381,55 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 2 if summary["failed"] else 0
 
 
+def parse_grid(text: str | None, area: Any) -> Any:
+    """``--grid hex:300`` / ``square:250`` / ``h3:9``: a regular grid over the area."""
+    if text is None:
+        return None
+    from ..grid import regular_grid
+
+    kind, _, value = text.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if kind not in ("hex", "square", "h3") or not np.isfinite(number):
+        raise InputError(f"--grid {text!r}: give hex:METRES, square:METRES or h3:RESOLUTION")
+    if kind == "h3":
+        return regular_grid("h3", area.boundary, crs=area.crs, h3_res=int(number))
+    return regular_grid(kind, area.boundary, crs=area.crs, size_m=number)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from ..area import load_area
+    from ..outputs import check_out_dir
+    from ..standard import load_standard
+    from ..workflows.audit import run_audit
+
+    out = check_out_dir(args.out)
+    std = load_standard(args.standard)
+    fragments = parse_fragments(args)
+    area = load_area(args.area, boundary=parse_boundary(args.boundary))
+    cells = args.cells if args.cells is not None else parse_grid(args.grid, area)
+    run = run_audit(
+        area,
+        pois=args.pois,
+        demand=args.demand,
+        standard=std,
+        cells=cells,
+        snap_limit_m=args.snap_limit_m,
+        fragments=fragments,
+        out_dir=out,
+        write_map=not args.no_map,
+        lang=args.lang,
+        tiles=args.tiles,
+    )
+    if not args.quiet:
+        print_audit(run.summary, std, out, lang=args.lang)
+    return 0
+
+
 COMMANDS = {
+    "audit": cmd_audit,
     "demo": cmd_demo,
     "run": cmd_run,
     "batch": cmd_batch,

@@ -93,6 +93,18 @@ def add_snap(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tier_labels(p: argparse.ArgumentParser) -> None:
+    """``--tier-label NAME=TEXT``."""
+    p.add_argument(
+        "--tier-label",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        help="display name of a tier on the map, in the report and in Excel (CSV and JSON "
+        "keep the id), e.g. --tier-label station_5min=5分钟驿站服务圈; repeatable",
+    )
+
+
 def add_fragments(p: argparse.ArgumentParser) -> None:
     """``--fragment-max-nodes``, ``--fragment-max-m``, ``--keep-fragments``."""
     p.add_argument(
@@ -256,6 +268,7 @@ def coverage_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "(中心/站点/驿站 too). Default: centre_15min=1000:centre and "
         "station_5min=300:station,centre",
     )
+    add_tier_labels(p)
     p.add_argument(
         "--preset",
         default=None,
@@ -349,6 +362,7 @@ def propose_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a preset tier (station_5min, centre_15min, station_10min, …) or "
         "NAME=METRES[:KIND,KIND]",
     )
+    add_tier_labels(p)
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--new", type=int, metavar="K", help="how many new sites")
     how.add_argument(
@@ -409,7 +423,59 @@ def propose_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add_pages(p)
 
 
-COMMANDS = (demo_parser, run_parser, batch_parser, coverage_parser, grid_parser, propose_parser)
+def audit_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _sub(
+        sub,
+        "audit",
+        common,
+        "life-circle audit (生活圈体检): which required facility types each resident misses",
+        "Audit every resident against every facility type of the 15/10/5-minute life circles "
+        "(GB 50180-2018, TD/T 1062-2021, or your own standard file): for each type the walk to "
+        "the nearest facility of that type and whether it is within the type's distance; per "
+        "resident how many basic types are missing; per cell where that is worst.",
+        "examples:\n"
+        "  servicecircle audit xinjiekou.osm.bz2 --out audit/\n"
+        "  servicecircle audit area.osm.bz2 --pois pois.csv --cells grid/cells.gpkg --out audit/\n"
+        "  servicecircle audit area.osm.bz2 --standard my_city.toml --grid hex:300 --out audit/\n",
+    )
+    add_area(p)
+    p.add_argument(
+        "--pois",
+        default="osm",
+        metavar="osm|FILE",
+        help="facilities by type: 'osm' (default: the area's OSM POIs found by the standard's "
+        "tags and Chinese names) or a file with id, type (a type id or its Chinese name), "
+        "optional name",
+    )
+    add_demand(p)
+    p.add_argument(
+        "--standard",
+        default="gb50180",
+        metavar="NAME|FILE",
+        help="the facility types and distances: 'gb50180' (default, shipped) or your TOML file",
+    )
+    cells = p.add_mutually_exclusive_group()
+    cells.add_argument("--cells", metavar="FILE", help="polygons to roll the audit up to")
+    cells.add_argument(
+        "--grid",
+        metavar="hex:M|square:M|h3:R",
+        help="roll up to a regular grid built on the fly, e.g. hex:300",
+    )
+    add_snap(p)
+    add_fragments(p)
+    add_out(p)
+    add_pages(p)
+
+
+COMMANDS = (
+    demo_parser,
+    run_parser,
+    batch_parser,
+    coverage_parser,
+    grid_parser,
+    propose_parser,
+    audit_parser,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,3 +61,24 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
             + ", ".join(summary["facilities"]["unsnapped_ids"][:5])
         )
     print(f"wrote {', '.join(summary.get('files', []))} to {out}")
+
+
+def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh") -> None:
+    """The audit's lines: per level the share with every basic type, the absent types."""
+    print(
+        f"{summary['area']['name']}: {summary['demand_points']} demand points, "
+        f"{summary['residents']:,.0f} residents, {len(std.types)} facility types ({std.name})"
+    )
+    for level, s in summary["levels"].items():
+        share = s["share_all_basic"]
+        present = s["share_all_basic_present"]
+        print(
+            f"  {level:<6} every basic type within reach: "
+            + ("n/a" if share is None else f"{share:.1%}")
+            + ("" if present is None else f"  (types present in the area only: {present:.1%})")
+        )
+    name = "name_zh" if lang == "zh" else "name_en"
+    absent = [getattr(std.by_id(i), name) for i in summary["absent_types"]]
+    if absent:
+        print(f"  no facility found at all for {len(absent)} types: {', '.join(absent)}")
+    print(f"wrote {', '.join(summary.get('files', []))} to {out}")

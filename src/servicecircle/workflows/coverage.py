@@ -143,18 +143,7 @@ def run_coverage(
             )
             summary["service_areas"] = service_areas_summary(sa[1])
         tick("write")
-        from ..outputs import write_cells, write_coverage, write_service_areas_file
-
-        write_coverage(out, cov, demand_gdf, fac_gdf)
-        if cell_table is not None:
-            write_cells(out, cell_table)
-        if sa is not None:
-            write_service_areas_file(out, *sa)
-        if write_map and out.active:
-            from ..maps import coverage_map, map_html
-
-            page = coverage_map(area, demand_gdf, cov, fac_gdf, lang=lang, tiles=tiles)
-            out.text("coverage_map.html", map_html(page))
+        _write(out, area, demand_gdf, fac_gdf, cov, summary, cell_table, sa, write_map, lang, tiles)
         finish_summary(out, summary, started)
     return PlanResult(
         cov,
@@ -182,6 +171,59 @@ def _rolled_up(
     else:
         cell_gdf = read_cells(cells, crs=area.crs)
     return rollup(cov, demand, cell_gdf)
+
+
+def _write(
+    out: Any,
+    area: Area,
+    demand: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    cov: Coverage,
+    summary: dict[str, Any],
+    cells: gpd.GeoDataFrame | None,
+    sa: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame] | None,
+    write_map: bool,
+    lang: str,
+    tiles: str | None,
+) -> None:
+    """The tables, the workbook and the map of a coverage run."""
+    from ..outputs import write_cells, write_coverage, write_service_areas_file, write_workbook
+
+    write_coverage(out, cov, demand, facilities)
+    if cells is not None:
+        write_cells(out, cells)
+    if sa is not None:
+        write_service_areas_file(out, *sa)
+    write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
+    if write_map and out.active:
+        _write_map(out, area, demand, cov, facilities, cells, sa, lang=lang, tiles=tiles)
+
+
+def _write_map(
+    out: Any,
+    area: Area,
+    demand: gpd.GeoDataFrame,
+    cov: Coverage,
+    facilities: gpd.GeoDataFrame,
+    cells: gpd.GeoDataFrame | None,
+    sa: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame] | None,
+    *,
+    lang: str,
+    tiles: str | None,
+) -> None:
+    from ..maps import coverage_map, map_html
+
+    page = coverage_map(
+        area,
+        demand,
+        cov,
+        facilities,
+        lang=lang,
+        tiles=tiles,
+        cells=cells,
+        service_areas=None if sa is None else sa[1],
+    )
+    out.text("coverage_map.html", map_html(page))
 
 
 def service_areas_summary(union: gpd.GeoDataFrame) -> dict[str, Any]:

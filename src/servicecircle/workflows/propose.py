@@ -126,7 +126,12 @@ def run_propose(
         proposals = proposals_frame(cand, picks, sol.gains, tier, area.crs)
         report = summary_head(
             area=area.name,
-            tier={"name": tier.name, "target_m": tier.target_m, "kinds": list(tier.kinds)},
+            tier={
+                "name": tier.name,
+                "label": tier.display("zh"),
+                "target_m": tier.target_m,
+                "kinds": list(tier.kinds),
+            },
             model="capacitated MCLP" if capacity is not None else ("MCLP" if new else "LSCP"),
             **_solution_fields(sol, new, goal, capacity, problem, before, after),
             proposals=len(proposals),

@@ -98,6 +98,16 @@ def run_scenario(
             siting = _siting(area, network, sc, result, demand, out, snap)
             summary["siting"] = {k: siting.report.get(k) for k in SITING_SUMMARY_KEYS}
         _pages(out, area, demand, result, summary, siting, sc, tick, lang=lang, tiles=tiles)
+        from ..outputs import write_workbook
+
+        write_workbook(
+            out,
+            summary,
+            coverage=result.coverage,
+            cells=result.cells,
+            proposals=None if siting is None else siting.proposals,
+            tiers=sc.tiers,
+        )
         finish_summary(out, summary, started)
     summary["out_dir"] = str(out.out_dir)
     return summary

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fuzz lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ demo: $(VENV)/.stamp-run
 
 test: $(VENV)/.stamp-test
 	$(PY) -m pytest -q
+
+# the random search, longer (the suite runs a fixed-seed profile); every counterexample it
+# finds becomes an @example next to its test
+fuzz: $(VENV)/.stamp-test
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_network_oracle.py tests/test_whatif.py \
+		tests/test_fuzz_inputs.py tests/test_governance.py
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check src tests benchmarks

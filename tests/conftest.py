@@ -21,6 +21,19 @@ NANJING = SHARED_DATA / "nanjing_xinjiekou_2021.osm.bz2"
 BEIJING = SHARED_DATA / "beijing_wudaokou_2017.osm.bz2"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_dir(tmp_path_factory):
+    """The CLI caches parsed areas by default: keep the suite's entries out of the user's cache
+    folder (and start every session with an empty one)."""
+    old = os.environ.get("SERVICECIRCLE_CACHE_DIR")
+    os.environ["SERVICECIRCLE_CACHE_DIR"] = str(tmp_path_factory.mktemp("area-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SERVICECIRCLE_CACHE_DIR", None)
+    else:
+        os.environ["SERVICECIRCLE_CACHE_DIR"] = old
+
+
 def shared_file(path: Path) -> Path:
     """Skip with a clear reason when a ../shared/data file is absent."""
     if not path.exists():

@@ -14,25 +14,26 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "servicecircle"
 # Lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS: list[set[str]] = [
     {"__init__", "_errors", "_crs", "_write"},  # base: errors, CRS checks, atomic files
-    {"coords", "files", "geometry", "osmtags", "tiers", "standard"},  # io helpers, presets
-    {"osm", "area", "scenario"},  # sources: OSM files, scenario files
+    {"coords", "files", "geometry", "osmtags", "tiers", "standard", "segments"},  # io, presets
+    {"osm", "area", "scenario", "cache"},  # sources: OSM files, scenario files, parsed areas
     {"snapping", "network"},  # the walk network as arrays, where points meet it
     {
         "demand",
-        "segments",
         "facilities",
         "candidates",
         "grid",
         "governance",
         "governance_balance",
+        "governance_graph",
         "governance_micro",
+        "governance_recom",
         "governance_split",
     },
-    {"coverage"},  # the path engine and per-tier tables
+    {"paths", "coverage"},  # the path engine, per-tier tables
     {"rollup", "service_areas", "whatif", "siting", "audit"},
     {"maps", "report", "outputs", "excel", "pages", "audit_page", "whatif_page"},  # pages
     {"workflows"},  # one module per command
-    {"plan", "batch", "cache"},  # re-exports; Dask
+    {"plan", "batch"},  # re-exports; Dask
     {"cli", "__main__"},
 ]
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}

@@ -100,10 +100,19 @@ def test_map_works_offline_layers_toggle(browser, run_dir, tmp_path):
     assert errors == []
     assert page.evaluate("typeof L") == "object"
     overlays = page.evaluate("servicecircleMap.overlays")
-    # boundary, cells, 2 service areas, 2 circles, 2 tiers, facilities, proposals
-    assert len(overlays) == 10, overlays
+    # boundary, cells, micro-grids, 2 service areas, 2 circles, 2 tiers, the elderly and
+    # children of the 5-minute tier, facilities, proposals
+    assert len(overlays) == 13, overlays
     labels = page.locator(".leaflet-control-layers-overlays label")
-    assert labels.count() == 10
+    assert labels.count() == 13
+    # micro-grids draw only when zoomed in
+    micro = "servicecircleMap.layers['polygons:1'].getLayers().length"
+    assert page.evaluate(micro) == 0
+    page.evaluate("void servicecircleMap.map.setZoom(17, {animate: false})")
+    page.wait_for_timeout(200)
+    assert page.evaluate(micro) == 1
+    page.evaluate("void servicecircleMap.map.setZoom(14, {animate: false})")
+    page.wait_for_timeout(200)
     # the 15-minute tier is off by default, the 5-minute tier on
     assert page.evaluate("servicecircleMap.pointsDrawn(0)") is False
     assert page.evaluate("servicecircleMap.pointsDrawn(1)") is True

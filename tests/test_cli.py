@@ -60,7 +60,14 @@ def test_summary_counts_add_up(demo_run):
         assert sum(t["points_by_status"].values()) == s["demand_points"]
         assert 0 <= t["share"] <= 1
     assert "unreachable_demand_points" in s and "unsnapped" in s["facilities"]
-    # the 1000 m centre tier cannot cover fewer than the 300 m tier covers with centres alone
+    # the 1000 m centre tier covers everyone a 300 m tier of centres alone would: every point
+    # within 300 m of a centre is within 1000 m of one
+    with open(demo_run / "coverage.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        walk = row["centre_15min_walk_m"]
+        if walk and float(walk) <= 300:
+            assert row["centre_15min_covered"] == "true"
     assert s["attribution"].startswith("Map data © OpenStreetMap contributors")
 
 
@@ -69,10 +76,10 @@ def test_map_has_layers_legend_and_attribution(demo_run):
     assert "© OpenStreetMap contributors" in html
     assert "servicecircleMapInit" in html and "党群服务中心" in html
     data = json.loads(html.split('id="sc-data">', 1)[1].split("</script>", 1)[0])
-    assert [layer["name"].split(":")[0] for layer in data["resident_layers"]] == [
-        "15分钟党群服务圈",
-        "5分钟站点服务圈",
-    ] or len(data["resident_layers"]) == 2
+    names = [layer["name"] for layer in data["resident_layers"]]
+    assert names[0].startswith("15分钟党群服务圈: 步行 ≤ 1000 m")
+    assert names[1].startswith("5分钟站点服务圈: 步行 ≤ 300 m")
+    assert any(n.startswith("老年人 · 5分钟站点服务圈 ≤ 240 m") for n in names)
     assert (
         data["residents"]["n"]
         == json.loads((demo_run / "summary.json").read_text())["demand_points"]
@@ -149,7 +156,8 @@ def test_coverage_with_user_files(tmp_path, demo_area):
     [
         (["coverage", "nowhere.osm.pbf", "--facilities", "x.csv"], "no such file"),
         (["coverage", "demo", "--facilities", "missing.geojson"], "facility file"),
-        (["coverage", "demo", "--tier", "bad"], "is not NAME=METRES"),
+        (["coverage", "demo", "--tier", "bad"], "unknown tier 'bad'"),
+        (["coverage", "demo", "--tier", "bad=x"], "is not NAME=METRES"),
         (["coverage", "demo", "--tier", "x=-5"], "positive number of metres"),
         (["coverage", "demo", "--tier", "x=300:hospital"], "unknown facility kind 'hospital'"),
         (["coverage", "demo", "--goal", "1.5"], "--goal must be a share"),

@@ -109,7 +109,7 @@ def test_demand_file_without_population(tmp_path):
 
 def test_demand_file_with_negative_population(tmp_path):
     path = write_geojson(tmp_path / "d.geojson", [({"population": -3}, (118.78, 32.04))])
-    with pytest.raises(InputError, match="missing or negative population"):
+    with pytest.raises(InputError, match="a negative population"):
         read_demand(path, crs=CRS)
 
 

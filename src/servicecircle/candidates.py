@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
-from .files import read_table
+from .files import DEFAULT_FILES, FileOptions, id_texts
 from .osmtags import first_match
 
 if TYPE_CHECKING:
@@ -112,14 +112,15 @@ def candidates_from_features(
     return out.drop_duplicates("candidate_id").reset_index(drop=True)
 
 
-def read_candidates(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame:
-    """Candidates from a file (points or polygons; ``id`` optional)."""
-    gdf = read_table(path, "candidate file", to_crs=crs)
-    ids = (
-        gdf["id"].astype(str)
-        if "id" in gdf.columns
-        else pd.Series([f"c{i:05d}" for i in range(len(gdf))], index=gdf.index)
-    )
+def read_candidates(
+    path: str | Path, *, crs: Any, files: FileOptions = DEFAULT_FILES
+) -> gpd.GeoDataFrame:
+    """Candidates from a file (points or polygons; ``id`` optional: rows without one get
+    ``c<row>``)."""
+    gdf = files.read(path, "candidate file", to_crs=crs)
+    generated = pd.Series([f"c{i:05d}" for i in range(len(gdf))], index=gdf.index)
+    ids = id_texts(gdf["id"]) if "id" in gdf.columns else generated
+    ids = ids.where(ids.notna(), generated).astype(str)
     if ids.duplicated().any():
         raise InputError(f"candidate file {path}: id {ids[ids.duplicated()].iloc[0]!r} repeats")
     out = gdf.drop(columns=[c for c in ("id",) if c in gdf.columns]).copy()

@@ -1,11 +1,6 @@
-"""Coverage: walking distance from every demand point to its nearest facility, per tier.
-
-distance = access leg (point → its projection on the nearest edge) + network path from that
-projection + egress leg (the facility's projection → the facility). Each facility enters the
-CSR graph as a virtual source node with two directed edges to the ends of its edge, weighted by
-egress leg + offset; one multi-source Dijkstra (``min_only=True`` with a distance limit) then
-gives every node its nearest facility exactly, including the facility's own legs.
-"""
+"""Coverage: walking distance from every demand point to its nearest facility, per tier, and
+the tables and summaries made of it (the distances themselves come from
+:mod:`servicecircle.paths`)."""
 
 from __future__ import annotations
 
@@ -19,14 +14,34 @@ import pandas as pd
 from ._errors import InputError
 from .demand import validate_demand
 from .facilities import validate_facilities
-from .network import DEFAULT_SNAP_LIMIT_M, MIN_EDGE_M, Snap, WalkNetwork
+from .network import DEFAULT_SNAP_LIMIT_M, Snap, WalkNetwork
+from .paths import (
+    facility_entries,
+    multi_source,
+    nearest_facility,
+    node_distances,
+    point_distances,
+)
 from .tiers import DEFAULT_TIERS, Tier, check_unique
 
 if TYPE_CHECKING:
+    from .segments import Segment
+
+if TYPE_CHECKING:
     import geopandas as gpd
-    import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "Coverage",
+    "compute_coverage",
+    "coverage_table",
+    "facility_entries",
+    "multi_source",
+    "nearest_facility",
+    "node_distances",
+    "point_distances",
+]
 
 DEFAULT_SEARCH_FACTOR = 2.0
 """Distances are searched up to this multiple of a tier's target, so that a planner sees how far
@@ -37,188 +52,6 @@ STATUS_TOO_FAR = "too_far"
 STATUS_NO_FACILITY = "no_facility_reachable"
 STATUS_UNSNAPPED = "unsnapped"
 _TOL_M = 1e-6
-
-
-# --------------------------------------------------------------------------- the core
-def facility_entries(
-    network: WalkNetwork, fsnap: Snap, labels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where facilities enter the network: ``(node, weight_m, label)`` for both ends of each
-    facility's edge (and of its tied edges), weighted by egress leg + distance along the edge to
-    that end.
-
-    ``labels`` names each facility (default its row in ``fsnap``); unsnapped rows are skipped.
-    """
-    labels = np.arange(len(fsnap)) if labels is None else np.asarray(labels)
-    flat, owner = fsnap.expand()
-    ok = flat.ok
-    e = flat.edge[ok]
-    u, v = network.edge_u[e], network.edge_v[e]
-    length = network.edge_length_m[e]
-    acc, off = flat.access_m[ok], flat.offset_m[ok]
-    nodes = np.concatenate([u, v])
-    weights = np.concatenate([acc + off, acc + (length - off)])
-    lab = labels[owner[ok]]
-    lab = np.concatenate([lab, lab])
-    return nodes.astype("int64"), np.maximum(weights, MIN_EDGE_M), lab.astype("int64")
-
-
-def multi_source(
-    csr: sp.csr_matrix,
-    entry_node: np.ndarray,
-    entry_weight_m: np.ndarray,
-    entry_label: np.ndarray,
-    *,
-    limit_m: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-entry distances on a CSR graph, with a start offset per entry.
-
-    Each entry becomes a virtual node with one directed edge (its offset) into the graph; a
-    single ``dijkstra(min_only=True, limit=…)`` from all virtual nodes then gives every node the
-    distance to its nearest entry (offset included) and that entry's label. Virtual nodes have
-    no incoming edges, so no path passes through one.
-
-    Returns
-    -------
-    dist_m, label
-        Arrays over the graph's nodes; ``inf`` and ``-1`` beyond ``limit_m``.
-    """
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import dijkstra
-
-    n = csr.shape[0]
-    k = len(entry_node)
-    if k == 0:
-        return np.full(n, np.inf), np.full(n, -1, dtype="int64")
-    indptr = np.concatenate([csr.indptr, csr.indptr[-1] + np.arange(1, k + 1)])
-    big = indptr[-1] >= np.iinfo(np.int32).max
-    aug = sp.csr_matrix(
-        (
-            np.concatenate([csr.data, entry_weight_m]),
-            np.concatenate([csr.indices, entry_node.astype(csr.indices.dtype)]),
-            indptr.astype("int64" if big else "int32"),
-        ),
-        shape=(n + k, n + k),
-    )
-    dist, _pred, src = dijkstra(
-        aug,
-        directed=True,
-        indices=np.arange(n, n + k),
-        min_only=True,
-        limit=limit_m,
-        return_predecessors=True,
-    )
-    dist = dist[:n]
-    src = src[:n].astype("int64")
-    reached = np.isfinite(dist) & (src >= n)
-    label = np.full(n, -1, dtype="int64")
-    label[reached] = np.asarray(entry_label)[src[reached] - n]
-    dist[~reached] = np.inf
-    return dist, label
-
-
-def node_distances(
-    network: WalkNetwork, fsnap: Snap, *, limit_m: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from the nearest facility to every node, and which facility that is.
-
-    Parameters
-    ----------
-    network
-        The walk network.
-    fsnap
-        Snaps of the facilities (unsnapped rows are ignored).
-    limit_m
-        Nodes farther than this get ``inf`` and facility ``-1``.
-
-    Returns
-    -------
-    dist_m, facility
-        Arrays of length ``N``; ``facility`` indexes rows of ``fsnap``.
-    """
-    nodes, weights, labels = facility_entries(network, fsnap)
-    return multi_source(network.csr, nodes, weights, labels, limit_m=limit_m)
-
-
-def point_distances(
-    network: WalkNetwork,
-    dsnap: Snap,
-    fsnap: Snap,
-    node_dist_m: np.ndarray,
-    node_facility: np.ndarray,
-    *,
-    limit_m: float,
-    fsnap_label: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Walking distance from each demand point to its nearest facility, from node distances.
-
-    A point at offset ``t`` on edge ``(u, v)`` of length ``L`` with access leg ``a`` is at
-    ``a + min(t + d[u], L - t + d[v])``, or ``a + |t - s| + b`` straight along the edge to a
-    facility on the same edge. A point tied to several edges takes the minimum over them.
-    Unsnapped points and points beyond ``limit_m`` get ``inf``/``-1``. ``node_facility`` holds
-    facility labels; ``fsnap_label`` gives the label of each ``fsnap`` row (default: the row
-    number), used for facilities on the same edge. Among equally near facilities the one
-    reported is the same on every run.
-    """
-    m = len(dsnap)
-    walk = np.full(m, np.inf)
-    fac = np.full(m, -1, dtype="int64")
-    flat, owner = dsnap.expand()
-    ok = flat.ok
-    if not ok.any() or len(fsnap) == 0:
-        return walk, fac
-    idx = np.flatnonzero(ok)
-    e = flat.edge[idx]
-    u, v = network.edge_u[e], network.edge_v[e]
-    length = network.edge_length_m[e]
-    t = flat.offset_m[idx]
-    via_u = t + node_dist_m[u]
-    via_v = (length - t) + node_dist_m[v]
-    best = np.minimum(via_u, via_v)
-    best_fac = np.where(via_u <= via_v, node_facility[u], node_facility[v])
-    # Facilities on the same edge: straight along it (numpy, no per-point Python loop).
-    ff, f_owner = fsnap.expand()
-    base_label = np.arange(len(fsnap)) if fsnap_label is None else np.asarray(fsnap_label)
-    row_label = base_label[f_owner]
-    fok = np.flatnonzero(ff.ok)
-    order = fok[np.argsort(ff.edge[fok], kind="stable")]
-    f_edge = ff.edge[order]
-    lo = np.searchsorted(f_edge, e, side="left")
-    cnt = np.searchsorted(f_edge, e, side="right") - lo
-    sel = np.flatnonzero(cnt > 0)
-    j = 0
-    while len(sel):
-        k = order[lo[sel] + j]
-        direct = np.abs(t[sel] - ff.offset_m[k]) + ff.access_m[k]
-        better = direct < best[sel]
-        best[sel[better]] = direct[better]
-        best_fac[sel[better]] = row_label[k[better]]
-        j += 1
-        sel = sel[cnt[sel] > j]
-    total = flat.access_m[idx] + best
-    reached = np.isfinite(total) & (total <= limit_m + _TOL_M) & (best_fac >= 0)
-    idx, total, best_fac = idx[reached], total[reached], best_fac[reached]
-    # the nearest start of each point (its rows in order: the point's own snap first)
-    pts = owner[idx]
-    first = np.lexsort((idx, total, pts))
-    pts, total, best_fac = pts[first], total[first], best_fac[first]
-    lead = np.ones(len(pts), dtype=bool)
-    lead[1:] = pts[1:] != pts[:-1]
-    walk[pts[lead]] = total[lead]
-    fac[pts[lead]] = best_fac[lead]
-    return walk, fac
-
-
-def nearest_facility(
-    network: WalkNetwork, dsnap: Snap, fsnap: Snap, *, limit_m: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Walking distance from each demand point to its nearest facility (``inf`` past the limit).
-
-    ``fsnap`` may include unsnapped facilities; they are ignored. Returns ``(walk_m,
-    facility)`` where ``facility`` indexes rows of ``fsnap`` (``-1`` when none in reach).
-    """
-    node_d, node_f = node_distances(network, fsnap, limit_m=limit_m)
-    return point_distances(network, dsnap, fsnap, node_d, node_f, limit_m=limit_m)
 
 
 # --------------------------------------------------------------------------- tables
@@ -240,6 +73,10 @@ class Coverage:
         The tiers, in order.
     snap_limit_m, search_factor
         The settings used.
+    segments
+        Demand segments (:mod:`servicecircle.segments`): ``points`` then holds each segment's
+        count and ``<tier>_<segment>_covered`` (within the distance of the tier's minutes at the
+        segment's pace).
     """
 
     points: pd.DataFrame
@@ -248,6 +85,13 @@ class Coverage:
     snap_limit_m: float
     search_factor: float
     extras: dict[str, Any] = field(default_factory=dict)
+    segments: tuple[Segment, ...] = ()
+
+    def weights(self, tier: Tier) -> np.ndarray:
+        """Who counts in a tier: the population, or its segment's counts (workers)."""
+        if tier.segment != "residents" and tier.segment in self.points:
+            return self.points[tier.segment].to_numpy(dtype=float)
+        return self.points["population"].to_numpy(dtype=float)
 
     def summary(self) -> dict[str, Any]:
         """Population-weighted summary per tier, with counts of what could not be used."""
@@ -274,8 +118,10 @@ class Coverage:
         for tier in self.tiers:
             covered = pts[f"{tier.name}_covered"].to_numpy()
             status = pts[f"{tier.name}_status"]
-            cov_res = float(pop[covered].sum())
-            share = cov_res / residents if residents > 0 else None
+            w = self.weights(tier)
+            people = float(w.sum())
+            cov_res = float(w[covered].sum())
+            share = cov_res / people if people > 0 else None
             walk = pts[f"{tier.name}_walk_m"]
             entry: dict[str, Any] = {
                 "label": tier.display("zh"),
@@ -284,7 +130,8 @@ class Coverage:
                 "minutes": tier.minutes,
                 "kinds": list(tier.kinds),
                 "facilities": int(fac["kind"].isin(tier.kinds).sum()),
-                "residents": residents,
+                "segment": tier.segment,
+                "residents": people,
                 "covered_residents": cov_res,
                 "share": share,
                 "goal": tier.goal,
@@ -296,11 +143,42 @@ class Coverage:
                 },
                 "median_walk_m_of_reached": float(walk.median()) if walk.notna().any() else None,
             }
+            if self.segments:
+                entry["segments"] = self.segment_summary(tier)
             out["tiers"][tier.name] = entry
         for key in ("linked_past_fragment", "circle_vs_walk"):
             if key in self.extras:
                 out[key] = self.extras[key]
         return out
+
+    def segment_summary(self, tier: Tier) -> dict[str, Any]:
+        """Per segment of a tier: people, covered, share, goal, pass, and the metres used."""
+        return _segment_summary(self, tier)
+
+
+def _segment_summary(cov: Coverage, tier: Tier) -> dict[str, Any]:
+    pts = cov.points
+    out: dict[str, Any] = {}
+    for seg in cov.segments:
+        if seg.name not in pts or (tier.segment != "residents" and seg.name != tier.segment):
+            continue
+        counts = pts[seg.name].to_numpy(dtype=float)
+        covered = pts[f"{tier.name}_{seg.name}_covered"].to_numpy(dtype=bool)
+        total = float(counts.sum())
+        got = float(counts[covered].sum())
+        share = got / total if total > 0 else None
+        out[seg.name] = {
+            "label": seg.display("zh"),
+            "label_en": seg.display("en"),
+            "speed_m_per_s": seg.speed_m_per_s,
+            "target_m": round(tier.metres_at(seg.speed_m_per_min), 1),
+            "people": total,
+            "covered": got,
+            "share": share,
+            "goal": tier.goal,
+            "pass": None if share is None else bool(share + 1e-12 >= tier.goal),
+        }
+    return out
 
 
 def compute_coverage(
@@ -311,6 +189,7 @@ def compute_coverage(
     *,
     snap_limit_m: float = DEFAULT_SNAP_LIMIT_M,
     search_factor: float = DEFAULT_SEARCH_FACTOR,
+    segments: tuple[Segment, ...] = (),
 ) -> Coverage:
     """Walking coverage of demand points by facilities, per tier.
 
@@ -331,6 +210,10 @@ def compute_coverage(
         unsnapped rather than moved.
     search_factor
         Distances are reported up to ``search_factor × target``.
+    segments
+        Demand segments whose counts are columns of ``demand`` (see
+        :func:`~servicecircle.segments.add_segments`): each is covered within the distance of
+        the tier's minutes at its own pace.
 
     Returns
     -------
@@ -355,6 +238,9 @@ def compute_coverage(
     cols["snapped"] = dsnap.ok
     cols["access_m"] = dsnap.access_m
     cols["linked_past_fragment"] = dsnap.linked_past_fragment
+    for seg in segments:
+        if seg.name in demand.columns:
+            cols[seg.name] = pd.to_numeric(demand[seg.name], errors="coerce").fillna(0).to_numpy()
     import shapely
 
     demand_xy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
@@ -362,6 +248,13 @@ def compute_coverage(
         cols.update(
             tier_columns(network, dsnap, fsnap, fac_ids, kinds, tier, tier.target_m * search_factor)
         )
+        walk = cols[f"{tier.name}_walk_m"]
+        for seg in segments:
+            if seg.name in demand.columns:
+                reach = tier.metres_at(seg.speed_m_per_min)
+                cols[f"{tier.name}_{seg.name}_covered"] = np.nan_to_num(walk, nan=np.inf) <= (
+                    reach + _TOL_M
+                )
         circle = circle_distances(demand_xy, facilities, tier.kinds)
         cols[f"{tier.name}_circle_m"] = circle
         cols[f"{tier.name}_circle_covered"] = circle <= tier.target_m + _TOL_M
@@ -389,7 +282,9 @@ def compute_coverage(
             "facility_ids": fac_ids[fsnap.linked_past_fragment].tolist(),
         },
     }
-    return Coverage(points, fac_table, tiers, float(snap_limit_m), float(search_factor), extras)
+    return Coverage(
+        points, fac_table, tiers, float(snap_limit_m), float(search_factor), extras, segments
+    )
 
 
 def _warn_unsnapped(
@@ -513,7 +408,8 @@ def facility_load(
     out = facilities.copy()
     for tier in tiers:
         covered = points[points[f"{tier.name}_covered"]]
-        grouped = covered.groupby(f"{tier.name}_facility_id")["population"]
+        who = tier.segment if tier.segment in points.columns else "population"
+        grouped = covered.groupby(f"{tier.name}_facility_id")[who]
         load = grouped.sum()
         count = grouped.size()
         ids = out["facility_id"].astype(str)
@@ -524,10 +420,15 @@ def facility_load(
 
 
 def coverage_table(cov: Coverage) -> pd.DataFrame:
-    """The per-point table as written to ``coverage.csv``."""
+    """The per-point table as written to ``coverage.csv``: ids, population (households and
+    segment counts when there are), and per tier the nearest facility, the walk, covered and
+    status, and ``<tier>_<segment>_covered`` per segment."""
     cols = ["demand_id", "population"]
     if "households" in cov.points:
         cols.append("households")
+    segs = [s.name for s in cov.segments if s.name in cov.points]
+    cols += segs
+    flags = []
     for tier in cov.tiers:
         cols += [
             f"{tier.name}_facility_id",
@@ -535,11 +436,17 @@ def coverage_table(cov: Coverage) -> pd.DataFrame:
             f"{tier.name}_covered",
             f"{tier.name}_status",
         ]
+        seg_cols = [
+            f"{tier.name}_{s}_covered" for s in segs if f"{tier.name}_{s}_covered" in cov.points
+        ]
+        cols += seg_cols
+        flags += [f"{tier.name}_covered", *seg_cols]
     table = cov.points[cols].copy()
     for tier in cov.tiers:
         table[f"{tier.name}_walk_m"] = table[f"{tier.name}_walk_m"].round(1)
-        table[f"{tier.name}_covered"] = np.where(table[f"{tier.name}_covered"], "true", "false")
-    table["population"] = table["population"].round(2)
-    if "households" in table:
-        table["households"] = table["households"].round(2)
+    for col in flags:
+        table[col] = np.where(table[col].to_numpy(dtype=bool), "true", "false")
+    for col in ("population", "households", *segs):
+        if col in table:
+            table[col] = table[col].round(2)
     return table

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
-from .files import read_table
+from .files import DEFAULT_FILES, FileOptions, id_texts
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -163,6 +163,7 @@ def demand_from_buildings(
         raw.astype("string").str.extract(r"([0-9]+(?:\.[0-9]+)?)")[0], errors="coerce"
     )
     tagged = levels.notna() & (levels > 0)
+    counts["levels_capped"] = int((levels > params.max_levels).sum())
     levels = levels.where(tagged, params.default_levels).clip(upper=params.max_levels)
     population = area * levels.to_numpy() / params.floor_area_per_resident_m2
     counts["used"] = len(b)
@@ -206,32 +207,38 @@ def read_demand(
     crs: Any,
     household_size: float = BuildingPopulation.household_size,
     bbox: tuple[float, ...] | None = None,
+    files: FileOptions = DEFAULT_FILES,
 ) -> gpd.GeoDataFrame:
     """Read demand from a file of points or polygons with a ``population`` column.
 
-    ``households`` is optional (else population ÷ ``household_size``); ``demand_id`` (or
-    ``id``) is kept when present. Polygons become a point on their surface.
+    ``households`` is optional (missing or unreadable values are estimated as population ÷
+    ``household_size``, and counted); ``demand_id`` (or ``id``) is kept when present, numeric
+    ids as whole numbers, and rows without one get ``d<row>`` (counted). Polygons become a
+    point on their surface. ``attrs["counts"]`` says what was estimated.
     """
     require_metric(crs, "area")
-    gdf = read_table(path, "demand file", to_crs=crs, bbox=bbox)
+    gdf = files.read(path, "demand file", to_crs=crs, bbox=bbox)
     if "demand_id" not in gdf.columns and "id" in gdf.columns:
-        gdf = gdf.assign(demand_id=gdf["id"].astype(str))
+        gdf = gdf.assign(demand_id=gdf["id"])
     gdf = validate_demand(gdf, what=f"demand file {path}")
-    if "households" in gdf.columns:
-        gdf["households"] = pd.to_numeric(gdf["households"], errors="coerce")
-        gdf["households"] = gdf["households"].fillna(gdf["population"] / household_size)
-    else:
-        gdf["households"] = gdf["population"] / household_size
+    counts = dict(gdf.attrs.get("counts", {}))
+    raw = gdf["households"] if "households" in gdf.columns else pd.Series(np.nan, gdf.index)
+    hh = pd.to_numeric(raw, errors="coerce")
+    hh = hh.where(np.isfinite(hh) & (hh >= 0))
+    counts["households_unreadable"] = int((hh.isna() & raw.notna()).sum())
+    counts["households_estimated"] = int(hh.isna().sum())
+    gdf["households"] = hh.fillna(gdf["population"] / household_size).astype("float64")
     kinds = set(gdf.geom_type)
     if kinds - {"Point"}:
         gdf["footprint"] = np.asarray(gdf.geometry.to_numpy(), dtype=object)
         gdf = gdf.set_geometry(gdf.geometry.representative_point())
-    gdf.attrs["counts"] = {"features": len(gdf)}
+    gdf.attrs["counts"] = {"features": len(gdf), **counts, **files.describe(gdf)}
     return gdf
 
 
 def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDataFrame:
-    """Check a demand frame: metric CRS, ``population`` ≥ 0; add ``demand_id`` if missing."""
+    """Check a demand frame: metric CRS, ``population`` a finite number ≥ 0; ids as text,
+    ``d<row>`` for rows without one (counted in ``attrs["counts"]["ids_generated"]``)."""
     require_metric(demand.crs, what)
     if "population" not in demand.columns:
         found = ", ".join(str(c) for c in demand.columns if c != "geometry")
@@ -239,19 +246,34 @@ def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDa
             f"{what}: has no 'population' column; add the residents of each feature "
             f"(found: {found})"
         )
-    pop = pd.to_numeric(demand["population"], errors="coerce")
-    bad = pop.isna() | (pop < 0)
-    if bad.any():
-        raise InputError(
-            f"{what}: {int(bad.sum())} rows have a missing or negative population (first at row "
-            f"{int(np.flatnonzero(bad.to_numpy())[0])}); fix or remove them"
-        )
+    raw = demand["population"]
+    pop = pd.to_numeric(raw, errors="coerce")
+    for bad, why in (
+        (pop.isna(), "a missing or non-numeric"),
+        (~np.isfinite(pop.fillna(0)), "an infinite"),
+        (pop < 0, "a negative"),
+    ):
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"{what}: {int(bad.sum())} rows have {why} population (first at row {first}: "
+                f"{raw.iloc[first]!r}); give every row its residents as a number ≥ 0"
+            )
     demand = demand.copy()
     demand["population"] = pop.astype("float64")
-    if "demand_id" not in demand.columns:
-        demand["demand_id"] = [f"d{i}" for i in range(len(demand))]
-    demand["demand_id"] = demand["demand_id"].astype(str)
+    counts = dict(demand.attrs.get("counts", {}))
+    ids = (
+        id_texts(demand["demand_id"])
+        if "demand_id" in demand.columns
+        else pd.Series(pd.NA, index=demand.index, dtype="string")
+    )
+    missing = ids.isna().to_numpy()
+    if missing.any():
+        counts["ids_generated"] = int(missing.sum())
+        ids = ids.where(~missing, pd.Series([f"d{i}" for i in range(len(ids))], index=ids.index))
+    demand["demand_id"] = ids.astype(str)
     if demand["demand_id"].duplicated().any():
         dup = demand.loc[demand["demand_id"].duplicated(), "demand_id"].iloc[0]
         raise InputError(f"{what}: demand_id {dup!r} appears more than once; make ids unique")
+    demand.attrs["counts"] = counts
     return demand

@@ -11,9 +11,9 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
-from .files import read_table
+from .files import DEFAULT_FILES, FileOptions, id_texts
 from .osmtags import rule_matches, rule_text
-from .tiers import KIND_WORDS, KINDS
+from .tiers import KIND_WORDS, KINDS, kind_of
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -22,12 +22,17 @@ log = logging.getLogger(__name__)
 
 #: Words accepted in a facility file's ``kind`` column, mapped to the two kinds.
 KIND_ALIASES = KIND_WORDS
+#: Worker stations first (their names also say 驿站), then centres, then stations.
+PRESET_ORDER = ("worker_station", "centre", "station")
 
 #: The documented OSM tag preset: which POIs count as centres and stations.
 #: A rule matches when every tag in it matches (a value list means any of them; a string that
 #: starts with ``~`` is a regular expression). Centres are checked first.
 OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
     "default": {
+        "worker_station": [
+            {"name": "~小哥|骑手|户外劳动者|快递员|外卖员|新就业群体|暖新驿站|暖蜂驿站"},
+        ],
         "centre": [
             {"name": "~党群服务中心|党群中心|社区服务中心|社区综合服务中心|街道办事处"},
             {"amenity": ["community_centre", "townhall"]},
@@ -43,12 +48,17 @@ OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
 
 
 def read_facilities(
-    path: str | Path, *, crs: Any, bbox: tuple[float, ...] | None = None
+    path: str | Path,
+    *,
+    crs: Any,
+    bbox: tuple[float, ...] | None = None,
+    files: FileOptions = DEFAULT_FILES,
 ) -> gpd.GeoDataFrame:
-    """Read facilities from GeoJSON / GeoPackage / CSV (``lon``, ``lat``).
+    """Read facilities from GeoJSON / GeoPackage / CSV / Excel (``lon``, ``lat``).
 
-    The file needs ``id`` and ``kind`` (``centre`` or ``station``; 中心/站点/驿站 are accepted);
-    ``name`` is optional. Polygons become a point on their surface.
+    The file needs ``id`` and ``kind`` (``centre`` or ``station``; 中心/站点/驿站… are
+    accepted); ``name`` is optional (missing or blank names show the id). Numeric ids stay
+    ids (``7``, not ``7.0``). Polygons become a point on their surface.
 
     Returns
     -------
@@ -56,8 +66,8 @@ def read_facilities(
         ``facility_id``, ``kind``, ``name`` and the file's other columns, in ``crs``.
     """
     require_metric(crs, "area")
-    gdf = read_table(path, "facility file", to_crs=crs, bbox=bbox)
-    cols = {c.lower(): c for c in gdf.columns}
+    gdf = files.read(path, "facility file", to_crs=crs, bbox=bbox)
+    cols = {str(c).lower(): c for c in gdf.columns}
     id_col = cols.get("id") or cols.get("facility_id")
     if id_col is None:
         raise InputError(f"facility file {path}: has no 'id' column; give each facility an id")
@@ -66,19 +76,27 @@ def read_facilities(
             f"facility file {path}: has no 'kind' column; set kind to 'centre' or 'station' "
             "for every facility"
         )
+    ids = id_texts(gdf[id_col])
+    if ids.isna().any():
+        first = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise InputError(
+            f"facility file {path}: {int(ids.isna().sum())} facilities have no id (first at row "
+            f"{first}); give each facility an id"
+        )
     raw = gdf[cols["kind"]].astype("string").str.strip()
-    kind = raw.str.lower().map(lambda k: KIND_ALIASES.get(k, None) if k is not pd.NA else None)
+    kind = raw.map(lambda k: None if k is pd.NA else kind_of(str(k)))
     bad = kind.isna()
     if bad.any():
         raise InputError(
             f"facility file {path}: unknown kind {str(raw[bad].iloc[0])!r} for id "
-            f"{str(gdf.loc[bad, id_col].iloc[0])!r}; use 'centre' or 'station'"
+            f"{str(ids[bad].iloc[0])!r}; use 'centre' or 'station' (中心, 站点, 驿站)"
         )
     out = gdf.drop(columns=[c for c in (id_col, cols["kind"]) if c in gdf.columns])
-    out.insert(0, "facility_id", gdf[id_col].astype(str).to_numpy())
+    out.insert(0, "facility_id", ids.astype(str).to_numpy())
     out.insert(1, "kind", kind.astype(str).to_numpy())
-    if "name" not in out.columns:
-        out["name"] = pd.array([pd.NA] * len(out), dtype="string")
+    names = out["name"] if "name" in out.columns else pd.Series(pd.NA, index=out.index)
+    names = names.astype("string").str.strip()
+    out["name"] = names.where(names.notna() & (names != ""))
     dup = out["facility_id"].duplicated()
     if dup.any():
         raise InputError(
@@ -87,6 +105,7 @@ def read_facilities(
         )
     if set(out.geom_type) - {"Point"}:
         out = out.set_geometry(out.geometry.representative_point())
+    out.attrs["file"] = files.describe(gdf)
     return out
 
 
@@ -107,8 +126,8 @@ def facilities_from_pois(pois: gpd.GeoDataFrame, *, preset: str = "default") -> 
     rules = OSM_PRESETS[preset]
     kind = np.full(len(pois), None, dtype=object)
     why = np.full(len(pois), None, dtype=object)
-    for k in KINDS:
-        for rule in rules[k]:
+    for k in PRESET_ORDER:
+        for rule in rules.get(k, []):
             hit = rule_matches(pois, rule) & (kind == None)  # noqa: E711
             kind[hit] = k
             why[hit] = rule_text(rule)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,42 @@ feature into or out of the box; the exact filter runs after conversion."""
 
 # English names that stand for the same thing as an alias target, for the conflict check.
 _SAME_AS = {"lon": ("lon", "lng", "longitude"), "lat": ("lat", "latitude")}
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How to read every file of a run: the coordinates it is in and the Excel sheet."""
+
+    coords: str = "wgs84"
+    sheet: str | None = None
+
+    def read(self, path: str | Path, what: str, **options: Any) -> gpd.GeoDataFrame:
+        """:func:`read_table` with these options."""
+        return read_table(path, what, coords=self.coords, sheet=self.sheet, **options)
+
+    def describe(self, gdf: gpd.GeoDataFrame) -> dict[str, Any]:
+        """What the summary says about a file read this way."""
+        return {
+            k: gdf.attrs.get(k)
+            for k in ("coords", "encoding", "sheet")
+            if gdf.attrs.get(k) is not None
+        }
+
+
+DEFAULT_FILES = FileOptions()
+
+
+def id_texts(values: pd.Series) -> pd.Series:
+    """Ids as text: numbers without a trailing ``.0`` (a numeric id column with a gap is read
+    as floats), text stripped; missing ones as ``<NA>``."""
+    series = pd.Series(values)
+    if pd.api.types.is_float_dtype(series.dtype):
+        whole = series.notna() & np.isfinite(series) & (series == series.round())
+        as_int = series.where(whole).astype("Int64").astype("string")
+        text = series.astype("string").where(~whole, as_int)
+    else:
+        text = series.astype("string").str.strip()
+    return text.where(text.notna() & (text != "") & (text.str.lower() != "nan"))
 
 
 def read_table(

@@ -70,3 +70,67 @@ def assign_cells(points: gpd.GeoSeries | np.ndarray, cells: gpd.GeoDataFrame) ->
         first[1:] = p[1:] != p[:-1]
         out[p[first]] = c[first]
     return out
+
+
+def polsby_popper(geoms: np.ndarray) -> np.ndarray:
+    """Compactness ``4π·area / perimeter²`` of each polygon: 1 for a disc, about 0.785 for a
+    square, near 0 for a sliver (Polsby & Popper 1991)."""
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    perim = shapely.length(geoms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pp = 4.0 * np.pi * shapely.area(geoms) / perim**2
+    return np.where(perim > 0, pp, np.nan)
+
+
+def share_along(
+    geoms: np.ndarray, lines: np.ndarray, *, tol_m: float = 1.0, step_m: float = 2.0
+) -> np.ndarray:
+    """Share of each polygon's boundary that runs within ``tol_m`` of one of ``lines`` (see
+    :func:`line_share_near`)."""
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    if len(geoms) == 0:
+        return np.zeros(0)
+    rings, owner = shapely.get_parts(shapely.boundary(geoms), return_index=True)
+    share = line_share_near(rings, lines, tol_m=tol_m, step_m=step_m)
+    length = shapely.length(rings)
+    total = np.bincount(owner, weights=length, minlength=len(geoms))
+    along = np.bincount(owner, weights=np.nan_to_num(share) * length, minlength=len(geoms))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, along / total, np.nan)
+
+
+def line_share_near(
+    lines: np.ndarray, ref: np.ndarray, *, tol_m: float = 1.0, step_m: float = 2.0
+) -> np.ndarray:
+    """Share of each line's length within ``tol_m`` of one of the ``ref`` lines.
+
+    Each line is cut into pieces of at most ``step_m``; a piece counts when its midpoint lies
+    within ``tol_m`` of a reference line. NaN for a line of no length.
+    """
+    import shapely
+
+    lines = np.asarray(lines, dtype=object)
+    out = np.full(len(lines), np.nan)
+    if len(lines) == 0:
+        return out
+    parts, owner = shapely.get_parts(lines, return_index=True)
+    parts = shapely.segmentize(parts, step_m)
+    xy, part_of = shapely.get_coordinates(parts, return_index=True)
+    same = part_of[1:] == part_of[:-1]
+    a, b = xy[:-1][same], xy[1:][same]
+    seg_owner = owner[part_of[:-1][same]]
+    seg_len = np.hypot(*(b - a).T)
+    near = np.zeros(len(a), dtype=bool)
+    ref = np.asarray(ref, dtype=object)
+    if len(ref) and len(a):
+        mid = shapely.points((a + b) / 2.0)
+        hit = shapely.STRtree(ref).query(mid, predicate="dwithin", distance=tol_m)
+        near[np.unique(hit[0])] = True
+    total = np.bincount(seg_owner, weights=seg_len, minlength=len(lines))
+    along = np.bincount(seg_owner, weights=seg_len * near, minlength=len(lines))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, along / total, np.nan)

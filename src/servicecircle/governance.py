@@ -1,14 +1,16 @@
-"""Governance grids (网格): street blocks merged into grids of a target household range.
+"""Governance grids (网格): street blocks grouped into grids of a target household range.
 
-Streets → blocks (cut by community boundaries) → blocks over the maximum split along buildings
-(never through one) → blocks below the minimum merged with neighbours across minor streets →
-codes ``<community>-<NNN>`` north-west to south-east. See :func:`governance_grid`.
+community → grid → micro-grid (微网格) → building → households. Streets → blocks (cut by
+community boundaries) → atoms (blocks divided along buildings, never through one) → grids,
+rebalanced until every grid is in the household range wherever the search finds an
+arrangement (:mod:`.governance_balance`) → micro-grids (:mod:`.governance_micro`) → codes
+``<community>-<NNN>`` and ``<grid>-<NN>`` north-west to south-east. See
+:func:`governance_hierarchy`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,11 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
-from .geometry import assign_cells, check_boundary, nw_order, polygonal
+from .geometry import assign_cells, check_boundary, nw_order, polsby_popper, share_along
+from .governance_balance import balance
+from .governance_graph import atom_graph
+from .governance_micro import Buildings, MicroGrids, MicroParams, micro_grids
+from .governance_split import block_atoms
 from .grid import DEFAULT_HOUSEHOLD_SIZE, households_of
 
 if TYPE_CHECKING:
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOUSEHOLDS = (300, 500)
 """Target households per governance grid (a few hundred, as in 社区 → 网格 practice)."""
+DEFAULT_MICRO_HOUSEHOLDS = (30, 150)
+"""Target households per micro-grid (微网格: a building, a few buildings, or units of one)."""
 MAJOR_ROADS = (
     "motorway",
     "trunk",
@@ -47,13 +55,21 @@ class GovernanceParams:
     Attributes
     ----------
     households_min, households_max
-        Target range of households per grid (default 300–500).
+        Target range of households per grid (default 300–500). A building (or compound) over
+        the maximum is a grid of its own, divided into micro-grids.
     household_size
         Residents per household when only population is known (default 2.62, 2020 census).
     major_roads
         ``highway=*`` values a grid prefers not to cross.
     default_community
         Community code used when no community layer is given.
+    micro_households_min, micro_households_max
+        Target range of households per micro-grid (default 30–150).
+    unit_width_m
+        Length of building frontage per stairwell unit (单元), to estimate a building's units
+        from its footprint when it is divided by unit and floor (default 20 m).
+    seed
+        Seed of the random spanning trees of rebalancing; the same seed, the same grids.
     """
 
     households_min: float = DEFAULT_HOUSEHOLDS[0]
@@ -61,13 +77,69 @@ class GovernanceParams:
     household_size: float = DEFAULT_HOUSEHOLD_SIZE
     major_roads: tuple[str, ...] = MAJOR_ROADS
     default_community: str = "000"
+    micro_households_min: float = DEFAULT_MICRO_HOUSEHOLDS[0]
+    micro_households_max: float = DEFAULT_MICRO_HOUSEHOLDS[1]
+    unit_width_m: float = 20.0
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        problems = []
         if not 0 < self.households_min <= self.households_max:
-            raise InputError(
+            problems.append(
                 "household range must be MIN:MAX with 0 < MIN ≤ MAX; got "
                 f"{self.households_min:g}:{self.households_max:g}"
             )
+        if not 0 < self.micro_households_min <= self.micro_households_max:
+            problems.append(
+                "micro-grid household range must be MIN:MAX with 0 < MIN ≤ MAX; got "
+                f"{self.micro_households_min:g}:{self.micro_households_max:g}"
+            )
+        if not self.household_size > 0:
+            problems.append(f"household size must be positive; got {self.household_size:g}")
+        if not self.unit_width_m > 0:
+            problems.append(
+                f"unit width must be a positive number of metres; got {self.unit_width_m:g}"
+            )
+        if problems:
+            raise InputError("; ".join(problems))
+
+    @property
+    def atom_max(self) -> float:
+        """Households above which a block is divided into atoms for rebalancing: half the
+        width of the range (so that grids can trade in steps smaller than the range)."""
+        lo, hi = self.households_min, self.households_max
+        return max((hi - lo) / 2.0, hi / 8.0)
+
+
+@dataclass(frozen=True)
+class GovernanceHierarchy:
+    """Governance grids with their micro-grids and buildings.
+
+    Attributes
+    ----------
+    grids
+        ``cell_id`` (``<community>-<NNN>``), ``community``, ``level`` (``grid``),
+        ``population``, ``households``, ``blocks``, ``micro_grids``, ``single_building``
+        (one building or compound over the maximum, a grid of its own), ``polsby_popper``,
+        ``street_share``, ``flag`` (why a grid is outside the range), geometry.
+    micro_grids
+        ``cell_id`` (``<grid>-<NN>``), ``grid_id``, ``community``, ``level``
+        (``micro_grid``), ``population``, ``households``, ``buildings``, ``demand_id`` and
+        ``share`` (a part of one building), ``units``, ``floors``, ``flag``, geometry. They
+        tile the grids.
+    buildings
+        One row per demand point and micro-grid it belongs to (several for a building divided
+        by unit and floor): ``demand_id``, ``community``, ``grid_id``, ``micro_grid_id``,
+        ``share``, ``households``, ``population``, geometry (the demand point). Index: the
+        demand's.
+    params
+        The settings they were built with.
+    """
+
+    grids: gpd.GeoDataFrame
+    micro_grids: gpd.GeoDataFrame
+    buildings: gpd.GeoDataFrame
+    params: GovernanceParams
 
 
 def street_blocks(edges: gpd.GeoDataFrame, boundary: BaseGeometry) -> gpd.GeoDataFrame:
@@ -104,37 +176,183 @@ def governance_grid(
     communities: gpd.GeoDataFrame | None = None,
     params: GovernanceParams | None = None,
 ) -> gpd.GeoDataFrame:
-    """Governance grids (网格) of a target household range, built from street blocks.
+    """Governance grids (网格): the ``grids`` of :func:`governance_hierarchy`."""
+    return governance_hierarchy(
+        edges, boundary, demand, communities=communities, params=params
+    ).grids
+
+
+def governance_hierarchy(
+    edges: gpd.GeoDataFrame,
+    boundary: BaseGeometry,
+    demand: gpd.GeoDataFrame,
+    *,
+    communities: gpd.GeoDataFrame | None = None,
+    params: GovernanceParams | None = None,
+) -> GovernanceHierarchy:
+    """Governance grids (网格) of a target household range and their micro-grids (微网格).
 
     1. Streets inside the boundary are polygonized into blocks; with a community layer, blocks
        are cut by community boundaries (a grid never crosses one).
     2. Each demand point goes to its block (households from ``households``, else population ÷
        household size).
-    3. Blocks with more households than the maximum are split along buildings — demand points
-       are divided into balanced groups by recursive cuts across the block's longer side, and
-       each group takes the Voronoi region of its points — so no building is cut.
-    4. Blocks below the minimum are merged with neighbours (blocks sharing a street), preferring
-       minor streets over primary/secondary roads, until the grid reaches the minimum without
-       passing the maximum.
-    5. Grids are coded ``<community code>-<NNN>``, numbered north-west to south-east.
-       A grid that cannot meet the range is kept and flagged with the reason.
+    3. Blocks are divided along buildings into atoms of at most half the range's width
+       (:attr:`GovernanceParams.atom_max`); a building over the maximum is an atom, and a
+       grid, of its own. Footprints (a ``footprint`` column) go whole to one atom.
+    4. Atoms are grown into grids, and grids outside the range are rebalanced with their
+       neighbours by recombination along spanning trees and by moving boundary atoms,
+       preferring compact grids bounded by streets and not crossing primary/secondary roads
+       (:func:`servicecircle.governance_balance.balance`).
+    5. Each grid is divided into micro-grids; a building over the micro maximum by unit and
+       floor (:mod:`servicecircle.governance_micro`).
+    6. Grids are coded ``<community code>-<NNN>`` and micro-grids ``<grid>-<NN>``, numbered
+       north-west to south-east. A grid the search cannot bring into the range is kept and
+       flagged with the reason.
 
     Returns
     -------
-    geopandas.GeoDataFrame
-        ``cell_id``, ``community``, ``population``, ``households``, ``blocks``, ``flag``,
-        geometry. Deterministic for the same input.
+    GovernanceHierarchy
+        Deterministic for the same input and :attr:`GovernanceParams.seed`. ``grids.attrs``:
+        ``blocks``, ``atoms``, ``points_outside_boundary``, ``footprints_not_kept_whole``,
+        ``recombinations``, ``shape_recombinations``, ``moves``; ``micro_grids.attrs``:
+        ``footprints_not_kept_whole``.
     """
     import geopandas as gpd
-    import shapely
 
     params = params or GovernanceParams()
     crs = require_metric(edges.crs, "streets")
     boundary = check_boundary(boundary)
+    parts = _block_parts(edges, boundary, communities, params, crs)
+    dem = demand[demand.geometry.notna()]
+    hh = households_of(dem, params.household_size)
+    pop = dem["population"].to_numpy(dtype=float)
+    pts = dem.geometry.to_numpy()
+    where = _demand_blocks(pts, parts, boundary)
+    footprints = None
+    if "footprint" in dem.columns:
+        footprints = np.asarray(dem["footprint"].to_numpy(), dtype=object)
+    atoms = block_atoms(
+        parts,
+        where,
+        pts,
+        hh,
+        pop,
+        atom_max=params.atom_max,
+        tower_over=params.households_max,
+        footprints=footprints,
+    )
+    af = atoms.frame
+    graph = atom_graph(
+        np.asarray(af["geometry"].to_numpy(), dtype=object),
+        af["community"].to_numpy(),
+        af["part"].to_numpy(),
+        af["unit"].to_numpy(),
+        af["households"].to_numpy(dtype=float),
+        af["tower"].to_numpy(dtype=bool),
+        edges,
+        params.major_roads,
+    )
+    bal = balance(graph, params.households_min, params.households_max, seed=params.seed)
+    grids, grid_of_label = _assemble(af, bal.grid_of, bal.flags, edges)
+    point_grid = np.where(atoms.point_atom >= 0, grid_of_label[bal.grid_of][atoms.point_atom], -1)
+    b = _buildings(dem, pts, hh, pop, footprints)
+    micro = micro_grids(
+        np.asarray(grids["geometry"].to_numpy(), dtype=object),
+        grids["cell_id"].tolist(),
+        grids["community"].tolist(),
+        point_grid,
+        b,
+        MicroParams(params.micro_households_min, params.micro_households_max, params.unit_width_m),
+    )
+    mf = micro.frame
+    grids["micro_grids"] = (
+        mf.groupby("grid_id").size().reindex(grids["cell_id"]).fillna(0).astype("int64").to_numpy()
+    )
+    cols = ["cell_id", "community", "level", "population", "households", "blocks"]
+    cols += ["micro_grids", "single_building", "polsby_popper", "street_share", "flag"]
+    out = gpd.GeoDataFrame(grids[cols], geometry=grids["geometry"].to_numpy(), crs=crs)
+    out.attrs.update(
+        points_outside_boundary=int((where < 0).sum()),
+        blocks=len(parts),
+        atoms=len(af),
+        footprints_not_kept_whole=len(atoms.not_whole),
+        recombinations=bal.recombinations,
+        shape_recombinations=bal.shape_recombinations,
+        moves=bal.moves,
+    )
+    micro_out, buildings = _micro_frames(micro, b, dem.index, crs)
+    return GovernanceHierarchy(out, micro_out, buildings, params)
+
+
+def _buildings(
+    dem: gpd.GeoDataFrame,
+    pts: np.ndarray,
+    hh: np.ndarray,
+    pop: np.ndarray,
+    footprints: np.ndarray | None,
+) -> Buildings:
+    """The demand points as arrays, with floors (``levels``) and ids (``demand_id``, else
+    the index) where the demand has them."""
+    levels = (
+        pd.to_numeric(dem["levels"], errors="coerce").to_numpy(dtype=float)
+        if "levels" in dem.columns
+        else np.full(len(dem), np.nan)
+    )
+    ids = (
+        dem["demand_id"].astype(str).to_numpy()
+        if "demand_id" in dem.columns
+        else np.asarray([str(i) for i in dem.index], dtype=object)
+    )
+    return Buildings(pts, hh, pop, levels, footprints, ids)
+
+
+def _micro_frames(
+    micro: MicroGrids, b: Buildings, index: pd.Index, crs: Any
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The ``micro_grids`` and ``buildings`` frames of the hierarchy."""
+    import geopandas as gpd
+
+    mf = micro.frame
+    mcols = ["cell_id", "grid_id", "community", "population", "households", "buildings"]
+    mcols += ["demand_id", "share", "units", "floors", "flag"]
+    micro_out = gpd.GeoDataFrame(
+        mf[mcols].assign(level="micro_grid"), geometry=mf["geometry"].to_numpy(), crs=crs
+    )
+    micro_out.attrs["footprints_not_kept_whole"] = len(micro.not_whole)
+    mem = micro.members
+    pos = mem["point"].to_numpy()
+    row = mem["micro"].to_numpy()
+    share = mem["share"].to_numpy(dtype=float)
+    buildings = gpd.GeoDataFrame(
+        {
+            "demand_id": b.ids[pos],
+            "community": mf["community"].to_numpy()[row],
+            "grid_id": mf["grid_id"].to_numpy()[row],
+            "micro_grid_id": mf["cell_id"].to_numpy()[row],
+            "share": share,
+            "households": b.hh[pos] * share,
+            "population": b.pop[pos] * share,
+        },
+        geometry=b.pts[pos],
+        index=index[pos],
+        crs=crs,
+    )
+    return micro_out, buildings
+
+
+def _block_parts(
+    edges: gpd.GeoDataFrame,
+    boundary: BaseGeometry,
+    communities: gpd.GeoDataFrame | None,
+    params: GovernanceParams,
+    crs: Any,
+) -> gpd.GeoDataFrame:
+    """Street blocks, cut by the community boundaries, north-west to south-east."""
+    import geopandas as gpd
+
     blocks = street_blocks(edges, boundary)
     if len(blocks) == 0:
         raise InputError("the streets form no block inside the boundary; check the area")
-    # communities
     if communities is not None:
         comm = _communities(communities, boundary, crs)
         parts = gpd.overlay(
@@ -145,40 +363,59 @@ def governance_grid(
     else:
         parts = blocks.assign(community=params.default_community)
     parts = parts.reset_index(drop=True)
-    parts = parts.iloc[nw_order(parts.geometry.to_numpy())].reset_index(drop=True)
-    # demand into blocks (nearest block for points on a street line or in a gap)
-    dem = demand[demand.geometry.notna()].copy()
-    hh = households_of(dem, params.household_size)
-    pop = dem["population"].to_numpy(dtype=float)
-    pts = dem.geometry.to_numpy()
+    return parts.iloc[nw_order(parts.geometry.to_numpy())].reset_index(drop=True)
+
+
+def _demand_blocks(pts: np.ndarray, parts: gpd.GeoDataFrame, boundary: BaseGeometry) -> np.ndarray:
+    """Block part of each demand point (the nearest one for points on a street line or in a
+    gap; ``-1`` outside the boundary)."""
+    import shapely
+
     where = assign_cells(pts, parts)
     missing = np.flatnonzero(where < 0)
-    inside_boundary = (
-        shapely.contains(boundary, pts[missing]) if len(missing) else np.zeros(0, bool)
-    )
     if len(missing):
-        near = parts.sindex.nearest(pts[missing][inside_boundary], return_all=False)
-        where[missing[inside_boundary][near[0]]] = near[1]
-    outside = int((where < 0).sum())
-    # split blocks that hold too many households
-    footprints = None
-    if "footprint" in dem.columns:
-        footprints = np.asarray(dem["footprint"].to_numpy(), dtype=object)
-    units = _split_big(parts, where, pts, hh, pop, params, footprints)
-    grids = _merge_small(units, edges, params)
-    # codes: per community, NW → SE
-    geoms = np.asarray(grids["geometry"].to_numpy(), dtype=object)
-    grids = grids.iloc[nw_order(geoms)].reset_index(drop=True)
+        inside = shapely.contains(boundary, pts[missing])
+        near = parts.sindex.nearest(pts[missing][inside], return_all=False)
+        where[missing[inside][near[0]]] = near[1]
+    return where
+
+
+def _assemble(
+    atoms: pd.DataFrame, grid_of: np.ndarray, flags: tuple[str, ...], edges: gpd.GeoDataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Grids from their atoms, coded per community north-west → south-east; and the row of
+    each grid label."""
+    import shapely
+
+    geoms = np.asarray(atoms["geometry"].to_numpy(), dtype=object)
+    count = int(grid_of.max()) + 1 if len(grid_of) else 0
+    rows = []
+    for gid in range(count):
+        members = np.flatnonzero(grid_of == gid)
+        sub = atoms.iloc[members]
+        rows.append(
+            {
+                "geometry": shapely.make_valid(shapely.union_all(geoms[members])),
+                "community": sub["community"].iloc[0],
+                "households": float(sub["households"].sum()),
+                "population": float(sub["population"].sum()),
+                "blocks": int(sub["part"].nunique()),
+                "single_building": bool(sub["tower"].any()),
+                "flag": flags[gid],
+            }
+        )
+    grids = pd.DataFrame(rows)
+    order = nw_order(np.asarray(grids["geometry"].to_numpy(), dtype=object))
+    grids = grids.iloc[order].reset_index(drop=True)
+    row_of_label = np.empty(count, dtype="int64")
+    row_of_label[order] = np.arange(count)
     seq = grids.groupby("community").cumcount() + 1
     grids["cell_id"] = grids["community"].astype(str) + "-" + seq.map(lambda i: f"{i:03d}")
-    out = gpd.GeoDataFrame(
-        grids[["cell_id", "community", "population", "households", "blocks", "flag"]],
-        geometry=grids["geometry"].to_numpy(),
-        crs=crs,
-    )
-    out.attrs["points_outside_boundary"] = outside
-    out.attrs["blocks"] = len(parts)
-    return out
+    grids["level"] = "grid"
+    gg = np.asarray(grids["geometry"].to_numpy(), dtype=object)
+    grids["polsby_popper"] = np.round(polsby_popper(gg), 4)
+    grids["street_share"] = np.round(share_along(gg, edges.geometry.to_numpy()), 4)
+    return grids, row_of_label
 
 
 def _communities(
@@ -203,326 +440,3 @@ def _communities(
             "(and its CRS)"
         )
     return comm
-
-
-def _split_big(
-    parts: gpd.GeoDataFrame,
-    where: np.ndarray,
-    pts: np.ndarray,
-    hh: np.ndarray,
-    pop: np.ndarray,
-    params: GovernanceParams,
-    footprints: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Blocks → units with at most ``households_max`` households where buildings allow.
-
-    A block over the maximum is divided along its buildings: a building at or over the maximum
-    is a unit of its own, the others are cut into balanced groups; each group takes the
-    Voronoi regions of its buildings inside the block, and every building footprint (when the
-    demand carries a ``footprint`` column) goes whole to its group, so no building is cut.
-    Pieces of a group that fall apart are separate units; pieces without a building, and parts
-    cut off by a whole building, join the neighbouring piece they share most border with.
-    """
-    import shapely
-
-    rows: list[dict[str, Any]] = []
-    for b in range(len(parts)):
-        geom = parts.geometry.iloc[b]
-        community = parts["community"].iloc[b]
-        mine = np.flatnonzero(where == b)
-        total = float(hh[mine].sum())
-        coords = shapely.get_coordinates(pts[mine]) if len(mine) else np.zeros((0, 2))
-        uniq, inv = (
-            np.unique(np.round(coords, 3), axis=0, return_inverse=True)
-            if len(mine)
-            else (coords, np.zeros(0, dtype=int))
-        )
-        inv = np.asarray(inv).ravel()
-        if total <= params.households_max or len(uniq) < 2:
-            flag = ""
-            if total > params.households_max:
-                flag = "above_max: one building holds more households than the maximum"
-            rows.append(
-                {
-                    "geometry": geom,
-                    "community": community,
-                    "households": total,
-                    "population": float(pop[mine].sum()),
-                    "flag": flag,
-                }
-            )
-            continue
-        # group per location (buildings sharing a point stay together)
-        loc_hh = np.bincount(inv, weights=hh[mine], minlength=len(uniq))
-        big = loc_hh >= params.households_max
-        groups = np.full(len(uniq), -1, dtype="int64")
-        groups[big] = np.arange(int(big.sum()))
-        rest = np.flatnonzero(~big)
-        if len(rest):
-            k = max(1, math.ceil(float(loc_hh[rest].sum()) / params.households_max))
-            groups[rest] = int(big.sum()) + _balanced_groups(uniq[rest], loc_hh[rest], k)
-        pieces_arr = _group_pieces(uniq, groups, geom)
-        # which buildings each piece holds
-        loc_pts = shapely.points(uniq)
-        ptree = shapely.STRtree(pieces_arr)
-        ph = ptree.query(loc_pts, predicate="intersects")
-        piece_of_loc = np.full(len(uniq), -1, dtype="int64")
-        for p_, r_ in zip(ph[0].tolist(), ph[1].tolist(), strict=True):
-            if piece_of_loc[p_] < 0:
-                piece_of_loc[p_] = r_
-        missing = piece_of_loc < 0
-        if missing.any():
-            near = ptree.query_nearest(loc_pts[missing], all_matches=False)
-            piece_of_loc[np.flatnonzero(missing)[near[0]]] = near[1]
-        holds = np.bincount(piece_of_loc, minlength=len(pieces_arr)) > 0
-        owner = np.arange(len(pieces_arr))
-        for e in np.flatnonzero(~holds).tolist():
-            shared = shapely.length(shapely.intersection(pieces_arr[e], pieces_arr[holds]))
-            owner[e] = np.flatnonzero(holds)[int(np.argmax(shared))]
-        pt_piece = piece_of_loc[inv]
-        owned = {int(o): shapely.union_all(pieces_arr[owner == o]) for o in np.flatnonzero(holds)}
-        if footprints is not None:
-            owned = _footprints_whole(owned, mine, pt_piece, footprints, geom)
-        owned, pt_piece = _reattach_parts(owned, pt_piece, shapely.points(coords))
-        for o in sorted(owned):
-            geom_o = owned[o]
-            sel = pt_piece == o
-            h = float(hh[mine][sel].sum())
-            flag = ""
-            if h > params.households_max:
-                flag = "above_max: one building holds more households than the maximum"
-            rows.append(
-                {
-                    "geometry": polygonal(shapely.make_valid(geom_o)),
-                    "community": community,
-                    "households": h,
-                    "population": float(pop[mine][sel].sum()),
-                    "flag": flag,
-                }
-            )
-    units = pd.DataFrame(rows)
-    units = units[~units["geometry"].map(lambda g: g.is_empty)].reset_index(drop=True)
-    return units
-
-
-def _group_pieces(uniq: np.ndarray, groups: np.ndarray, geom: Any) -> np.ndarray:
-    """Each group of building locations takes the Voronoi regions of its locations inside the
-    block; the parts of those unions, as pieces."""
-    import shapely
-
-    regions = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(uniq), extend_to=geom))
-    reg_tree = shapely.STRtree(regions)
-    hit = reg_tree.query(shapely.points(uniq), predicate="intersects")
-    region_group = np.full(len(regions), -1, dtype="int64")
-    for p_, r_ in zip(hit[0].tolist(), hit[1].tolist(), strict=True):
-        if region_group[r_] < 0:
-            region_group[r_] = groups[p_]
-    pieces: list[Any] = []
-    for g in np.unique(groups).tolist():
-        merged = shapely.union_all(regions[region_group == g])
-        piece = polygonal(shapely.make_valid(shapely.intersection(merged, geom)))
-        pieces.extend(p for p in shapely.get_parts(piece) if p.area > 0.01)
-    return np.asarray(pieces, dtype=object)
-
-
-def _footprints_whole(
-    owned: dict[int, Any],
-    mine: np.ndarray,
-    pt_piece: np.ndarray,
-    footprints: np.ndarray,
-    geom: Any,
-) -> dict[int, Any]:
-    """A building belongs wholly to the piece of its point: never cut through it."""
-    import shapely
-
-    owned = {key: shapely.make_valid(g) for key, g in owned.items()}
-    for i, o in zip(mine.tolist(), pt_piece.tolist(), strict=True):
-        f = footprints[i]
-        if f is None or f.is_empty:
-            continue
-        try:
-            f = polygonal(shapely.make_valid(shapely.intersection(shapely.make_valid(f), geom)))
-            if f.is_empty:
-                continue
-            for other in owned:
-                if other != o and owned[other].intersects(f):
-                    owned[other] = polygonal(
-                        shapely.make_valid(shapely.difference(owned[other], f))
-                    )
-            owned[o] = polygonal(shapely.make_valid(shapely.union(owned[o], f)))
-        except shapely.errors.GEOSException:  # pragma: no cover - degenerate footprint
-            log.debug("footprint %d could not be kept whole", i)
-    return owned
-
-
-def _reattach_parts(
-    owned: dict[int, Any], pt_piece: np.ndarray, pts: np.ndarray
-) -> tuple[dict[int, Any], np.ndarray]:
-    """Keep each unit in one part: a part cut off (by a building given whole to a neighbour)
-    joins the unit it shares the longest border with; buildings follow their part."""
-    import shapely
-
-    keys = sorted(owned)
-    for _ in range(3):  # a moved part can itself create a new cut-off; settle in few rounds
-        moved = False
-        for o in keys:
-            parts = list(shapely.get_parts(owned[o]))
-            if len(parts) <= 1:
-                continue
-            mine = pts[pt_piece == o]
-            held = [int(shapely.contains(p, mine).sum()) if len(mine) else 0 for p in parts]
-            # the part holding most of the unit's buildings (then the largest) stays
-            main = max(range(len(parts)), key=lambda j: (held[j], parts[j].area))
-            keep = [parts[main]]
-            for j, part in enumerate(parts):
-                if j == main:
-                    continue
-                best, best_len = None, 0.0
-                for other in keys:
-                    if other == o:
-                        continue
-                    length = shapely.length(shapely.intersection(part, owned[other]))
-                    if length > best_len + 1e-9:
-                        best, best_len = other, length
-                if best is None:
-                    keep.append(part)
-                    continue
-                owned[best] = polygonal(shapely.make_valid(shapely.union(owned[best], part)))
-                inside = shapely.covers(part, pts) & (pt_piece == o)
-                pt_piece = np.where(inside, best, pt_piece)
-                moved = True
-            owned[o] = polygonal(shapely.make_valid(shapely.union_all(keep)))
-        if not moved:
-            break
-    return owned, pt_piece
-
-
-def _balanced_groups(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
-    """Split points into ``k`` spatially compact groups of about equal weight, by recursive
-    cuts across the longer side (deterministic)."""
-    out = np.zeros(len(xy), dtype="int64")
-
-    def cut(idx: np.ndarray, parts: int, first: int) -> None:
-        if parts <= 1 or len(idx) <= 1:
-            out[idx] = first
-            return
-        span = xy[idx].max(axis=0) - xy[idx].min(axis=0)
-        axis = 0 if span[0] >= span[1] else 1
-        order = idx[np.lexsort((xy[idx, 1 - axis], xy[idx, axis]))]
-        left_parts = parts // 2
-        cum = np.cumsum(weight[order])
-        target = cum[-1] * left_parts / parts
-        split = int(np.searchsorted(cum, target)) + 1
-        split = min(max(split, 1), len(order) - 1)
-        cut(order[:split], left_parts, first)
-        cut(order[split:], parts - left_parts, first + left_parts)
-
-    cut(np.arange(len(xy)), k, 0)
-    return out
-
-
-def _merge_small(
-    units: pd.DataFrame, edges: gpd.GeoDataFrame, params: GovernanceParams
-) -> pd.DataFrame:
-    """Greedy, deterministic region growing of units into grids of the household range."""
-    import shapely
-
-    geoms = np.asarray(units["geometry"].to_numpy(), dtype=object)
-    n = len(geoms)
-    hh = units["households"].to_numpy(dtype=float)
-    community = units["community"].to_numpy()
-    # adjacency: units sharing a boundary line (a street between them), same community only
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
-    keep = (a < b) & (community[a] == community[b])
-    a, b = a[keep], b[keep]
-    shared = shapely.intersection(geoms[a], geoms[b])
-    length = shapely.length(shared)
-    real = length > 1.0
-    a, b, shared, length = a[real], b[real], shared[real], length[real]
-    # how much of the shared border runs along a major road
-    major = edges[edges["highway"].astype("string").isin(params.major_roads).fillna(False)]
-    if len(major) and len(shared):
-        major_zone = shapely.buffer(shapely.union_all(major.geometry.to_numpy()), 2.0)
-        along = shapely.length(shapely.intersection(shared, major_zone)) / np.maximum(length, 1e-9)
-    else:
-        along = np.zeros(len(shared))
-    neigh: list[dict[int, float]] = [dict() for _ in range(n)]
-    for i, j, f in zip(a.tolist(), b.tolist(), along.tolist(), strict=True):
-        neigh[i][j] = f
-        neigh[j][i] = f
-    grid_of = np.full(n, -1, dtype="int64")
-    grids: list[list[int]] = []
-    totals: list[float] = []
-    for seed in range(n):  # units come in NW → SE order
-        if grid_of[seed] >= 0:
-            continue
-        gid = len(grids)
-        members = [seed]
-        grid_of[seed] = gid
-        total = hh[seed]
-        while total < params.households_min:
-            best = None
-            best_key: tuple[float, float, int] | None = None
-            for m in members:
-                for j, f in neigh[m].items():
-                    if grid_of[j] >= 0 or total + hh[j] > params.households_max:
-                        continue
-                    key = (round(f, 3), abs(params.households_min - (total + hh[j])), j)
-                    if best_key is None or key < best_key:
-                        best, best_key = j, key
-            if best is None:
-                break
-            members.append(best)
-            grid_of[best] = gid
-            total += hh[best]
-        grids.append(members)
-        totals.append(total)
-    # grids still below the minimum: join a neighbouring grid if it stays within the maximum
-    flags = ["" for _ in grids]
-    for gid in range(len(grids)):
-        if totals[gid] >= params.households_min or not grids[gid]:
-            continue
-        cands: dict[int, float] = {}
-        for m in grids[gid]:
-            for j, f in neigh[m].items():
-                other = int(grid_of[j])
-                if other != gid and grids[other]:
-                    cands[other] = min(cands.get(other, 1.0), f)
-        options = sorted(
-            (round(f, 3), totals[o], o)
-            for o, f in cands.items()
-            if totals[o] + totals[gid] <= params.households_max
-        )
-        if options:
-            other = options[0][2]
-            for m in grids[gid]:
-                grid_of[m] = other
-            grids[other] = grids[other] + grids[gid]
-            totals[other] += totals[gid]
-            grids[gid] = []
-            totals[gid] = 0.0
-        elif not cands:
-            flags[gid] = "below_min: isolated block with no neighbour to merge with"
-        else:
-            flags[gid] = "below_min: every neighbour would pass the maximum"
-    rows = []
-    for gid, members in enumerate(grids):
-        if not members:
-            continue
-        sub = units.iloc[members]
-        unit_flags = [f for f in sub["flag"].tolist() if f]
-        flag = flags[gid] or (unit_flags[0] if unit_flags else "")
-        if not flag and totals[gid] > params.households_max:
-            flag = "above_max: cannot be split further"
-        rows.append(
-            {
-                "geometry": shapely.make_valid(shapely.union_all(geoms[members])),
-                "community": sub["community"].iloc[0],
-                "households": float(sub["households"].sum()),
-                "population": float(sub["population"].sum()),
-                "blocks": len(members),
-                "flag": flag,
-            }
-        )
-    return pd.DataFrame(rows)

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRID_KINDS = ("square", "hex", "h3", "governance")
+MAX_CELLS = 1_000_000
+"""Grids are refused, with the estimate, above this many cells (a 1 m hex grid over a district
+would be millions of polygons and gigabytes)."""
 DEFAULT_HOUSEHOLD_SIZE = 2.62
 """Residents per household (2020 census) when only population is known."""
 
@@ -137,6 +140,12 @@ def h3_grid(boundary: BaseGeometry, resolution: int, *, crs: Any) -> gpd.GeoData
         raise InputError(f"H3 resolution must be an integer from 0 to 15; got {resolution}")
     require_metric(crs, "grid boundary")
     boundary = check_boundary(boundary)
+    estimate = boundary.area / h3.average_hexagon_area(int(resolution), unit="m^2")
+    if estimate > MAX_CELLS:
+        raise InputError(
+            f"H3 resolution {resolution} gives about {estimate:,.0f} cells over this area (more "
+            f"than {MAX_CELLS:,}); choose a coarser resolution (9 ≈ 0.1 km² cells)"
+        )
     ll = gpd.GeoSeries([boundary], crs=crs).to_crs(4326).iloc[0]
     shape = h3.geo_to_h3shape(ll.__geo_interface__)
     found = set(h3.h3shape_to_cells_experimental(shape, int(resolution), contain="overlap"))
@@ -148,7 +157,7 @@ def h3_grid(boundary: BaseGeometry, resolution: int, *, crs: Any) -> gpd.GeoData
     for cell in found:
         ring.update(h3.grid_disk(cell, 1))
     cells = sorted(found | ring)
-    if len(cells) > 2_000_000:
+    if len(cells) > 2 * MAX_CELLS:
         raise InputError(
             f"H3 resolution {resolution} gives {len(cells):,} cells here; choose a coarser one"
         )
@@ -170,9 +179,12 @@ def _check_size(boundary: BaseGeometry, size_m: float) -> None:
             f"cell size {size_m:g} m is larger than the area ({maxx - minx:.0f} × "
             f"{maxy - miny:.0f} m); choose a smaller size"
         )
-    n = (maxx - minx) * (maxy - miny) / (size_m * size_m)
-    if n > 5_000_000:
-        raise InputError(f"cell size {size_m:g} m gives about {n:,.0f} cells; choose a larger one")
+    n = boundary.area / (size_m * size_m)
+    if n > MAX_CELLS:
+        raise InputError(
+            f"cell size {size_m:g} m gives about {n:,.0f} cells over this area (more than "
+            f"{MAX_CELLS:,}); choose a larger size"
+        )
 
 
 # --------------------------------------------------------------------------- demand in cells

@@ -18,7 +18,9 @@ import numpy as np
 
 from ._write import write_text
 from .pages import (
+    SHARE_COLOURS,
     PageCoords,
+    aggregate_cells,
     b64,
     base_map,
     call_on_map,
@@ -45,6 +47,7 @@ AGGREGATE_ABOVE = 20_000
 :data:`POINTS_FROM_ZOOM` and as points from there."""
 POINTS_FROM_ZOOM = 15
 AGGREGATE_HEX_M = 250.0
+MICRO_GRIDS_FROM_ZOOM = 16
 
 STATUSES = ("covered", "too_far", "no_facility_reachable", "unsnapped")
 COLOURS = {
@@ -67,12 +70,19 @@ STATUS_LABELS = {
         "unsnapped": "距道路过远，无法接入",
     },
 }
-KIND_STYLE = {"centre": ("#b2182b", "★", 22), "station": ("#2166ac", "●", 16)}
-KIND_LABELS = {
-    "en": {"centre": "centre (party-mass service centre)", "station": "station"},
-    "zh": {"centre": "党群服务中心", "station": "服务站点"},
+KIND_STYLE = {
+    "centre": ("#b2182b", "★", 22),
+    "station": ("#2166ac", "●", 16),
+    "worker_station": ("#e66101", "▲", 16),
 }
-SHARE_COLOURS = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
+KIND_LABELS = {
+    "en": {
+        "centre": "centre (party-mass service centre)",
+        "station": "station",
+        "worker_station": "worker station (delivery riders, couriers)",
+    },
+    "zh": {"centre": "党群服务中心", "station": "服务站点", "worker_station": "小哥驿站"},
+}
 TEXT = {
     "en": {
         "title": "Service-circle coverage",
@@ -89,6 +99,7 @@ TEXT = {
         "walk_m": "walk (m)",
         "facility": "nearest facility",
         "not_on_network": " (not on the street network)",
+        "micro_grids": "micro-grids (zoom in)",
         "attribution": "Map data © OpenStreetMap contributors (ODbL)",
     },
     "zh": {
@@ -106,6 +117,7 @@ TEXT = {
         "walk_m": "步行距离（米）",
         "facility": "最近设施",
         "not_on_network": "（不在路网上）",
+        "micro_grids": "微网格（放大后显示）",
         "attribution": "地图数据 © OpenStreetMap contributors (ODbL)",
     },
 }
@@ -150,6 +162,7 @@ def coverage_map(
     cells: gpd.GeoDataFrame | None = None,
     service_areas: gpd.GeoDataFrame | None = None,
     circles: bool = True,
+    micro_grids: gpd.GeoDataFrame | None = None,
     tier_labels: dict[str, str] | None = None,
     extra: Callable[[PageCoords], dict[str, list[Any]]] | None = None,
     tianditu_key: str | None = None,
@@ -190,10 +203,19 @@ def coverage_map(
     fac_names = facility_labels(facilities)
     summary = coverage.summary()["tiers"]
     data = page_data(area, pc, lang, title)
-    data["legend"] = _legend(lang, proposals is not None and len(proposals) > 0)
+    data["legend"] = _legend(
+        lang,
+        proposals is not None and len(proposals) > 0,
+        worker="worker_station" in set(facilities["kind"]) if len(facilities) else False,
+    )
     if cells is not None and len(cells) and coverage.tiers:
         data["polygons"].append(_cells_layer(pc, cells, coverage, labels, text))
         data["ramp"] = {"label": text["cells"], "colours": SHARE_COLOURS}
+    if micro_grids is not None and len(micro_grids) and coverage.tiers:
+        micro = _cells_layer(pc, micro_grids, coverage, labels, text)
+        micro.update(name=text["micro_grids"], min_zoom=MICRO_GRIDS_FROM_ZOOM)
+        micro["style"] = {"color": "#444444", "weight": 0.6, "dashArray": "3 3"}
+        data["polygons"].append(micro)
     if service_areas is not None and len(service_areas):
         for tier in coverage.tiers:
             sa = service_areas[service_areas["tier"] == tier.name]
@@ -277,13 +299,13 @@ def _page(area: Area, data: dict[str, Any], board: Tiles, pc: PageCoords) -> fol
     return fmap
 
 
-def _legend(lang: str, with_proposals: bool) -> list[dict[str, Any]]:
+def _legend(lang: str, with_proposals: bool, *, worker: bool = False) -> list[dict[str, Any]]:
     labels = STATUS_LABELS.get(lang, STATUS_LABELS["en"])
     kinds = KIND_LABELS.get(lang, KIND_LABELS["en"])
     rows: list[dict[str, Any]] = [{"colour": COLOURS[k], "label": labels[k]} for k in STATUSES]
     rows += [
         {"colour": KIND_STYLE[k][0], "symbol": KIND_STYLE[k][1], "label": kinds[k]}
-        for k in ("centre", "station")
+        for k in ("centre", "station", *(("worker_station",) if worker else ()))
     ]
     if with_proposals:
         rows.append({"colour": "#ff7f00", "symbol": "1", "label": TEXT[lang]["proposals"]})
@@ -388,42 +410,56 @@ def _residents(
                 ],
             }
         )
-    data["resident_layers"] = layers
+    goods = [table[f"{t.name}_status"].to_numpy() == "covered" for t in coverage.tiers]
+    seg_layers, seg_goods = _segment_layers(table, coverage, labels, summary, text, palette)
+    data["resident_layers"] = layers + seg_layers
     data["aggregate"] = None
     if len(table) > aggregate_above:
-        good = [table[f"{t.name}_status"].to_numpy() == "covered" for t in coverage.tiers]
-        data["aggregate"] = aggregate_cells(pc, area, demand, pop, good)
+        good = goods + seg_goods
+        data["aggregate"] = aggregate_cells(
+            pc, area, demand, pop, good, size_m=AGGREGATE_HEX_M, min_zoom=POINTS_FROM_ZOOM
+        )
 
 
-def aggregate_cells(
-    pc: PageCoords,
-    area: Area,
-    demand: gpd.GeoDataFrame,
-    pop: np.ndarray,
-    good: list[np.ndarray],
-    *,
-    size_m: float = AGGREGATE_HEX_M,
-) -> dict[str, Any]:
-    """Hex cells holding residents, with each layer's share of residents in its first (good)
-    class, for drawing at low zoom."""
-    from .geometry import assign_cells
-    from .grid import hex_grid
-
-    hexes = hex_grid(area.boundary, size_m, crs=area.crs)
-    where = assign_cells(demand.geometry, hexes)
-    inside = where >= 0
-    total = np.bincount(where[inside], weights=pop[inside], minlength=len(hexes))
-    used = np.flatnonzero(total > 0)
-    shares = []
-    for g in good:
-        cov = np.bincount(where[inside], weights=(pop * g)[inside], minlength=len(hexes))
-        shares.append(b64(cov[used] / total[used], "float32"))
-    return {
-        "min_zoom": POINTS_FROM_ZOOM,
-        "ramp": SHARE_COLOURS,
-        "cells": pc.geojson(hexes.iloc[used], {"pop": np.round(total[used]).tolist()}),
-        "shares": shares,
-    }
+def _segment_layers(
+    table: Any,
+    coverage: Coverage,
+    labels: dict[str, str],
+    summary: dict[str, Any],
+    text: dict[str, str],
+    palette: list[dict[str, str]],
+) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """One layer per segment of the finest tier for residents: covered at the segment's own
+    pace or not (the elderly walk less far in five minutes)."""
+    resident_tiers = [t for t in coverage.tiers if t.segment == "residents"]
+    if not resident_tiers or not coverage.segments:
+        return [], []
+    tier = resident_tiers[-1]
+    lang_key = "label_en" if text is TEXT["en"] else "label"
+    layers, goods = [], []
+    status = table[f"{tier.name}_status"].astype(str).to_numpy()
+    for name, s in (summary[tier.name].get("segments") or {}).items():
+        covered = table[f"{tier.name}_{name}_covered"].to_numpy(dtype=bool)
+        code = np.where(covered, 0, np.where(status == "unsnapped", 3, 1)).astype("uint8")
+        share = "–" if s["share"] is None else f"{s['share']:.0%}"
+        layers.append(
+            {
+                "name": f"{s[lang_key]} · {labels[tier.name]} ≤ {s['target_m']:.0f} m "
+                f"({s['speed_m_per_s']:g} m/s, {share})",
+                "show": False,
+                "code": b64(code, "uint8"),
+                "palette": palette,
+                "fields": [
+                    {
+                        "label": text["walk_m"],
+                        "type": "number",
+                        "data": b64(table[f"{tier.name}_walk_m"].to_numpy(dtype=float), "float32"),
+                    }
+                ],
+            }
+        )
+        goods.append(covered)
+    return layers, goods
 
 
 def _cells_layer(

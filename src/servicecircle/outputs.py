@@ -100,11 +100,18 @@ class RunOutput:
         The folder to fill, or ``None``.
     lang
         Label language of pages and tables meant for people (``zh`` or ``en``).
+    coords
+        The coordinates the user's files were in: tables with ``lon``/``lat`` (WGS84) also get
+        ``lon_gcj02``/``lat_gcj02`` (or ``_bd09``) so results go back into the tool they came
+        from.
     """
 
-    def __init__(self, out_dir: str | Path | None, *, lang: str = "zh") -> None:
+    def __init__(
+        self, out_dir: str | Path | None, *, lang: str = "zh", coords: str = "wgs84"
+    ) -> None:
         self.out_dir = None if out_dir is None else check_out_dir(out_dir)
         self.lang = lang
+        self.coords = coords
         self._files: list[str] = []
         self._stage: Path | None = None
         self._committed = False
@@ -248,32 +255,52 @@ def _gpkg_ready(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 # --------------------------------------------------------------------------- the run's files
+def with_lonlat(frame: pd.DataFrame, geometry: Any, crs: Any, coords: str) -> pd.DataFrame:
+    """``frame`` with ``lon``/``lat`` in WGS84 (7 decimals) from ``geometry``, and the same in
+    ``coords`` (``lon_gcj02``…) when the input was not WGS84."""
+    import geopandas as gpd
+    import shapely
+
+    ll = gpd.GeoSeries(geometry, crs=crs).to_crs(4326)
+    xy = shapely.get_coordinates(shapely.point_on_surface(ll.to_numpy()))
+    out = frame.copy()
+    out["lon"] = xy[:, 0].round(7)
+    out["lat"] = xy[:, 1].round(7)
+    if coords != "wgs84":
+        from .coords import from_wgs84
+
+        lon, lat = from_wgs84(xy[:, 0], xy[:, 1], coords)
+        out[f"lon_{coords}"] = lon.round(7)
+        out[f"lat_{coords}"] = lat.round(7)
+    return out
+
+
 def write_coverage(
     out: RunOutput,
     coverage: Any,
     demand: gpd.GeoDataFrame,
     facilities: gpd.GeoDataFrame,
 ) -> None:
-    """``coverage.csv``/``.gpkg`` (one row per demand point) and ``facilities.csv``/``.gpkg``."""
+    """``coverage.csv``/``.gpkg`` (one row per demand point) and ``facilities.csv``/``.gpkg``,
+    with ``lon``/``lat`` (and the input's coordinates when they were GCJ-02 or BD-09)."""
     if not out.active:
         return
     import geopandas as gpd
 
     from .coverage import coverage_table
 
-    out.csv("coverage.csv", coverage_table(coverage))
+    table = coverage_table(coverage)
+    out.csv("coverage.csv", with_lonlat(table, demand.geometry.to_numpy(), demand.crs, out.coords))
     points = gpd.GeoDataFrame(coverage.points, geometry=demand.geometry.to_numpy(), crs=demand.crs)
     out.gpkg("coverage.gpkg", {"demand": points})
     fac = coverage.facilities.drop(columns=["geometry"], errors="ignore")
+    fac = with_lonlat(fac, facilities.geometry.to_numpy(), facilities.crs, out.coords)
     out.csv("facilities.csv", fac)
     out.gpkg(
         "facilities.gpkg",
-        {
-            "facilities": gpd.GeoDataFrame(
-                fac, geometry=facilities.geometry.to_numpy(), crs=facilities.crs
-            )
-        },
-    )
+        {"facilities": gpd.GeoDataFrame(fac, geometry=facilities.geometry.to_numpy(),
+                                        crs=facilities.crs)},
+    )  # fmt: skip
 
 
 def write_cells(out: RunOutput, cells: gpd.GeoDataFrame) -> None:
@@ -290,9 +317,17 @@ def write_service_areas_file(
 
 
 def write_proposals(out: RunOutput, proposals: gpd.GeoDataFrame) -> None:
-    """``proposals.geojson`` (EPSG:4326) and ``proposals.gpkg``."""
-    out.geojson("proposals.geojson", proposals)
-    out.gpkg("proposals.gpkg", {"proposals": proposals})
+    """``proposals.geojson`` (EPSG:4326) and ``proposals.gpkg``, with ``lon``/``lat`` (and the
+    input's coordinates when they were GCJ-02 or BD-09)."""
+    import geopandas as gpd
+
+    props = gpd.GeoDataFrame(
+        with_lonlat(proposals, proposals.geometry.to_numpy(), proposals.crs, out.coords),
+        geometry=proposals.geometry.name,
+        crs=proposals.crs,
+    )
+    out.geojson("proposals.geojson", props)
+    out.gpkg("proposals.gpkg", {"proposals": props})
 
 
 EXCEL_POINT_ROWS = 50_000

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import folium
     import geopandas as gpd
 
+    from .area import Area
+
 HERE = Path(__file__).resolve().parent
 VENDOR = HERE / "_vendor" / "leaflet"
 SCRIPTS = HERE / "js"
@@ -262,3 +264,38 @@ class PageCoords:
                 }
             )
         return {"type": "FeatureCollection", "features": feats}
+
+
+SHARE_COLOURS = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
+
+
+def aggregate_cells(
+    pc: PageCoords,
+    area: Area,
+    demand: gpd.GeoDataFrame,
+    pop: np.ndarray,
+    good: list[np.ndarray],
+    *,
+    size_m: float = 250.0,
+    min_zoom: int = 15,
+) -> dict[str, Any]:
+    """Hex cells holding residents, with each layer's share of residents in its first (good)
+    class, for drawing at low zoom."""
+    from .geometry import assign_cells
+    from .grid import hex_grid
+
+    hexes = hex_grid(area.boundary, size_m, crs=area.crs)
+    where = assign_cells(demand.geometry, hexes)
+    inside = where >= 0
+    total = np.bincount(where[inside], weights=pop[inside], minlength=len(hexes))
+    used = np.flatnonzero(total > 0)
+    shares = []
+    for g in good:
+        cov = np.bincount(where[inside], weights=(pop * g)[inside], minlength=len(hexes))
+        shares.append(b64(cov[used] / total[used], "float32"))
+    return {
+        "min_zoom": min_zoom,
+        "ramp": SHARE_COLOURS,
+        "cells": pc.geojson(hexes.iloc[used], {"pop": np.round(total[used]).tolist()}),
+        "shares": shares,
+    }

@@ -159,6 +159,7 @@ def report_html(
             rows,
         )
     )
+    parts += _segments_section(summary, lang)
     if summary.get("unreachable_demand_points"):
         parts.append(
             f"<p>{t['unreachable']}: {summary['unreachable_demand_points']} "
@@ -208,6 +209,68 @@ def page(title: str, parts: list[str], lang: str) -> str:
         + "".join(parts)
         + "</body></html>"
     )
+
+
+SEGMENT_TEXT = {
+    "zh": {
+        "title": "分人群覆盖（按各自步速）",
+        "segment": "人群",
+        "speed": "步速",
+        "within": "步行距离",
+        "people": "人数",
+        "share": "覆盖率",
+        "worst": "覆盖最差的人群：{seg}（{tier}，{share}）",
+        "source": "人群人数来源",
+    },
+    "en": {
+        "title": "Coverage by segment (each at its own pace)",
+        "segment": "segment",
+        "speed": "speed",
+        "within": "walking distance",
+        "people": "people",
+        "share": "share",
+        "worst": "The segment worst served: {seg} ({tier}, {share})",
+        "source": "where the segment counts come from",
+    },
+}
+
+
+def _segments_section(summary: dict[str, Any], lang: str) -> list[str]:
+    """A table tier × segment and the sentence naming the segment worst served."""
+    t = SEGMENT_TEXT.get(lang, SEGMENT_TEXT["en"])
+    key = "label_en" if lang == "en" else "label"
+    rows, worst = [], None
+    for tier in summary.get("tiers", {}).values():
+        for s in (tier.get("segments") or {}).values():
+            rows.append(
+                [tier.get(key) or "", s.get(key) or "", f"{s['speed_m_per_s']:g} m/s",
+                 f"{s['target_m']:.0f} m", f"{s['people']:,.0f}", _pct(s["share"])]
+            )  # fmt: skip
+            if s["share"] is not None and (worst is None or s["share"] < worst[0]):
+                worst = (s["share"], s.get(key) or "", tier.get(key) or "")
+    if not rows:
+        return []
+    parts = [f"<h2>{html.escape(t['title'])}</h2>"]
+    parts.append(
+        _table([summary_label(lang), t["segment"], t["speed"], t["within"], t["people"],
+                t["share"]], rows)
+    )  # fmt: skip
+    if worst is not None:
+        text = t["worst"].format(seg=worst[1], tier=worst[2], share=_pct(worst[0]))
+        parts.append(f"<p><b>{html.escape(text)}</b></p>")
+    sources = [
+        f"{name}: {about.get('source', '')}" for name, about in summary.get("segments", {}).items()
+    ]
+    if sources:
+        parts.append(
+            f"<p class='note'>{html.escape(t['source'])}: {html.escape('; '.join(sources))}</p>"
+        )
+    return parts
+
+
+def summary_label(lang: str) -> str:
+    """The word for a tier in the report's language."""
+    return TEXT.get(lang, TEXT["en"])["tier"]
 
 
 def _cells_section(

@@ -77,7 +77,12 @@ def rollup(
     demand
         The demand points (same rows as ``coverage.points``).
     cells
-        Polygons in the same CRS, with ``cell_id`` (see :func:`with_cell_id`).
+        Polygons in the same CRS, with ``cell_id`` (see :func:`with_cell_id`). A cell may
+        hold a share of one demand point instead of whole points: with ``demand_id`` and
+        ``share`` columns (as the micro-grids of a building divided by unit and floor have,
+        see :func:`~servicecircle.governance.governance_hierarchy`), the figures of the demand
+        point with that ``demand_id`` are divided among its cells by share, wherever its point
+        lies; such a point counts as a demand point in each of its cells.
 
     Returns
     -------
@@ -98,9 +103,11 @@ def rollup(
     where = assign_cells(demand.geometry, cells)
     pts = coverage.points.copy()
     pts["_cell"] = where
-    inside = pts[pts["_cell"] >= 0]
+    pts = _divided(pts, demand, cells, extra=[s.name for s in coverage.segments])
+    outside = pts["_cell"].to_numpy() < 0
+    inside = pts[~outside]
     groups = inside.groupby("_cell")
-    extra = [c for c in ("flag", "community") if c in cells.columns]
+    extra = [c for c in ("flag", "community", "grid_id", "level") if c in cells.columns]
     out = cells[["cell_id", *extra, "geometry"]].copy()
     pos = np.arange(len(cells))
 
@@ -126,9 +133,18 @@ def rollup(
         out[f"{name}_overcounted_residents"] = per_cell(over)
         out[f"{name}_median_walk_m"] = per_cell(groups[f"{name}_walk_m"].median(), np.nan)
         out[f"{name}_responsible_id"] = _responsible(inside, name).reindex(pos).to_numpy()
+        for seg in coverage.segments:
+            flag = f"{name}_{seg.name}_covered"
+            if flag not in inside or seg.name not in inside:
+                continue
+            people = inside[seg.name].astype(float)
+            total = per_cell(people.groupby(inside["_cell"]).sum())
+            got = per_cell(people.where(inside[flag], 0.0).groupby(inside["_cell"]).sum())
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"{name}_{seg.name}_share"] = np.where(total > 0, got / total, np.nan)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=cells.crs)
-    out.attrs["points_outside_cells"] = int((where < 0).sum())
-    out.attrs["residents_outside_cells"] = float(pts.loc[where < 0, "population"].sum())
+    out.attrs["points_outside_cells"] = int(outside.sum())
+    out.attrs["residents_outside_cells"] = float(pts.loc[outside, "population"].sum())
     if out.attrs["points_outside_cells"]:
         log.warning(
             "%d demand points (%.0f residents) lie outside every cell and are not in any cell's "
@@ -137,3 +153,44 @@ def rollup(
             out.attrs["residents_outside_cells"],
         )
     return out
+
+
+def _divided(
+    pts: pd.DataFrame,
+    demand: gpd.GeoDataFrame,
+    cells: gpd.GeoDataFrame,
+    *,
+    extra: list[str] | None = None,
+) -> pd.DataFrame:
+    """Demand points that cells hold in shares (``demand_id`` + ``share`` columns): one row
+    per share, with population, households and the ``extra`` counts (segments) multiplied by
+    it."""
+    if not {"demand_id", "share"} <= set(cells.columns) or "demand_id" not in demand.columns:
+        return pts
+    ids = cells["demand_id"].astype("string")
+    share = pd.to_numeric(cells["share"], errors="coerce")
+    parts = pd.DataFrame({"_did": ids, "_share": share, "_cell": np.arange(len(cells))})
+    parts = parts[parts["_did"].notna() & (parts["_did"] != "") & parts["_share"].notna()]
+    if len(parts) == 0:
+        return pts
+    sums = parts.groupby("_did")["_share"].sum()
+    bad = sums[(sums - 1.0).abs() > 1e-6]
+    if len(bad):
+        raise InputError(
+            f"cells: the shares of demand point {bad.index[0]!r} add up to {bad.iloc[0]:.6g}, "
+            "not 1; give every part of a divided building in the same cell layer"
+        )
+    dem_ids = pd.Series(demand["demand_id"].astype("string").to_numpy(), index=pts.index)
+    divided = dem_ids.isin(parts["_did"]).to_numpy()
+    if not divided.any():
+        return pts
+    whole = pts[~divided]
+    split = pts[divided].drop(columns="_cell").assign(_did=dem_ids[divided].to_numpy())
+    split = split.assign(_row=split.index).reset_index(drop=True)
+    split = split.merge(parts, on="_did", how="inner")
+    for col in ("population", "households", *(extra or [])):
+        if col in split:
+            split[col] = split[col] * split["_share"]
+    split = split.set_index("_row")
+    split.index.name = pts.index.name
+    return pd.concat([whole, split[whole.columns]])

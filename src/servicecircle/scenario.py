@@ -44,6 +44,21 @@ log = logging.getLogger(__name__)
 
 SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "scenario": {"name": (str, "a name for the plan")},
+    "segments": {
+        "names": (list, 'segments counted at their own pace (default ["elderly", "children"])'),
+        "shares": (dict, "shares of the population, e.g. {elderly = 0.187}"),
+        "speeds": (dict, "walking speeds in m/s, e.g. {elderly = 0.8}"),
+        "workers": (str, "'buildings' or a file with a workers column"),
+    },
+    "audit": {
+        "pois": (str, "'osm' (the area's POIs by the standard's rules) or a POI file"),
+        "standard": (str, "'gb50180' or a standard file of your own"),
+        "map": (bool, "write audit_map.html (default true)"),
+    },
+    "input": {
+        "coords": (str, "coordinates of the files: wgs84, gcj02 (Amap) or bd09 (Baidu)"),
+        "sheet": (str, "the Excel sheet to read from .xlsx files"),
+    },
     "area": {
         "source": (str, "an OSM file (.osm.pbf, .osm, .osm.bz2), a .graphml, or 'demo'"),
         "boundary": ((str, list), "a polygon file, or [west, south, east, north] in degrees"),
@@ -84,6 +99,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "spacing_m": ((int, float), "candidate spacing along streets (default 100)"),
         "exclusion_m": ((int, float), "drop candidates this close to a facility (default 50)"),
         "time_limit_s": ((int, float), "solver time limit (default 60)"),
+        "segment": (str, "site for one demand segment at its own pace (e.g. elderly)"),
+        "weights": (dict, "count segments more, e.g. {elderly = 2}"),
     },
     "output": {
         "dir": (str, "output folder (relative to the scenario file)"),
@@ -93,6 +110,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "lang": (str, "zh or en"),
         "tiles": (str, "osm, none or a tile URL"),
         "snap_limit_m": ((int, float), "snap limit in metres (default 300)"),
+        "whatif": (bool, "with [siting]: write whatif.html, the what-if page (default false)"),
+        "whatif_candidates": (int, "other candidates on the what-if page (default 200)"),
     },
 }
 TIER_KEYS = {"name", "metres", "minutes", "kinds", "goal", "label"}
@@ -111,6 +130,10 @@ class Scenario:
     grid: dict[str, Any] | None
     siting: dict[str, Any] | None
     output: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
+    segments: tuple[Any, ...] | None = None
+    workers: str | None = None
+    audit: dict[str, Any] | None = None
 
 
 def _suggest(key: str, options: list[str]) -> str:
@@ -130,6 +153,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except UnicodeDecodeError as err:
         raise InputError(f"scenario {path}: not UTF-8 text ({err})") from err
     problems: list[str] = []
+    wrong: list[tuple[str, str]] = []
     base = path.parent
 
     for section, body in raw.items():
@@ -147,18 +171,16 @@ def load_scenario(path: str | Path) -> Scenario:
                 )
                 continue
             types, meaning = spec
-            if (
-                isinstance(value, bool)
-                and types is not bool
-                and bool not in (types if isinstance(types, tuple) else (types,))
-            ):
+            allowed = types if isinstance(types, tuple) else (types,)
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, types):
                 problems.append(f"'{section}.{key}' must be {meaning}; got {value!r}")
-            elif not isinstance(value, types):
-                problems.append(f"'{section}.{key}' must be {meaning}; got {value!r}")
+                wrong.append((section, key))
 
     def get(section: str) -> dict[str, Any]:
+        """The section without the keys already reported as of the wrong type."""
         body = raw.get(section, {})
-        return dict(body) if isinstance(body, dict) else {}
+        body = dict(body) if isinstance(body, dict) else {}
+        return {k: v for k, v in body.items() if (section, k) not in wrong}
 
     area = get("area")
     if "source" not in area:
@@ -184,15 +206,34 @@ def load_scenario(path: str | Path) -> Scenario:
     tiers = _tiers(get("tiers"), problems)
     grid = _check_grid(get("grid") or None, base, problems)
     siting = _check_siting(get("siting") or None, tiers, base, problems)
+    segments, workers = _check_segments(get("segments"), base, problems)
+    audit = get("audit") if "audit" in raw else None
+    if audit is not None:
+        if isinstance(audit.get("pois"), str):
+            audit["pois"] = _resolve(audit["pois"], base, problems, "audit.pois", ("osm",))
+        if isinstance(audit.get("standard"), str):
+            audit["standard"] = _resolve(
+                audit["standard"], base, problems, "audit.standard", ("gb50180",)
+            )
+    inputs = get("input")
+    if inputs.get("coords", "wgs84") not in ("wgs84", "gcj02", "bd09"):
+        problems.append(f"'input.coords' must be wgs84, gcj02 or bd09; got {inputs['coords']!r}")
     output = get("output")
     if output.get("lang", "zh") not in ("zh", "en"):
         problems.append(f"'output.lang' must be zh or en; got {output['lang']!r}")
+    if output.get("whatif") and siting is None:
+        problems.append("'output.whatif' needs a [siting] section (the page shows its proposals)")
+    if output.get("whatif_candidates", 0) < 0:
+        problems.append("'output.whatif_candidates' must be 0 or more")
     output["dir"] = str((base / output.get("dir", "out")).resolve())
     if problems:
         lines = "; ".join(problems)
         raise InputError(f"scenario {path}: {lines}")
     name = str(raw.get("scenario", {}).get("name", path.stem))
-    return Scenario(path, name, area, demand, facilities, tiers, grid, siting, output)
+    return Scenario(
+        path, name, area, demand, facilities, tiers, grid, siting, output, inputs, segments,
+        workers, audit,
+    )  # fmt: skip
 
 
 def _check_grid(
@@ -253,6 +294,27 @@ def _check_siting(
                 ("network", "osm", "default"),
             )
     return siting
+
+
+def _check_segments(
+    body: dict[str, Any], base: Path, problems: list[str]
+) -> tuple[tuple[Any, ...] | None, str | None]:
+    """The ``[segments]`` section: problems appended; the segments (None = the defaults)."""
+    from .segments import choose_segments
+
+    workers = body.get("workers")
+    if isinstance(workers, str):
+        workers = _resolve(workers, base, problems, "segments.workers", ("buildings",))
+    if not body or set(body) == {"workers"}:
+        return None, workers
+    names = body.get("names")
+    try:
+        return choose_segments(
+            names, shares=body.get("shares"), speeds=body.get("speeds")
+        ), workers  # fmt: skip
+    except (InputError, TypeError, ValueError) as err:
+        problems.append(f"[segments]: {err}")
+        return None, workers
 
 
 def _resolve(value: str, base: Path, problems: list[str], key: str, words: tuple[str, ...]) -> str:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import InputError
-from .coverage import facility_entries, validate_facilities
+from .facilities import validate_facilities
 from .network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
+from .paths import facility_entries
 from .tiers import Tier
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError, InputFileNotFoundError
-from .files import read_table
+from .files import DEFAULT_FILES, FileOptions
 from .osmtags import Rule, first_match, name_matches
 
 if TYPE_CHECKING:
@@ -525,6 +525,7 @@ def read_pois(
     *,
     crs: Any,
     standard: LifeCircleStandard | str | Path = "gb50180",
+    files: FileOptions = DEFAULT_FILES,
 ) -> gpd.GeoDataFrame:
     """Read a user's POI file: each row a facility of a type of the standard.
 
@@ -549,7 +550,7 @@ def read_pois(
 
     require_metric(crs, "area")
     std = standard if isinstance(standard, LifeCircleStandard) else load_standard(standard)
-    gdf = read_table(path, "POI file", to_crs=crs)
+    gdf = files.read(path, "POI file", to_crs=crs)
     cols = {str(c).lower(): c for c in gdf.columns}
     if "type" not in cols:
         raise InputError(

@@ -14,8 +14,9 @@ from ._errors import InputError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("centre", "station")
-"""Facility kinds: a party-mass service centre (党群服务中心) or a service station (站点)."""
+KINDS = ("centre", "station", "worker_station")
+"""Facility kinds: a party-mass service centre (党群服务中心), a service station (站点/驿站),
+or a station for delivery riders and couriers (小哥驿站, 新就业群体)."""
 
 DEFAULT_SPEED_M_PER_MIN = 60.0
 """Walking speed for tiers given in minutes: 60 m/min (3.6 km/h), so 5 minutes = 300 m as in
@@ -56,6 +57,9 @@ class Tier:
     label, label_en
         Display names for maps, reports and Excel (CSV and JSON keep ``name``); the Chinese
         one is also used in English when no English one is given.
+    segment
+        Who the tier is for by default: ``residents`` (the population), or a demand segment
+        such as ``workers`` (see :mod:`servicecircle.segments`).
     """
 
     name: str
@@ -65,6 +69,7 @@ class Tier:
     minutes: float | None = None
     label: str | None = None
     label_en: str | None = None
+    segment: str = "residents"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.name):
@@ -109,6 +114,20 @@ class Tier:
     def with_label(self, label: str) -> Tier:
         """The same tier with a display name of the user's (any language)."""
         return replace(self, label=label, label_en=label)
+
+    @property
+    def walk_minutes(self) -> float:
+        """The tier's walking time at the adult pace: the minutes it was given in, else its
+        metres at :data:`DEFAULT_SPEED_M_PER_MIN` (300 m → 5 minutes, GB 50180's pace)."""
+        return self.minutes if self.minutes is not None else self.target_m / DEFAULT_SPEED_M_PER_MIN
+
+    def metres_at(self, speed_m_per_min: float) -> float:
+        """The distance walked in the tier's minutes at another pace (5 minutes at 48 m/min,
+        an older resident's 0.8 m/s, is 240 m): the one place segments turn minutes into
+        metres, through :func:`minutes_to_m`."""
+        if speed_m_per_min == DEFAULT_SPEED_M_PER_MIN:
+            return self.target_m
+        return minutes_to_m(self.walk_minutes, speed_m_per_min)
 
     def display(self, lang: str = "zh") -> str:
         """The tier's display name in ``lang`` (its id when it has none)."""
@@ -169,6 +188,16 @@ PRESETS: dict[str, tuple[Tier, ...]] = {
         ),
     ),
 }
+PRESETS["workers"] = (
+    Tier(
+        "worker_station",
+        300.0,
+        ("worker_station", "station"),
+        label="5分钟小哥驿站圈",
+        label_en="5-minute worker station circle",
+        segment="workers",
+    ),
+)
 DEFAULT_TIERS = PRESETS["default"]
 
 
@@ -196,6 +225,11 @@ KIND_WORDS = {
     "站点": "station",
     "驿站": "station",
     "服务站": "station",
+    "worker_station": "worker_station",
+    "小哥驿站": "worker_station",
+    "小哥加油站": "worker_station",
+    "户外劳动者驿站": "worker_station",
+    "骑手驿站": "worker_station",
 }
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
-from .coverage import facility_entries, multi_source, point_distances
 from .network import Snap, WalkNetwork
+from .paths import facility_entries, multi_source, point_distances
 
 _TOL_M = 1e-6
 

@@ -29,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("servicecircle").setLevel(level)
+    # third-party warnings (deprecations in pyrosm, osmnx…) are not the user's business; -v
+    # shows them as log lines
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if args.verbose else logging.ERROR)
     try:
         return COMMANDS[args.command](args)
     except ServiceCircleError as err:

@@ -77,15 +77,17 @@ def with_tier_labels(tiers: tuple[Any, ...], args: argparse.Namespace) -> tuple[
 
 def parse_tiers(args: argparse.Namespace) -> tuple[Any, ...]:
     """The tiers of ``coverage``: a preset, ``--tier`` options and ``--goal``."""
-    from ..tiers import DEFAULT_GOAL, check_unique, parse_tier, preset
+    from ..tiers import DEFAULT_GOAL, check_unique, parse_tier, preset, tier_by_name
 
     goal = DEFAULT_GOAL if args.goal is None else args.goal
     if not 0 < goal <= 1:
         raise InputError(f"--goal must be a share in (0, 1], e.g. 0.85; got {args.goal}")
     tiers: list[Any] = []
-    if args.preset:
-        tiers += [t.with_goal(goal) for t in preset(args.preset)]
-    tiers += [parse_tier(t, goal=goal) for t in args.tier]
+    for name in args.preset or []:
+        tiers += [t.with_goal(goal) for t in preset(name)]
+    tiers += [
+        parse_tier(t, goal=goal) if "=" in t else tier_by_name(t, goal=goal) for t in args.tier
+    ]
     if not tiers:
         tiers = [t.with_goal(goal) for t in preset("default")]
     return with_tier_labels(check_unique(tiers), args)
@@ -99,6 +101,56 @@ def parse_fragments(args: argparse.Namespace) -> Any:
     return FragmentRule(
         max_nodes=args.fragment_max_nodes, max_m=args.fragment_max_m, keep=args.keep_fragments
     )
+
+
+def parse_cache(args: argparse.Namespace) -> Any:
+    """The area cache from ``--cache-dir`` / ``--no-cache`` (``None`` when off)."""
+    from ..cache import AreaCache
+
+    if getattr(args, "no_cache", False):
+        return None
+    return AreaCache(getattr(args, "cache_dir", None))
+
+
+def parse_segments(args: argparse.Namespace) -> Any:
+    """The segments of ``--segments``, ``--segment-shares``, ``--segment-speeds``."""
+    from ..segments import choose_segments, parse_pairs
+
+    text = getattr(args, "segments", None)
+    if text is not None and text.strip().lower() == "none":
+        return ()
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else None
+    return choose_segments(
+        names,
+        shares=parse_pairs(getattr(args, "segment_shares", None), "--segment-shares"),
+        speeds=parse_pairs(getattr(args, "segment_speeds", None), "--segment-speeds"),
+    )
+
+
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """``--weights elderly=2,children=1.5``."""
+    from ..segments import parse_pairs
+
+    return parse_pairs(text, "--weights") or None
+
+
+def parse_files(args: argparse.Namespace) -> Any:
+    """How the user's files are read (``--coords``, ``--sheet``)."""
+    from ..files import FileOptions
+
+    return FileOptions(coords=getattr(args, "coords", "wgs84"), sheet=getattr(args, "sheet", None))
+
+
+def check_tiles(args: argparse.Namespace) -> None:
+    """Refuse a base map that cannot be drawn before any work (Tianditu needs a key)."""
+    import os
+
+    from ..pages import resolve_tiles
+
+    if getattr(args, "tianditu_key", None):
+        os.environ["TIANDITU_KEY"] = args.tianditu_key
+    if getattr(args, "tiles", None) and not getattr(args, "no_map", False):
+        resolve_tiles(args.tiles)
 
 
 def _progress(args: argparse.Namespace, steps: list[str]) -> Progress:
@@ -132,13 +184,15 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     facilities = _facilities_or_demo(args, required=True)
     boundary = parse_boundary(args.boundary)
     fragments = parse_fragments(args)
+    segments = parse_segments(args)
+    check_tiles(args)
     progress = _progress(
         args,
         ["area", "network", "demand", "facilities", "coverage", "cells", "service areas", "write"],
     )
     try:
         progress("area")
-        area = load_area(args.area, boundary=boundary)
+        area = load_area(args.area, boundary=boundary, cache=parse_cache(args), coords=args.coords)
         result = run_coverage(
             area,
             facilities=facilities,
@@ -153,6 +207,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             cells=args.cells,
             write_service_areas=args.service_areas,
             fragments=fragments,
+            files=parse_files(args),
+            segments=segments,
+            workers=args.workers,
         )
     finally:
         progress.close()
@@ -170,16 +227,29 @@ def cmd_grid(args: argparse.Namespace) -> int:
     if args.kind in ("square", "hex") and args.size_m is None:
         raise InputError(f"--kind {args.kind} needs --size-m N (metres)")
     households = parse_households(args.households)
-    area = load_area(args.area, boundary=parse_boundary(args.boundary))
+    try:
+        micro = parse_households(args.micro_households)
+    except InputError:
+        raise InputError(
+            f"--micro-households must be MIN:MAX, e.g. 30:150; got {args.micro_households!r}"
+        ) from None
+    area = load_area(
+        args.area,
+        boundary=parse_boundary(args.boundary),
+        cache=parse_cache(args),
+        coords=getattr(args, "coords", "wgs84"),
+    )
     _cells, summary = run_grid(
         area,
         kind=args.kind,
         size_m=args.size_m,
         h3_res=args.h3_res,
         households=households,
+        micro_households=micro,
         communities=args.communities,
         demand=args.demand,
         out_dir=out,
+        files=parse_files(args),
     )
     if not args.quiet:
         hh = summary["households"]
@@ -189,6 +259,12 @@ def cmd_grid(args: argparse.Namespace) -> int:
         )
         if summary["flagged"]:
             print(f"  {len(summary['flagged'])} cells flagged (see grid_summary.json)")
+        if "governance" in summary:
+            gov = summary["governance"]
+            print(
+                f"  {gov['micro_grids']['count']} micro-grids (微网格); grids of one large "
+                f"building, divided by unit and floor: {gov['single_building_grids']}"
+            )
         print(f"wrote {', '.join(summary['files'])} to {out}")
     return 0
 
@@ -204,10 +280,15 @@ def _siting_options(args: argparse.Namespace) -> dict[str, Any]:
         "time_limit_s": args.time_limit_s,
         "snap_limit_m": args.snap_limit_m,
         "fragments": parse_fragments(args),
+        "files": parse_files(args),
+        "segment": args.segment,
+        "weights": parse_weights(args.weights),
         "out_dir": args.out,
         "write_map": not args.no_map,
         "lang": args.lang,
         "tiles": args.tiles,
+        "whatif": args.whatif,
+        "whatif_candidates": args.whatif_candidates,
     }
 
 
@@ -226,8 +307,14 @@ def cmd_propose(args: argparse.Namespace) -> int:
         if args.centres <= 0:
             raise InputError(f"--centres must be at least 1; got {args.centres}")
     check_request(args.new, args.goal, args.capacity, args.exclusion_m)
+    check_tiles(args)
     facilities = _facilities_or_demo(args, required=False)
-    area = load_area(args.area, boundary=parse_boundary(args.boundary))
+    area = load_area(
+        args.area,
+        boundary=parse_boundary(args.boundary),
+        cache=parse_cache(args),
+        coords=getattr(args, "coords", "wgs84"),
+    )
     if args.centres is not None:
         result = run_two_level(
             area,
@@ -272,14 +359,17 @@ def _print_proposals(result: Any, tier: Any) -> None:
         if report["optimal"]
         else (f" (gap {report['gap']:.1%})" if report["gap"] is not None else "")
     )
+    who = report["tier"].get("segment") or "residents"
+    who = "residents" if who == "residents" else who
     print(
-        f"{report['area']}: {report['tier']['name']} (≤ {tier.target_m:.0f} m), "
-        f"{report['model']} by {report['method']}: {report['proposals']} new sites, "
+        f"{report['area']}: {report['tier']['name']} (≤ {report['tier']['target_m']:.0f} m"
+        + ("" if who == "residents" else f" for {who}")
+        + f"), {report['model']} by {report['method']}: {report['proposals']} new sites, "
         f"covered {before:.1%} → {after:.1%}{quality}"
     )
     for i, g in enumerate(report["marginal_gains"], 1):
         pid = result.proposals["id"].iloc[i - 1]
-        print(f"  #{i:<3} {pid:<16} +{g:,.0f} residents")
+        print(f"  #{i:<3} {pid:<16} +{g:,.0f} {who}")
 
 
 def cmd_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
@@ -297,9 +387,10 @@ def cmd_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
         output["tiles"] = args.tiles
     sc = replace(sc, output=output)
     check_out_dir(out if out is not None else output["dir"])
+    check_tiles(args)
     progress = _progress(args, ["area", "demand", "grid", "coverage", "siting", "map", "report"])
     try:
-        summary = run_scenario(sc, out_dir=out, step=progress)
+        summary = run_scenario(sc, out_dir=out, step=progress, cache=parse_cache(args))
     finally:
         progress.close()
     if not args.quiet:
@@ -308,7 +399,15 @@ def cmd_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
         if "siting" in summary:
             s = summary["siting"]
             print(f"  siting: {s['proposals']} new sites ({s['model']}, {s['method']})")
-        print(f"open {where / 'coverage_map.html'} and report.html in a browser")
+        if "audit" in summary:
+            levels = ", ".join(
+                f"{k} {'n/a' if v is None else f'{v:.0%}'}"
+                for k, v in summary["audit"]["levels"].items()
+            )
+            print(f"  life-circle audit, every basic type within reach: {levels}")
+        pages = [p for p in ("report.html", "audit_report.html", "whatif.html")
+                 if p in summary.get("files", [])]  # fmt: skip
+        print(f"open {where / 'coverage_map.html'} and {', '.join(pages)} in a browser")
     return 0
 
 
@@ -408,7 +507,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out)
     std = load_standard(args.standard)
     fragments = parse_fragments(args)
-    area = load_area(args.area, boundary=parse_boundary(args.boundary))
+    check_tiles(args)
+    area = load_area(
+        args.area,
+        boundary=parse_boundary(args.boundary),
+        cache=parse_cache(args),
+        coords=getattr(args, "coords", "wgs84"),
+    )
     cells = args.cells if args.cells is not None else parse_grid(args.grid, area)
     run = run_audit(
         area,
@@ -422,6 +527,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         write_map=not args.no_map,
         lang=args.lang,
         tiles=args.tiles,
+        files=parse_files(args),
     )
     if not args.quiet:
         print_audit(run.summary, std, out, lang=args.lang)

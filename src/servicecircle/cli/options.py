@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from .shared import (
+    add_area,
+    add_cache,
+    add_demand,
+    add_facilities,
+    add_fragments,
+    add_input,
+    add_out,
+    add_pages,
+    add_segments,
+    add_snap,
+    add_tier_labels,
+    add_verbosity,
+)
 
 EPILOG = """\
 examples:
@@ -21,8 +35,6 @@ examples:
 exit codes: 0 success, 2 bad input (the message says which input and how to fix it).
 """
 
-AREA_HELP = "an OSM file (.osm.pbf, .osm, .osm.bz2), a .graphml walk network, or 'demo'"
-
 
 def _sub(
     sub: Any, name: str, common: argparse.ArgumentParser, help_: str, description: str, epilog: str
@@ -38,137 +50,6 @@ def _sub(
     return parser
 
 
-# --------------------------------------------------------------------------- shared options
-def add_area(p: argparse.ArgumentParser) -> None:
-    """The positional AREA and ``--boundary``."""
-    p.add_argument("area", metavar="AREA", help=AREA_HELP)
-    p.add_argument(
-        "--boundary",
-        metavar="FILE|W,S,E,N",
-        help="clip the area to this polygon file or lon/lat box",
-    )
-
-
-def add_demand(p: argparse.ArgumentParser) -> None:
-    """``--demand``."""
-    p.add_argument(
-        "--demand",
-        metavar="FILE",
-        help="demand file with a population column (optional households); default: residents "
-        "estimated from the area's buildings",
-    )
-
-
-def add_facilities(p: argparse.ArgumentParser, *, existing: bool = False) -> None:
-    """``--facilities``."""
-    what = "existing facilities" if existing else "facility file"
-    p.add_argument(
-        "--facilities",
-        metavar="FILE",
-        help=f"{what} (.geojson/.gpkg/.csv with id, kind, lon, lat; name optional), 'osm' to take "
-        "them from the area's OSM tags, or 'demo' (default for the demo area)",
-    )
-
-
-def add_out(p: argparse.ArgumentParser, *, required: bool = True, default: str = "") -> None:
-    """``--out``."""
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=required,
-        default=None,
-        metavar="DIR",
-        help="output folder" + (f" (default: {default})" if default else ""),
-    )
-
-
-def add_snap(p: argparse.ArgumentParser) -> None:
-    """``--snap-limit-m``."""
-    p.add_argument(
-        "--snap-limit-m",
-        type=float,
-        default=300.0,
-        metavar="M",
-        help="points farther than this from any street are reported unreachable (default 300)",
-    )
-
-
-def add_tier_labels(p: argparse.ArgumentParser) -> None:
-    """``--tier-label NAME=TEXT``."""
-    p.add_argument(
-        "--tier-label",
-        action="append",
-        default=[],
-        metavar="NAME=TEXT",
-        help="display name of a tier on the map, in the report and in Excel (CSV and JSON "
-        "keep the id), e.g. --tier-label station_5min=5分钟驿站服务圈; repeatable",
-    )
-
-
-def add_fragments(p: argparse.ArgumentParser) -> None:
-    """``--fragment-max-nodes``, ``--fragment-max-m``, ``--keep-fragments``."""
-    p.add_argument(
-        "--fragment-max-nodes",
-        type=int,
-        default=100,
-        metavar="N",
-        help="a disconnected piece of street with fewer nodes (and less street than "
-        "--fragment-max-m) is a fragment: points whose nearest street it is walk from the main "
-        "network when that is within the snap limit (default 100)",
-    )
-    p.add_argument(
-        "--fragment-max-m",
-        type=float,
-        default=2000.0,
-        metavar="M",
-        help="… and less than this many metres of street (default 2000)",
-    )
-    p.add_argument(
-        "--keep-fragments",
-        action="store_true",
-        help="snap onto fragments like any street (points there may reach nothing)",
-    )
-
-
-def add_pages(p: argparse.ArgumentParser, *, no_map: bool = True, default: bool = True) -> None:
-    """``--no-map``, ``--lang``, ``--tiles`` (defaults ``None`` = the scenario's when
-    ``default`` is False)."""
-    if no_map:
-        p.add_argument("--no-map", action="store_true", help="do not write the HTML map")
-    p.add_argument(
-        "--lang",
-        choices=["zh", "en"],
-        default="zh" if default else None,
-        help="map and report labels: Chinese (default) or English",
-    )
-    p.add_argument(
-        "--tiles",
-        default="osm" if default else None,
-        metavar="osm|none|URL",
-        help="base map tiles (default osm; 'none' for a plain background)",
-    )
-
-
-def add_verbosity(p: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """``-v`` / ``-q`` (accepted before and after the command)."""
-    kw: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        help="more log output (-vv for debug)",
-        **({"default": 0} if not suppress else kw),
-    )
-    group.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="errors only, no progress",
-        **kw,
-    )
-
-
 # --------------------------------------------------------------------------- commands
 def demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
@@ -181,6 +62,7 @@ def demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_out(p, required=False, default="the repository's maps/ folder in a checkout, else ./maps")
     add_pages(p, no_map=False, default=False)
+    add_cache(p)
 
 
 def run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -197,6 +79,7 @@ def run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", metavar="SCENARIO.toml")
     add_out(p, required=False, default="the scenario's output.dir")
     add_pages(p, no_map=False, default=False)
+    add_cache(p)
 
 
 def batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -257,8 +140,11 @@ def coverage_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "exit codes: 0 success, 2 bad input.\n",
     )
     add_area(p)
+    add_cache(p)
     add_facilities(p)
     add_demand(p)
+    add_input(p)
+    add_segments(p)
     p.add_argument(
         "--tier",
         action="append",
@@ -271,9 +157,11 @@ def coverage_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add_tier_labels(p)
     p.add_argument(
         "--preset",
+        action="append",
         default=None,
         metavar="NAME",
-        help="a tier preset: 'default' or 'gb50180' (adds the 800 m and 500 m circles)",
+        help="a tier preset, repeatable: 'default', 'gb50180' (adds the 800 m and 500 m "
+        "circles) or 'workers' (小哥驿站 within 300 m of workers)",
     )
     p.add_argument(
         "--goal",
@@ -316,6 +204,7 @@ def grid_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--out out/\n",
     )
     add_area(p)
+    add_cache(p)
     p.add_argument("--kind", required=True, choices=["square", "hex", "h3", "governance"])
     p.add_argument(
         "--size-m",
@@ -330,11 +219,17 @@ def grid_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="governance grids: target households per grid (default 300:500)",
     )
     p.add_argument(
+        "--micro-households",
+        metavar="MIN:MAX",
+        help="governance grids: target households per micro-grid (微网格, default 30:150)",
+    )
+    p.add_argument(
         "--communities",
         metavar="FILE",
         help="governance grids: community polygons (code column) not to cross",
     )
     add_demand(p)
+    add_input(p)
     add_out(p)
 
 
@@ -355,6 +250,7 @@ def propose_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "  servicecircle propose demo --centres 1 --tier station_5min --new 3 --out prop/\n",
     )
     add_area(p)
+    add_cache(p)
     p.add_argument(
         "--tier",
         required=True,
@@ -373,6 +269,7 @@ def propose_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_facilities(p, existing=True)
     add_demand(p)
+    add_input(p)
     p.add_argument(
         "--candidates",
         metavar="FILE",
@@ -410,12 +307,37 @@ def propose_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="solver time limit (default 60)",
     )
     p.add_argument(
+        "--segment",
+        metavar="NAME",
+        help="site for one demand segment at its own pace, e.g. elderly (5 minutes = 240 m at "
+        "0.8 m/s) or workers (小哥驿站 where the workers are)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="NAME=W,…",
+        help="count segments more, e.g. elderly=2 (each older resident twice; also in the "
+        "two-level plan)",
+    )
+    p.add_argument(
         "--centres",
         type=int,
         metavar="K",
         help="two-level plan (一中心多站点): first K new centres for the 15-minute tier "
         "(centre_15min), then the stations asked for by --tier and --new/--goal, with every "
         "centre counting as a station",
+    )
+    p.add_argument(
+        "--whatif",
+        action="store_true",
+        help="also write whatif.html: one offline page where staff switch facilities and "
+        "candidate sites on and off and watch covered residents and pass/fail change",
+    )
+    p.add_argument(
+        "--whatif-candidates",
+        type=int,
+        default=200,
+        metavar="N",
+        help="other candidates on the what-if page besides the proposals (default 200)",
     )
     add_snap(p)
     add_fragments(p)
@@ -439,6 +361,7 @@ def audit_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "  servicecircle audit area.osm.bz2 --standard my_city.toml --grid hex:300 --out audit/\n",
     )
     add_area(p)
+    add_cache(p)
     p.add_argument(
         "--pois",
         default="osm",
@@ -448,6 +371,7 @@ def audit_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "optional name",
     )
     add_demand(p)
+    add_input(p)
     p.add_argument(
         "--standard",
         default="gb50180",

@@ -42,6 +42,14 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
             f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
             + ("  (no facility of this kind given)" if t.get("facilities") == 0 else "")
         )
+        for seg, s in (t.get("segments") or {}).items():
+            share = "n/a" if s["share"] is None else f"{s['share']:.1%}"
+            print(
+                f"    {seg:<20} ≤ {s['target_m']:>6.0f} m  at {s['speed_m_per_s']:g} m/s{share:>14}"
+            )
+    altered = altered_line(summary.get("demand", {}))
+    if altered:
+        print(f"  input: {altered}")
     linked = summary.get("linked_past_fragment", {})
     if linked.get("demand_points") or linked.get("facilities"):
         print(
@@ -82,3 +90,21 @@ def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh
     if absent:
         print(f"  no facility found at all for {len(absent)} types: {', '.join(absent)}")
     print(f"wrote {', '.join(summary.get('files', []))} to {out}")
+
+
+ALTERED = (
+    ("outside_boundary", "demand points outside the area boundary (kept, walking from the "
+     "nearest street)"),
+    ("ids_generated", "demand points without an id (given d<row>)"),
+    ("households_estimated", "households estimated from population"),
+    ("households_unreadable", "households values unreadable (estimated)"),
+    ("levels_capped", "buildings' levels capped"),
+    ("levels_default", "buildings without building:levels (default levels)"),
+)  # fmt: skip
+
+
+def altered_line(counts: dict[str, Any]) -> str:
+    """One line naming what of the input was estimated, generated or left as it was but
+    outside; empty when nothing was."""
+    parts = [f"{counts[key]:,} {text}" for key, text in ALTERED if counts.get(key)]
+    return "; ".join(parts)

@@ -285,7 +285,21 @@
       return null;
     }
     (data.polygons || []).forEach(function (spec, k) {
-      add("polygons:" + k, spec.name, polygonLayer(spec, canvas, residentAt), spec.show);
+      var layer = polygonLayer(spec, canvas, residentAt);
+      if (spec.min_zoom) {  // e.g. micro-grids: only when zoomed in
+        var group = L.layerGroup();
+        var inner = layer;
+        var show = function () {
+          if (!map.hasLayer(group)) return;
+          var near = map.getZoom() >= spec.min_zoom;
+          if (near && !group.hasLayer(inner)) group.addLayer(inner);
+          if (!near && group.hasLayer(inner)) group.removeLayer(inner);
+        };
+        map.on("zoomend", show);
+        group.on("add", show);
+        layer = group;
+      }
+      add("polygons:" + k, spec.name, layer, spec.show);
     });
     (data.circles || []).forEach(function (spec, k) {
       add("circles:" + k, spec.name, circleLayer(spec, canvas), spec.show);
@@ -368,6 +382,7 @@
     api.pointsDrawn = function (k) {
       return !!pointLayers[k] && map.hasLayer(pointLayers[k].group) && pointLayers[k].pts.visible();
     };
+    api.painted = performance.now();  // every layer added and drawn once (for benchmarks)
     window.servicecircleMap = api;
     return api;
   }

@@ -13,16 +13,19 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from ..files import DEFAULT_FILES, FileOptions
 from ..network import DEFAULT_FRAGMENTS, DEFAULT_SNAP_LIMIT_M, FragmentRule, WalkNetwork
 from .common import (
     OutDir,
     Step,
     area_summary,
     finish_summary,
+    input_summary,
     output_for,
     resolve_demand,
     summary_head,
     ticker,
+    with_segments,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..area import Area
     from ..audit import AuditResult
+    from ..segments import Segment
     from ..standard import LifeCircleStandard
 
 POIS_FROM_OSM = "osm"
@@ -63,6 +67,8 @@ def run_audit(
     tiles: str | None = "osm",
     network: WalkNetwork | None = None,
     step: Step = None,
+    files: FileOptions = DEFAULT_FILES,
+    segments: tuple[Segment, ...] | None = None,
 ) -> AuditRun:
     """Audit every resident against every facility type of a life-circle standard.
 
@@ -92,23 +98,26 @@ def run_audit(
     started = time.perf_counter()
     tick = ticker(step, "audit")
     std = standard if isinstance(standard, LifeCircleStandard) else load_standard(standard)
-    with output_for(out_dir, lang=lang) as out:
+    with output_for(out_dir, lang=lang, coords=files.coords) as out:
         tick("network")
         net = network or WalkNetwork.from_area(area, fragments=fragments)
         tick("demand")
-        demand_gdf = resolve_demand(area, demand)
+        demand_gdf = resolve_demand(area, demand, files=files)
+        demand_gdf = with_segments(area, demand_gdf, segments_for_audit(std, segments))
         tick("pois")
-        poi_gdf = resolve_pois(area, pois, std)
+        poi_gdf = resolve_pois(area, pois, std, files=files)
         tick("audit")
         result = audit(net, demand_gdf, poi_gdf, std, snap_limit_m=snap_limit_m)
         pop = demand_gdf["population"].to_numpy(dtype=float)
         table = audit_table(demand_gdf, result)
         audited = result.summary(pop)
+        segment_figures(audited, result, demand_gdf, std, table)
         audited["standard"] = {"name": std.name, "source": std.source, "types": len(std.types)}
         summary = summary_head(
             area=area_summary(area, net),
             demand=demand_gdf.attrs.get("counts", {}),
             poi_source=_source(pois),
+            input=input_summary(files, demand=demand_gdf, pois=poi_gdf),
             **audited,
         )
         cell_table = None
@@ -123,6 +132,46 @@ def run_audit(
     return AuditRun(result, table, summary, poi_gdf, demand_gdf, cell_table, out.files)
 
 
+def segments_for_audit(
+    std: LifeCircleStandard, segments: tuple[Segment, ...] | None
+) -> tuple[Segment, ...]:
+    """The segments the standard's types serve (children, elderly), at their own pace."""
+    from ..segments import choose_segments
+
+    wanted = sorted({t.segment for t in std.types if t.segment != "all"})
+    chosen = choose_segments(wanted) if segments is None else segments
+    return tuple(s for s in chosen if s.name in wanted)
+
+
+def segment_figures(
+    summary: dict[str, Any],
+    result: AuditResult,
+    demand: gpd.GeoDataFrame,
+    std: LifeCircleStandard,
+    table: pd.DataFrame,
+) -> None:
+    """Types that serve a segment (幼儿园 → children, 日间照料 → elderly) count that segment at
+    its own pace: within the type's minutes at the segment's speed. Adds the figures to the
+    summary's types and ``<type>_<segment>_within`` columns to the table."""
+    about = demand.attrs.get("segments", {})
+    for j, t in enumerate(std.types):
+        if t.segment not in about or t.segment not in demand.columns:
+            continue
+        speed = float(about[t.segment]["speed_m_per_s"])
+        reach = t.max_walk_m * speed / 1.0  # the type's minutes at 1.0 m/s, walked at `speed`
+        counts = demand[t.segment].to_numpy(dtype=float)
+        within = result.walk_m[:, j] <= reach + 1e-6
+        people = float(counts.sum())
+        summary["types"][t.id].update(
+            segment_speed_m_per_s=speed,
+            segment_walk_m=round(reach, 1),
+            segment_people=people,
+            segment_within=float(counts[within].sum()),
+            segment_share=float(counts[within].sum()) / people if people > 0 else None,
+        )
+        table[f"{t.id}_{t.segment}_within"] = np.where(within, "true", "false")
+
+
 def _source(pois: object) -> str:
     if isinstance(pois, str) and pois == POIS_FROM_OSM:
         return "OSM tags and names (the standard's rules)"
@@ -130,7 +179,11 @@ def _source(pois: object) -> str:
 
 
 def resolve_pois(
-    area: Area, pois: str | Path | gpd.GeoDataFrame, std: LifeCircleStandard
+    area: Area,
+    pois: str | Path | gpd.GeoDataFrame,
+    std: LifeCircleStandard,
+    *,
+    files: FileOptions = DEFAULT_FILES,
 ) -> gpd.GeoDataFrame:
     """POIs by type: from the area's OSM POIs by the standard's rules, a file, or a frame."""
     import geopandas as gpd
@@ -146,7 +199,7 @@ def resolve_pois(
                 "with --pois FILE (id, type, optional name)"
             )
         return match_pois(area.pois, std)
-    return read_pois(pois, crs=area.crs, standard=std)
+    return read_pois(pois, crs=area.crs, standard=std, files=files)
 
 
 def audit_table(demand: gpd.GeoDataFrame, result: AuditResult) -> pd.DataFrame:

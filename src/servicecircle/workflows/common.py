@@ -10,8 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .. import __version__
 from .._errors import InputError
+from ..files import DEFAULT_FILES, FileOptions
 from ..outputs import RunOutput
 
 if TYPE_CHECKING:
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from ..area import Area
     from ..demand import BuildingPopulation
     from ..network import WalkNetwork
+    from ..segments import Segment
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +51,14 @@ def demo_facilities_path() -> Path:
 
 
 @contextlib.contextmanager
-def output_for(out_dir: OutDir, *, lang: str = "zh") -> Iterator[RunOutput]:
+def output_for(out_dir: OutDir, *, lang: str = "zh", coords: str = "wgs84") -> Iterator[RunOutput]:
     """The run's writer: ``out_dir`` itself when it already is one (a workflow inside a
     scenario writes into the scenario's staging), else a new staged folder committed when the
     block succeeds."""
     if isinstance(out_dir, RunOutput):
         yield out_dir
         return
-    with RunOutput(out_dir, lang=lang) as out:
+    with RunOutput(out_dir, lang=lang, coords=coords) as out:
         yield out
 
 
@@ -87,6 +91,7 @@ def resolve_demand(
     *,
     params: BuildingPopulation | None = None,
     required: bool = True,
+    files: FileOptions = DEFAULT_FILES,
 ) -> gpd.GeoDataFrame:
     """Demand from a frame, a file, or (``None`` / ``"buildings"``) the area's residential
     buildings; validated. ``attrs["counts"]`` says what was read and left out, with the
@@ -107,14 +112,64 @@ def resolve_demand(
         gdf = validate_demand(demand.to_crs(area.crs))
         gdf.attrs["counts"] = counts or {"features": len(gdf)}
     else:
-        gdf = read_demand(demand, crs=area.crs)
+        gdf = read_demand(demand, crs=area.crs, files=files)
     counts = {"source": source_label(demand, "buildings"), **gdf.attrs.get("counts", {})}
+    outside = ~gdf.geometry.within(area.boundary).to_numpy() if len(gdf) else np.zeros(0, bool)
+    if outside.any():
+        counts["outside_boundary"] = int(outside.sum())
+        counts["residents_outside_boundary"] = float(gdf["population"].to_numpy()[outside].sum())
+    check_placement(gdf, area, "demand", counts)
     gdf.attrs["counts"] = counts
     return gdf
 
 
+def with_segments(
+    area: Area,
+    demand: gpd.GeoDataFrame,
+    segments: tuple[Segment, ...] | None,
+    *,
+    workers: str | Path | gpd.GeoDataFrame | None = None,
+    files: FileOptions = DEFAULT_FILES,
+) -> gpd.GeoDataFrame:
+    """Demand with a count column per segment (the file's own, else a share of the population)
+    and, with ``workers`` (``"buildings"`` or a file with a ``workers`` column), worker points
+    appended (population 0)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from ..segments import add_segments, workers_from_buildings
+
+    if not segments:
+        return demand
+    names = {s.name for s in segments}
+    if workers is not None and "workers" in names:
+        if isinstance(workers, gpd.GeoDataFrame):
+            extra = workers.to_crs(area.crs)
+        elif str(workers) == "buildings":
+            extra = workers_from_buildings(area.buildings, landuse=area.landuse)
+        else:
+            extra = files.read(workers, "worker file", to_crs=area.crs)
+            if "workers" not in extra.columns:
+                raise InputError(f"worker file {workers}: needs a 'workers' column (people)")
+        extra = extra.assign(population=0.0)
+        if "demand_id" not in extra:
+            extra["demand_id"] = [f"w{i}" for i in range(len(extra))]
+        counts = dict(demand.attrs.get("counts", {}))
+        counts["worker_points"] = len(extra)
+        joined = pd.concat([demand, extra[["demand_id", "population", "workers", "geometry"]]],
+                           ignore_index=True)  # fmt: skip
+        demand = gpd.GeoDataFrame(joined, geometry="geometry", crs=area.crs)
+        demand.attrs["counts"] = counts
+        if demand["demand_id"].duplicated().any():
+            raise InputError("worker points repeat a demand id; give workers their own ids")
+    return add_segments(demand, segments)
+
+
 def resolve_facilities(
-    area: Area, facilities: str | Path | gpd.GeoDataFrame | None
+    area: Area,
+    facilities: str | Path | gpd.GeoDataFrame | None,
+    *,
+    files: FileOptions = DEFAULT_FILES,
 ) -> gpd.GeoDataFrame:
     """Existing facilities from a frame, a file, ``"osm"`` or ``"demo"`` (empty when None),
     validated."""
@@ -133,8 +188,50 @@ def resolve_facilities(
     elif str(facilities) == DEMO_FACILITIES:
         gdf = read_facilities(demo_facilities_path(), crs=area.crs)
     else:
-        gdf = read_facilities(facilities, crs=area.crs)
+        gdf = read_facilities(facilities, crs=area.crs, files=files)
+        check_placement(gdf, area, "facility file", {})
     return validate_facilities(gdf)
+
+
+def check_placement(gdf: gpd.GeoDataFrame, area: Area, what: str, counts: dict[str, Any]) -> None:
+    """Refuse a file whose points all lie more than 2 km outside the area, saying what is
+    likely wrong (lon and lat swapped, metres taken as degrees, another place)."""
+    if len(gdf) == 0:
+        return
+    import shapely
+
+    reach = shapely.buffer(area.boundary, 2000.0)
+    pts = gdf.geometry.to_numpy()
+    near = shapely.intersects(reach, pts)
+    if near.any():
+        return
+    ll = gdf.to_crs(4326).geometry
+    x, y = ll.x.to_numpy(), ll.y.to_numpy()
+    import geopandas as gpd
+
+    swapped = gpd.GeoSeries(gpd.points_from_xy(y, x), crs=4326).to_crs(area.crs)
+    hint = "check that they are of this area"
+    if shapely.intersects(reach, swapped.to_numpy()).mean() >= 0.5:
+        hint = "lon and lat look swapped: lon is the east-west number (about 73–135 in China)"
+    elif not (np.isfinite(x).all() and np.isfinite(y).all()) or (abs(x) > 180).any():
+        hint = "the coordinates look like metres read as degrees: give the file its CRS"
+    raise InputError(
+        f"{what}: {int((~near).sum())} of {len(gdf)} points lie more than 2 km outside the area "
+        f"(first at lon {x[0]:.5f}, lat {y[0]:.5f}); {hint}"
+    )
+
+
+def input_summary(files: FileOptions, **frames: gpd.GeoDataFrame) -> dict[str, Any]:
+    """The ``input`` block of a summary: the coordinates files were read in, and per file its
+    encoding or sheet where those apply."""
+    out: dict[str, Any] = {"coords": files.coords}
+    for name, gdf in frames.items():
+        about = gdf.attrs.get("file") or {
+            k: v for k, v in gdf.attrs.get("counts", {}).items() if k in ("encoding", "sheet")
+        }
+        if about:
+            out[name] = {k: v for k, v in about.items() if k != "coords"}
+    return out
 
 
 def area_summary(area: Area, network: WalkNetwork | None = None) -> dict[str, Any]:
@@ -165,3 +262,38 @@ def finish_summary(
     if out.active:
         summary["files"] = sorted({*out.files, name})
         out.json(name, summary)
+
+
+def siting_weights(
+    area: Area,
+    demand: gpd.GeoDataFrame,
+    tier: Any,
+    segment: str | None,
+    weights: dict[str, float] | None,
+    files: FileOptions,
+) -> tuple[Any, np.ndarray, gpd.GeoDataFrame]:
+    """Who the sites are for: the residents; one segment at its own pace (the tier's metres
+    become the segment's); or residents with segments counted ``weights`` times. A tier for
+    workers sites for the workers of the area's workplace buildings."""
+    from dataclasses import replace
+
+    from ..segments import choose_segments
+
+    segment = segment or (tier.segment if tier.segment != "residents" else None)
+    names = sorted({*([segment] if segment else []), *(weights or {})})
+    if not names:
+        return tier, demand["population"].to_numpy(dtype=float), demand
+    bad = [w for w in (weights or {}).values() if not (w >= 0 and np.isfinite(w))]
+    if bad:
+        raise InputError(f"--weights: a weight must be a number ≥ 0; got {bad[0]}")
+    segs = choose_segments(names)
+    workers = "buildings" if "workers" in names and "workers" not in demand else None
+    demand = with_segments(area, demand, segs, workers=workers, files=files)
+    pop = demand["population"].to_numpy(dtype=float).copy()
+    for name, w in (weights or {}).items():
+        pop += (w - 1.0) * demand[name].to_numpy(dtype=float)
+    if segment:
+        seg = next(s for s in segs if s.name == segment)
+        tier = replace(tier, target_m=tier.metres_at(seg.speed_m_per_min))
+        pop = demand[segment].to_numpy(dtype=float)
+    return tier, pop, demand

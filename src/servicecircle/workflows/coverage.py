@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InputError
 from ..coverage import DEFAULT_SEARCH_FACTOR, Coverage, compute_coverage
+from ..files import DEFAULT_FILES, FileOptions
 from ..network import DEFAULT_FRAGMENTS, DEFAULT_SNAP_LIMIT_M, FragmentRule, WalkNetwork
 from ..tiers import DEFAULT_TIERS, Tier
 from .common import (
@@ -16,18 +17,21 @@ from .common import (
     Step,
     area_summary,
     finish_summary,
+    input_summary,
     output_for,
     resolve_demand,
     resolve_facilities,
     source_label,
     summary_head,
     ticker,
+    with_segments,
 )
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
     from ..area import Area
+    from ..segments import Segment
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +65,9 @@ def run_coverage(
     step: Step = None,
     network: WalkNetwork | None = None,
     fragments: FragmentRule = DEFAULT_FRAGMENTS,
+    files: FileOptions = DEFAULT_FILES,
+    segments: tuple[Segment, ...] | None = None,
+    workers: str | Path | gpd.GeoDataFrame | None = None,
 ) -> PlanResult:
     """Run coverage on an area and write the outputs.
 
@@ -76,34 +83,37 @@ def run_coverage(
     tiers, snap_limit_m, search_factor
         See :func:`~servicecircle.coverage.compute_coverage`.
     out_dir
-        Folder for ``summary.json``, ``coverage.csv``, ``coverage.gpkg``, ``facilities.*``,
-        ``cells.*``, ``service_areas.gpkg`` and ``coverage_map.html`` (a staged
-        :class:`~servicecircle.outputs.RunOutput` also works); nothing is written when ``None``.
+        Folder for the tables, ``results.xlsx``, the map and the report (or a staged
+        :class:`~servicecircle.outputs.RunOutput`); nothing is written when ``None``.
     write_map, lang, tiles
-        Whether to write the map, its label language and base tiles.
+        Whether to write the map and report, their label language and base tiles.
     cells
-        Polygons (grid cells, communities…) to roll coverage up to: a vector file or a
-        GeoDataFrame. Writes ``cells.gpkg`` and ``cells.csv``.
+        Polygons (grid cells, communities…) to roll coverage up to (``cells.gpkg``/``.csv``).
     write_service_areas, service_area_buffer_m
         Write ``service_areas.gpkg`` (layers ``service_areas`` per facility and tier, and
         ``service_area_union`` per tier), streets buffered by this half-width.
-    step
-        Called with the name of each step (for progress bars).
-    network
-        The area's walk network when it is already converted.
+    step, network
+        Called with the name of each step (progress bars); the area's converted network.
     fragments
         Which small disconnected pieces of street points are linked past (see
         :class:`~servicecircle.network.FragmentRule`); ignored when ``network`` is given.
+    files
+        How the user's files are read: their coordinates (WGS84, GCJ-02, BD-09) and Excel sheet.
+    segments, workers
+        Demand segments counted at their own pace (default: the elderly and children, from the
+        file's columns or the census shares; ``()`` for none), and worker points
+        (``"buildings"`` or a file) for tiers and segments of workers.
     """
     started = time.perf_counter()
     tick = ticker(step, "coverage")
-    with output_for(out_dir, lang=lang) as out:
+    with output_for(out_dir, lang=lang, coords=files.coords) as out:
         tick("network")
         network = network or WalkNetwork.from_area(area, fragments=fragments)
         tick("demand")
-        demand_gdf = resolve_demand(area, demand)
+        segments = segments_for(tiers, segments, workers)
+        demand_gdf = coverage_demand(area, demand, tiers, segments, workers, files)
         tick("facilities")
-        fac_gdf = resolve_facilities(area, facilities)
+        fac_gdf = resolve_facilities(area, facilities, files=files)
         if len(fac_gdf) == 0:
             raise InputError(
                 f"no facility found ({source_label(facilities, 'none')}); give a facility file "
@@ -117,11 +127,14 @@ def run_coverage(
             tiers,
             snap_limit_m=snap_limit_m,
             search_factor=search_factor,
+            segments=segments,
         )
         summary = summary_head(
             area=area_summary(area, network),
             demand=demand_gdf.attrs.get("counts", {}),
             facility_source=source_label(facilities, "none"),
+            input=input_summary(files, demand=demand_gdf, facilities=fac_gdf),
+            segments=demand_gdf.attrs.get("segments", {}),
             **cov.summary(),
         )
         cell_table = None
@@ -154,6 +167,43 @@ def run_coverage(
         cell_table,
         None if sa is None else sa[1],
     )
+
+
+def coverage_demand(
+    area: Area,
+    demand: str | Path | gpd.GeoDataFrame | None,
+    tiers: tuple[Tier, ...] | list[Tier],
+    segments: tuple[Segment, ...],
+    workers: str | Path | gpd.GeoDataFrame | None,
+    files: FileOptions,
+) -> gpd.GeoDataFrame:
+    """The run's demand with its segment counts (and worker points where a tier needs them)."""
+    gdf = resolve_demand(area, demand, files=files)
+    return with_segments(area, gdf, segments, workers=workers_for(tiers, workers), files=files)
+
+
+def segments_for(
+    tiers: tuple[Tier, ...] | list[Tier],
+    segments: tuple[Segment, ...] | None,
+    workers: object,
+) -> tuple[Segment, ...]:
+    """The segments of a run: the given ones (default elderly and children), plus workers when
+    a tier is for workers or worker points are given."""
+    from ..segments import SEGMENTS_BY_NAME, choose_segments
+
+    chosen = choose_segments() if segments is None else tuple(segments)
+    need = workers is not None or any(t.segment == "workers" for t in tiers)
+    if need and "workers" not in {s.name for s in chosen}:
+        chosen = (*chosen, SEGMENTS_BY_NAME["workers"])
+    return chosen
+
+
+def workers_for(tiers: tuple[Tier, ...] | list[Tier], workers: object) -> object:
+    """Where worker points come from: as given, else the area's workplace buildings when a tier
+    is for workers."""
+    if workers is None and any(t.segment == "workers" for t in tiers):
+        return "buildings"
+    return workers
 
 
 def _rolled_up(
@@ -196,7 +246,10 @@ def _write(
         write_service_areas_file(out, *sa)
     write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
     if write_map and out.active:
+        from ..report import report_html
+
         _write_map(out, area, demand, cov, facilities, cells, sa, lang=lang, tiles=tiles)
+        out.text("report.html", report_html(summary, cov, cells=cells, lang=lang))
 
 
 def _write_map(

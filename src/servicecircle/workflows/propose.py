@@ -4,6 +4,7 @@ two-level plan (一中心多站点: centres first, then stations)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,9 +12,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import InputError
+from ..files import DEFAULT_FILES, FileOptions
 from ..network import DEFAULT_FRAGMENTS, DEFAULT_SNAP_LIMIT_M, FragmentRule, Snap, WalkNetwork
 from ..tiers import DEFAULT_TIERS, Tier
-from .common import OutDir, output_for, resolve_demand, resolve_facilities, summary_head
+from .common import (
+    OutDir,
+    output_for,
+    resolve_demand,
+    resolve_facilities,
+    siting_weights,
+    summary_head,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -26,11 +35,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, eq=False)
 class SitingResult:
-    """What a siting run produced: the ``siting.json`` content and the proposals."""
+    """What a siting run produced: the ``siting.json`` content and the proposals (and, when
+    the what-if page was asked for, the other candidates it shows)."""
 
     report: dict[str, Any]
     proposals: gpd.GeoDataFrame
     files: list[str] = field(default_factory=list)
+    whatif_candidates: gpd.GeoDataFrame | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +97,12 @@ def run_propose(
     tiles: str | None = "osm",
     network: WalkNetwork | None = None,
     fragments: FragmentRule = DEFAULT_FRAGMENTS,
+    files: FileOptions = DEFAULT_FILES,
+    whatif: bool = False,
+    whatif_candidates: int = 200,
+    whatif_tiers: Sequence[Tier] | None = None,
+    segment: str | None = None,
+    weights: dict[str, float] | None = None,
 ) -> SitingResult:
     """Propose new facilities for one tier: ``new`` sites that cover the most residents
     (MCLP), or the fewest sites that reach ``goal`` (LSCP); optionally with a capacity.
@@ -96,21 +113,30 @@ def run_propose(
     boundary are dropped (and counted).
 
     Writes ``proposals.geojson``, ``proposals.gpkg``, ``siting.json`` and
-    ``proposals_map.html`` when ``out_dir`` is given.
+    ``proposals_map.html`` when ``out_dir`` is given; with ``whatif`` also ``whatif.html``
+    (:mod:`servicecircle.whatif_page`): the existing facilities, the proposals and
+    ``whatif_candidates`` other candidates (see :func:`whatif_others`), for the tiers
+    ``whatif_tiers`` (default: this tier and the default tiers of other names). ``segment``
+    sites for one demand segment at its own pace (the elderly: 240 m in a 5-minute tier);
+    ``weights`` counts segments more (``{"elderly": 2}``: each older resident twice).
     """
     check_request(new, goal, capacity, exclusion_m)
-    with output_for(out_dir, lang=lang) as out:
+    if whatif_candidates < 0:
+        raise InputError(f"--whatif-candidates must be 0 or more; got {whatif_candidates}")
+    with output_for(out_dir, lang=lang, coords=files.coords) as out:
         net = network or WalkNetwork.from_area(area, fragments=fragments)
-        demand_gdf = resolve_demand(area, demand)
-        if len(demand_gdf) == 0 or float(demand_gdf["population"].sum()) <= 0:
+        demand_gdf = resolve_demand(area, demand, files=files)
+        tier, pop, demand_gdf = siting_weights(area, demand_gdf, tier, segment, weights, files)
+        if len(demand_gdf) == 0 or float(pop.sum()) <= 0:
             raise InputError("no residents to cover; give a demand file with --demand")
-        fac = resolve_facilities(area, facilities)
+        fac = resolve_facilities(area, facilities, files=files)
         tier_fac = fac[fac["kind"].isin(tier.kinds)]
         cand, counts = site_candidates(
-            area, net, candidates, tier_fac, spacing_m=spacing_m, exclusion_m=exclusion_m
-        )
+            area, net, candidates, tier_fac, spacing_m=spacing_m, exclusion_m=exclusion_m,
+            files=files,
+        )  # fmt: skip
         problem = _problem(
-            net, demand_gdf, tier_fac, cand, tier, snap_limit_m, counts,
+            net, demand_gdf, tier_fac, cand, tier, snap_limit_m, counts, pop,
             with_existing=capacity is not None,
         )  # fmt: skip
         if new is not None and new > int(problem.csnap.ok.sum()):
@@ -124,6 +150,7 @@ def run_propose(
         if capacity is None:
             _verify(net, problem, picks, tier, after)
         proposals = proposals_frame(cand, picks, sol.gains, tier, area.crs)
+        others = whatif_others(problem, cand, picks, tier, whatif_candidates) if whatif else None
         report = summary_head(
             area=area.name,
             tier={
@@ -131,6 +158,8 @@ def run_propose(
                 "label": tier.display("zh"),
                 "target_m": tier.target_m,
                 "kinds": list(tier.kinds),
+                "segment": segment or tier.segment,
+                "weights": weights,
             },
             model="capacitated MCLP" if capacity is not None else ("MCLP" if new else "LSCP"),
             **_solution_fields(sol, new, goal, capacity, problem, before, after),
@@ -142,8 +171,9 @@ def run_propose(
         write_siting(
             out, area, net, demand_gdf, fac, proposals, report, [tier],
             write_map=write_map, lang=lang, tiles=tiles, snap_limit_m=snap_limit_m,
+            whatif=others, whatif_tiers=page_tiers([tier], whatif_tiers),
         )  # fmt: skip
-    return SitingResult(report, proposals, out.files)
+    return SitingResult(report, proposals, out.files, others)
 
 
 def site_candidates(
@@ -154,6 +184,7 @@ def site_candidates(
     *,
     spacing_m: float,
     exclusion_m: float,
+    files: FileOptions = DEFAULT_FILES,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Candidates from a file/frame, or along the streets and from OSM hosts (``None``,
     ``"default"``, ``"network"``, ``"osm"``), minus exclusions; with counts of what was left
@@ -186,7 +217,7 @@ def site_candidates(
         if "candidate_id" not in cand:
             cand = cand.assign(candidate_id=[f"c{i:05d}" for i in range(len(cand))])
     else:
-        cand = read_candidates(candidates, crs=area.crs)
+        cand = read_candidates(candidates, crs=area.crs, files=files)
     n_in = len(cand)
     cand = exclude(cand, boundary=area.boundary, facilities=facilities, exclusion_m=exclusion_m)
     excluded = dict(cand.attrs.get("excluded", {}))
@@ -206,6 +237,7 @@ def _problem(
     tier: Tier,
     snap_limit_m: float,
     counts: dict[str, Any],
+    pop: np.ndarray,
     *,
     with_existing: bool = False,
 ) -> _Problem:
@@ -216,7 +248,6 @@ def _problem(
     counts["excluded"]["far_from_streets"] = int((~csnap.ok).sum())
     counts["used"] = int(csnap.ok.sum())
     dsnap = net.snap(demand, snap_limit_m=snap_limit_m)
-    pop = demand["population"].to_numpy(dtype=float)
     fsnap = net.snap(tier_fac, snap_limit_m=snap_limit_m) if len(tier_fac) else None
     if fsnap is not None:
         walk, _ = nearest_facility(net, dsnap, fsnap, limit_m=tier.target_m)
@@ -236,6 +267,58 @@ def _problem(
         )
     covered0 = walk <= tier.target_m + 1e-6
     return _Problem(pop, dsnap, fsnap, csnap, covered0, matrix, matrix_s, existing)
+
+
+def whatif_others(
+    p: _Problem, cand: gpd.GeoDataFrame, picks: list[int], tier: Tier, n: int
+) -> gpd.GeoDataFrame:
+    """The other candidates the what-if page shows, besides the proposals: half the ``n``
+    slots (rounded up) go to the best residents added after the plan (the next sites to add),
+    the rest to the best residents added to the existing facilities alone (alternatives to a
+    proposal); a site in both lists is shown once, candidates that add no one are left out.
+    Returns ``id``, ``kind``, ``name``, ``gain`` (residents added to the existing facilities
+    alone), best first."""
+    import geopandas as gpd
+
+    a = (p.matrix > 0).astype(np.float64).tocsc()
+    alone = np.asarray(a.T @ np.where(p.covered0, 0.0, p.pop)).ravel()
+    after_cov = p.covered0.copy()
+    if picks:
+        after_cov |= np.asarray(a[:, picks].sum(axis=1)).ravel() > 0
+    after = np.asarray(a.T @ np.where(after_cov, 0.0, p.pop)).ravel()
+    usable = p.csnap.ok.copy()
+    usable[picks] = False
+
+    def best(score: np.ndarray) -> np.ndarray:
+        idx = np.flatnonzero(usable & (score > 0))
+        return idx[np.lexsort((idx, -score[idx]))]
+
+    first = best(after)[: (n + 1) // 2]
+    rest = best(alone)
+    rest = rest[~np.isin(rest, first)][: max(n - len(first), 0)]
+    rows = np.concatenate([first, rest]).astype("int64")
+    rows = rows[np.lexsort((rows, -alone[rows]))]
+    chosen = cand.iloc[rows]
+    return gpd.GeoDataFrame(
+        {
+            "id": chosen["candidate_id"].astype(str).to_numpy(),
+            "kind": "station" if "station" in tier.kinds else "centre",
+            "name": chosen["name"].to_numpy() if "name" in chosen else None,
+            "gain": np.round(alone[rows], 2),
+        },
+        geometry=chosen.geometry.to_numpy(),
+        crs=cand.crs,
+    )
+
+
+def page_tiers(sited: Sequence[Tier], given: Sequence[Tier] | None) -> tuple[Tier, ...]:
+    """The tiers of the what-if page: ``given``, else the sited tiers and the default tiers of
+    other names, widest first."""
+    if given:
+        return tuple(given)
+    names = {t.name for t in sited}
+    both = [*[t for t in DEFAULT_TIERS if t.name not in names], *sited]
+    return tuple(sorted(both, key=lambda t: -t.target_m))
 
 
 def _solve(
@@ -361,8 +444,11 @@ def write_siting(
     lang: str,
     tiles: str | None,
     snap_limit_m: float,
+    whatif: gpd.GeoDataFrame | None = None,
+    whatif_tiers: Sequence[Tier] = (),
 ) -> None:
-    """Write the proposals, ``siting.json`` and the map of coverage after the plan."""
+    """Write the proposals, ``siting.json``, the map of coverage after the plan and, when
+    ``whatif`` (the other candidates) is given, ``whatif.html``."""
     if not out.active:
         return
     from ..outputs import write_proposals
@@ -376,6 +462,14 @@ def write_siting(
         cov = compute_coverage(net, demand, after, tiers, snap_limit_m=snap_limit_m)
         page = coverage_map(area, demand, cov, fac, lang=lang, tiles=tiles, proposals=proposals)
         out.text("proposals_map.html", map_html(page))
+    if whatif is not None:
+        from ..whatif_page import whatif_html
+
+        html = whatif_html(
+            area, demand, fac, proposals, whatif, whatif_tiers or tiers, net,
+            lang=lang, tiles=tiles, snap_limit_m=snap_limit_m,
+        )  # fmt: skip
+        out.text("whatif.html", html)
     out.json("siting.json", report)
 
 
@@ -407,6 +501,9 @@ def run_two_level(
     write_map: bool = True,
     lang: str = "zh",
     tiles: str | None = "osm",
+    whatif: bool = False,
+    whatif_candidates: int = 200,
+    whatif_tiers: Sequence[Tier] | None = None,
     **options: Any,
 ) -> SitingResult:
     """The two-level plan "one centre, many stations" (一中心多站点).
@@ -417,7 +514,8 @@ def run_two_level(
     go to :func:`run_propose` (demand, candidates, method, spacing, time limit…).
 
     The report's ``"levels"`` holds the two steps; one ``proposals.geojson`` holds both kinds
-    (ranked per kind), with ``siting.json`` and a map.
+    (ranked per kind), with ``siting.json`` and a map; with ``whatif`` also ``whatif.html``
+    (``whatif_candidates`` other candidates per level).
     """
     import geopandas as gpd
     import pandas as pd
@@ -432,12 +530,14 @@ def run_two_level(
         raise InputError("--capacity cannot be combined with --centres (the two-level plan)")
     check_request(centres_new, centres_goal, None)
     check_request(stations_new, stations_goal, None)
-    with output_for(out_dir, lang=lang) as out:
+    with output_for(out_dir, lang=lang, coords=options.get("files", DEFAULT_FILES).coords) as out:
         fragments = options.pop("fragments", DEFAULT_FRAGMENTS)
+        files = options.get("files", DEFAULT_FILES)
         net = options.pop("network", None) or WalkNetwork.from_area(area, fragments=fragments)
-        demand = resolve_demand(area, options.pop("demand", None))
-        fac = resolve_facilities(area, facilities)
+        demand = resolve_demand(area, options.pop("demand", None), files=files)
+        fac = resolve_facilities(area, facilities, files=files)
         common = {"demand": demand, "network": net, "out_dir": None, **options}
+        common.update(whatif=whatif, whatif_candidates=whatif_candidates)
         first = run_propose(
             area, tier=c_tier, new=centres_new, goal=centres_goal, facilities=fac, **common
         )
@@ -450,6 +550,10 @@ def run_two_level(
             geometry="geometry",
             crs=area.crs,
         )
+        others = None
+        if whatif:
+            parts = [first.whatif_candidates, second.whatif_candidates]
+            others = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=area.crs)
         report = summary_head(
             area=area.name,
             model="two-level: centres first, then stations (centres count as stations)",
@@ -460,5 +564,6 @@ def run_two_level(
             out, area, net, demand, fac, proposals, report, [c_tier, s_tier],
             write_map=write_map, lang=lang, tiles=tiles,
             snap_limit_m=options.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M),
+            whatif=others, whatif_tiers=whatif_tiers or (c_tier, s_tier),
         )  # fmt: skip
-    return SitingResult(report, proposals, out.files)
+    return SitingResult(report, proposals, out.files, others)

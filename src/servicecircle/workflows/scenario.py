@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..files import FileOptions
 from ..network import DEFAULT_SNAP_LIMIT_M, FragmentRule, WalkNetwork
 from ..outputs import RunOutput
 from .common import Step, finish_summary, resolve_demand, ticker
@@ -37,6 +38,7 @@ def run_scenario(
     *,
     out_dir: str | Path | None = None,
     step: Step = None,
+    cache: Any = None,
 ) -> dict[str, Any]:
     """Run a whole plan from a scenario file (see :mod:`servicecircle.scenario`).
 
@@ -55,14 +57,20 @@ def run_scenario(
     snap = float(opts.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M))
     tick = ticker(step, f"scenario {sc.name}")
     started = time.perf_counter()
-    with RunOutput(out_dir if out_dir is not None else sc.output["dir"], lang=lang) as out:
+    files = FileOptions(coords=sc.input.get("coords", "wgs84"), sheet=sc.input.get("sheet"))
+    target = out_dir if out_dir is not None else sc.output["dir"]
+    with RunOutput(target, lang=lang, coords=files.coords) as out:
         tick("area")
         area = load_area(
-            sc.area["source"], boundary=sc.area.get("boundary"), name=sc.area.get("name")
+            sc.area["source"],
+            boundary=sc.area.get("boundary"),
+            name=sc.area.get("name"),
+            cache=cache,
+            coords=files.coords,
         )
         network = WalkNetwork.from_area(area, fragments=_fragments(sc))
         tick("demand")
-        demand = _demand(area, sc)
+        demand = _demand(area, sc, files)
         cells = None
         if sc.grid is not None:
             tick("grid")
@@ -89,14 +97,20 @@ def run_scenario(
             cells=cells,
             write_service_areas=bool(opts.get("service_areas", False)),
             network=network,
+            files=files,
+            segments=sc.segments,
+            workers=sc.workers,
         )
         summary = dict(result.summary)
         summary["scenario"] = {"name": sc.name, "file": str(sc.path)}
         siting = None
         if sc.siting is not None:
             tick("siting")
-            siting = _siting(area, network, sc, result, demand, out, snap)
+            siting = _siting(area, network, sc, result, demand, out, snap, files)
             summary["siting"] = {k: siting.report.get(k) for k in SITING_SUMMARY_KEYS}
+        if sc.audit is not None:
+            tick("audit")
+            summary["audit"] = _audit(area, network, sc, demand, cells, out, snap, files)
         _pages(out, area, demand, result, summary, siting, sc, tick, lang=lang, tiles=tiles)
         from ..outputs import write_workbook
 
@@ -123,12 +137,12 @@ def _fragments(sc: Scenario) -> FragmentRule:
     )
 
 
-def _demand(area: Area, sc: Scenario) -> gpd.GeoDataFrame:
+def _demand(area: Area, sc: Scenario, files: FileOptions) -> gpd.GeoDataFrame:
     from ..demand import BuildingPopulation
 
     source = sc.demand.get("source", "buildings")
     if source != "buildings":
-        return resolve_demand(area, source)
+        return resolve_demand(area, source, files=files)
     base = BuildingPopulation()
     params = BuildingPopulation(
         floor_area_per_resident_m2=float(
@@ -148,6 +162,7 @@ def _siting(
     demand: gpd.GeoDataFrame,
     out: RunOutput,
     snap: float,
+    files: FileOptions,
 ) -> SitingResult:
     s = sc.siting or {}
     tier = next(t for t in sc.tiers if t.name == s["tier"])
@@ -163,6 +178,14 @@ def _siting(
         "network": network,
         "out_dir": out,
         "write_map": False,
+        "files": files,
+        "segment": s.get("segment"),
+        "weights": s.get("weights"),
+        "whatif": bool(sc.output.get("whatif", False)),
+        "whatif_candidates": int(sc.output.get("whatif_candidates", 200)),
+        "whatif_tiers": sc.tiers,
+        "lang": sc.output.get("lang", "zh"),
+        "tiles": sc.output.get("tiles", "osm"),
     }
     if "centres" in s:
         centre_tier = next((t for t in sc.tiers if t.kinds == ("centre",)), None)
@@ -178,6 +201,41 @@ def _siting(
     return run_propose(
         area, tier=tier, new=s.get("new"), goal=s.get("goal"), capacity=s.get("capacity"), **common
     )
+
+
+def _audit(
+    area: Area,
+    network: WalkNetwork,
+    sc: Scenario,
+    demand: gpd.GeoDataFrame,
+    cells: gpd.GeoDataFrame | None,
+    out: RunOutput,
+    snap: float,
+    files: FileOptions,
+) -> dict[str, Any]:
+    """The life-circle audit of the scenario's residents (on its grid when it has one); its
+    own files, and the figures per level for the run's summary."""
+    from .audit import run_audit
+
+    a = sc.audit or {}
+    run = run_audit(
+        area,
+        pois=a.get("pois", "osm"),
+        demand=demand,
+        standard=a.get("standard", "gb50180"),
+        cells=cells,
+        snap_limit_m=snap,
+        network=network,
+        out_dir=out,
+        write_map=bool(a.get("map", True)),
+        lang=out.lang,
+        tiles=sc.output.get("tiles", "osm"),
+        files=files,
+    )
+    return {
+        "levels": {k: v["share_all_basic"] for k, v in run.summary["levels"].items()},
+        "absent_types": run.summary["absent_types"],
+    }
 
 
 def _pages(
@@ -199,6 +257,11 @@ def _pages(
         from ..maps import coverage_map, map_html
 
         tick("map")
+        micro = None
+        if result.cells is not None and result.cells.attrs.get("micro_grids") is not None:
+            from ..rollup import rollup
+
+            micro = rollup(result.coverage, demand, result.cells.attrs["micro_grids"])
         page = coverage_map(
             area,
             demand,
@@ -209,6 +272,7 @@ def _pages(
             proposals=proposals,
             cells=result.cells,
             service_areas=result.service_areas,
+            micro_grids=micro,
         )
         out.text("coverage_map.html", map_html(page))
     if sc.output.get("report", True):

@@ -176,6 +176,7 @@ def test_report_opens_offline(browser, run_dir):
     assert page.locator("table").count() >= 3
     ok = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     assert ok
+    assert page.locator("figure svg polyline").count() >= 2  # the share curve, one line a tier
     page.close()
 
 

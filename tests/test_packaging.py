@@ -36,7 +36,15 @@ def test_wheel_runs_the_demo_without_the_checkout(tmp_path):
     )
     (wheel,) = wheels.glob("servicecircle-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "servicecircle/_data/demo_facilities.geojson" in names
+    for shipped in (
+        "servicecircle/_data/demo_facilities.geojson",
+        "servicecircle/_data/demo_scenario.toml",
+        "servicecircle/_data/life_circle_gb50180.toml",
+        "servicecircle/js/map.js",
+        "servicecircle/js/whatif.js",
+        "servicecircle/_vendor/leaflet/leaflet.js",
+    ):
+        assert shipped in names, shipped
     target = tmp_path / "site"
     subprocess.run(
         [

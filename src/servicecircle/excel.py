@@ -144,8 +144,9 @@ def results_workbook(
                 if frame is None:
                     continue
                 table, formats = _table(frame, labels, t, lang)
-                table.to_excel(writer, sheet_name=t[key], index=False, na_rep="", inf_rep="")
-                ws = writer.sheets[t[key]]
+                ws = writer.book.add_worksheet(t[key])
+                writer.sheets[t[key]] = ws
+                _write_cells(ws, table)
                 _finish(ws, styles, table, formats, freeze_col=1)
                 if len(table) and len(table.columns):
                     ws.autofilter(0, 0, len(table), len(table.columns) - 1)
@@ -258,6 +259,34 @@ def _proposal_columns(frame: pd.DataFrame) -> pd.DataFrame:
     coords = [c for c in frame.columns if str(c).startswith(("lon_", "lat_"))]
     rest = [c for c in frame.columns if c not in first and c not in coords]
     return frame[[*first, *coords, *rest]]
+
+
+def _write_cells(ws: Any, table: pd.DataFrame) -> None:
+    """The table's values below its header, typed per column (numbers as numbers, text as
+    text, missing as empty cells) — straight to xlsxwriter, which is several times faster
+    than going through ``DataFrame.to_excel`` cell by cell."""
+    import numpy as np
+    import pandas as pd
+
+    for j, col in enumerate(table.columns):
+        series = table[col]
+        if pd.api.types.is_bool_dtype(series.dtype):
+            for i, v in enumerate(series.tolist(), start=1):
+                ws.write_boolean(i, j, bool(v))
+        elif pd.api.types.is_numeric_dtype(series.dtype):
+            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+            for i in np.flatnonzero(np.isfinite(values)).tolist():
+                ws.write_number(i + 1, j, float(values[i]))
+        else:
+            for i, v in enumerate(series.tolist(), start=1):
+                if v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v)):
+                    continue
+                if isinstance(v, bool | np.bool_):
+                    ws.write_boolean(i, j, bool(v))
+                elif isinstance(v, int | float | np.integer | np.floating):
+                    ws.write_number(i, j, float(v))
+                else:
+                    ws.write_string(i, j, str(v))
 
 
 def _finish(

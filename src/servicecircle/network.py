@@ -214,14 +214,13 @@ class WalkNetwork:
         if edge_geometry is None:
             edge_geometry = np.full(len(u), None, dtype=object)
         geoms = np.asarray(edge_geometry, dtype=object)
-        missing = np.array([g is None for g in geoms], dtype=bool)
+        missing = np.asarray(shapely.is_missing(geoms), dtype=bool)
         if missing.any():
             idx = np.flatnonzero(missing)
             coords = np.stack([node_xy[u[idx]], node_xy[v[idx]]], axis=1)
             geoms[idx] = shapely.linestrings(coords)
         # Orient every geometry from u to v.
-        start = shapely.get_coordinates(shapely.get_point(geoms, 0))
-        end = shapely.get_coordinates(shapely.get_point(geoms, -1))
+        start, end = _ends(geoms)
         d_fwd = np.hypot(*(start - node_xy[u]).T) + np.hypot(*(end - node_xy[v]).T)
         d_rev = np.hypot(*(start - node_xy[v]).T) + np.hypot(*(end - node_xy[u]).T)
         flip = d_rev < d_fwd
@@ -483,3 +482,15 @@ def _csr_min(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n: int) ->
         (weights, cols.astype("int32"), indptr.astype("int32") if len(rows) < 2**31 else indptr),
         shape=(n, n),
     )
+
+
+def _ends(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last vertex of each line (one pass over the coordinates, no Point
+    objects)."""
+    import shapely
+
+    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    counts = np.bincount(index, minlength=len(geoms))
+    last = np.cumsum(counts) - 1
+    first = last - counts + 1
+    return coords[first], coords[last]

@@ -330,7 +330,7 @@ def write_proposals(out: RunOutput, proposals: gpd.GeoDataFrame) -> None:
     out.gpkg("proposals.gpkg", {"proposals": props})
 
 
-EXCEL_POINT_ROWS = 50_000
+EXCEL_POINT_ROWS = 10_000
 """Above this many demand points the workbook leaves out the per-point sheet (coverage.csv has
 it): writing 100,000 rows cell by cell takes half a minute."""
 

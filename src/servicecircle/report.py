@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,38 +67,69 @@ TEXT = {
 }
 
 
-def share_curve_png(coverage: Coverage, lang: str = "en") -> bytes:
-    """A PNG of the share of residents within each walking distance, one line per tier."""
-    import matplotlib
+CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def share_curve(coverage: Coverage) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """Per tier: the distances and the share of residents within each (0–1)."""
     pts = coverage.points
-    pop = pts["population"].to_numpy(dtype=float)
-    total = pop.sum()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    out = []
     for tier in coverage.tiers:
+        pop = coverage.weights(tier)
+        total = float(pop.sum())
         walk = pts[f"{tier.name}_walk_m"].to_numpy(dtype=float)
-        top = tier.target_m * coverage.search_factor
-        d = np.linspace(0, top, 200)
-        order = np.argsort(np.where(np.isnan(walk), np.inf, walk))
-        w_sorted = np.where(np.isnan(walk), np.inf, walk)[order]
+        walk = np.where(np.isnan(walk), np.inf, walk)
+        order = np.argsort(walk, kind="stable")
         cum = np.concatenate([[0.0], np.cumsum(pop[order])])
-        share = cum[np.searchsorted(w_sorted, d, side="right")] / total if total else d * 0
-        line = ax.plot(d, share * 100, label=f"{tier.name}")[0]
-        ax.axvline(tier.target_m, color=line.get_color(), linestyle=":", linewidth=1)
-        ax.axhline(tier.goal * 100, color=line.get_color(), linestyle="--", linewidth=0.6)
-    ax.set_xlabel("walking distance (m)")
-    ax.set_ylabel("residents within (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+        d = np.linspace(0, tier.target_m * coverage.search_factor, 200)
+        share = cum[np.searchsorted(walk[order], d, side="right")] / total if total else d * 0
+        out.append((tier, d, share))
+    return out
+
+
+def share_curve_svg(coverage: Coverage, lang: str = "en") -> str:
+    """An SVG chart of the share of residents within each walking distance, one line per tier
+    (inline in the page: no image library, no file)."""
+    w, h, left, right, top, bottom = 660, 360, 56, 16, 14, 44
+    curves = share_curve(coverage)
+    top_m = max((float(d[-1]) for _, d, _ in curves), default=1.0) or 1.0
+    px = lambda x: left + (w - left - right) * x / top_m  # noqa: E731
+    py = lambda y: top + (h - top - bottom) * (1 - y)  # noqa: E731
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' "
+             f"viewBox='0 0 {w} {h}' font-family='sans-serif' font-size='11'>"]  # fmt: skip
+    for k in range(6):
+        y = py(k / 5)
+        parts.append(f"<line x1='{left}' x2='{w - right}' y1='{y:.1f}' y2='{y:.1f}' "
+                     f"stroke='#ddd'/><text x='{left - 6}' y='{y + 4:.1f}' "
+                     f"text-anchor='end'>{k * 20}</text>")  # fmt: skip
+    for k in range(6):
+        x_m = top_m * k / 5
+        parts.append(f"<text x='{px(x_m):.1f}' y='{h - bottom + 16}' text-anchor='middle'>"
+                     f"{x_m:,.0f}</text>")  # fmt: skip
+    x_label = "步行距离（米）" if lang == "zh" else "walking distance (m)"
+    y_label = "可达居民（%）" if lang == "zh" else "residents within (%)"
+    parts.append(f"<text x='{(left + w - right) / 2}' y='{h - 8}' text-anchor='middle'>"
+                 f"{x_label}</text><text transform='translate(14 {(top + h - bottom) / 2}) "
+                 f"rotate(-90)' text-anchor='middle'>{y_label}</text>")  # fmt: skip
+    for i, (tier, d, share) in enumerate(curves):
+        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        line = " ".join(
+            f"{px(float(a)):.1f},{py(float(b)):.1f}" for a, b in zip(d, share, strict=True)
+        )
+        parts.append(f"<polyline points='{line}' fill='none' stroke='{colour}' stroke-width='2'/>")
+        x = px(tier.target_m)
+        parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{h - bottom}' "
+                     f"stroke='{colour}' stroke-dasharray='2 3'/>")  # fmt: skip
+        y = py(tier.goal)
+        parts.append(f"<line x1='{left}' x2='{w - right}' y1='{y:.1f}' y2='{y:.1f}' "
+                     f"stroke='{colour}' stroke-dasharray='6 3' stroke-width='0.7'/>")  # fmt: skip
+        ly = h - bottom - 12 - 16 * (len(curves) - 1 - i)
+        parts.append(f"<line x1='{w - right - 170}' x2='{w - right - 150}' y1='{ly}' y2='{ly}' "
+                     f"stroke='{colour}' stroke-width='2'/><text x='{w - right - 145}' "
+                     f"y='{ly + 4}'>{html.escape(tier.display(lang))}</text>")  # fmt: skip
+    parts.append(f"<rect x='{left}' y='{top}' width='{w - left - right}' "
+                 f"height='{h - top - bottom}' fill='none' stroke='#888'/></svg>")  # fmt: skip
+    return "".join(parts)
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -186,8 +215,8 @@ def report_html(
         parts += _cells_section(cells, coverage, t, lang)
     if proposals is not None and len(proposals):
         parts += _proposals_section(proposals, siting, t)
-    png = base64.b64encode(share_curve_png(coverage, lang)).decode("ascii")
-    parts.append(f"<h2>{t['curve']}</h2><img alt='{t['curve']}' src='data:image/png;base64,{png}'>")
+    parts.append(f"<h2>{t['curve']}</h2><figure role='img' aria-label='{t['curve']}'>"
+                 f"{share_curve_svg(coverage, lang)}</figure>")  # fmt: skip
     parts.append(f"<p class='note'>{t['note']}</p>")
     return page(str(t["title"]), parts, lang)
 

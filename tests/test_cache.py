@@ -368,3 +368,29 @@ def test_the_demo_file_is_keyed_by_its_content(tmp_path):
     key = cache.key(demo_path(), reader="pbf", boundary=None)
     assert key is not None and key.options["content"].startswith("sha256:")
     assert key.options["boundary"] == "None" and "pyrosm" in key.options["libraries"]
+
+
+def test_the_walk_network_is_cached_beside_its_area_per_fragment_rule(tmp_path):
+    """A second run restores the network's arrays (trees rebuilt) — equal to a fresh
+    conversion — and another fragment rule is another entry, never a stale one."""
+    import numpy as np
+
+    from servicecircle.area import load_area
+    from servicecircle.cache import AreaCache
+    from servicecircle.network import FragmentRule, WalkNetwork
+
+    cache = AreaCache(tmp_path / "c")
+    first = WalkNetwork.from_area(load_area("demo", cache=cache))
+    area = load_area("demo", cache=cache)
+    again = WalkNetwork.from_area(area)
+    fresh = WalkNetwork.from_frames(area.nodes, area.edges)
+    for net in (first, again):
+        assert np.array_equal(net.edge_u, fresh.edge_u)
+        assert np.array_equal(net.fragment_edge, fresh.fragment_edge)
+        assert (net.csr != fresh.csr).nnz == 0
+    pts = np.random.default_rng(0).uniform(fresh.node_xy.min(0), fresh.node_xy.max(0), (300, 2))
+    a, b = again.snap(pts), fresh.snap(pts)
+    assert np.array_equal(a.edge, b.edge) and np.array_equal(a.tie_edge, b.tie_edge)
+    kept = WalkNetwork.from_area(load_area("demo", cache=cache), fragments=FragmentRule(keep=True))
+    assert kept.main_tree is None and again.main_tree is not None
+    assert len(cache.entries()) == 3  # the area, and a network per fragment rule

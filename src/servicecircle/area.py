@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
-from .cache import AreaCache
+from .cache import AreaCache, remember
 from .osm import (
     FEATURE_TAGS,
     OsmFrames,
@@ -173,11 +173,14 @@ def load_area(
         return assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
     key = store.key(path, reader=kind, boundary=boundary_gs)
     fields = store.load(key, fields=CACHED_FIELDS) if key is not None else None
-    if fields is not None:
-        return _from_cache(fields, name=name, source=where)
+    if key is not None and fields is not None:
+        area = _from_cache(fields, name=name, source=where)
+        remember(area, store, key)
+        return area
     area = assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
     if key is not None:
         store.store(key, {f: getattr(area, f) for f in CACHED_FIELDS})
+        remember(area, store, key)
     return area
 
 

@@ -54,6 +54,7 @@ import shutil
 import sys
 import time
 import uuid
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -488,3 +489,27 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _warn(what: str, err: BaseException, then: str) -> None:
     log.warning("area cache: %s (%s: %s); %s", what, type(err).__name__, err, then)
+
+
+# --------------------------------------------------------------------------- derived entries
+_REMEMBERED: weakref.WeakKeyDictionary[Any, tuple[AreaCache, CacheKey]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def remember(area: Any, cache: AreaCache, key: CacheKey) -> None:
+    """Note which cache entry an area came from, so what is made of it (its walk network) can
+    be cached beside it."""
+    with contextlib.suppress(TypeError):
+        _REMEMBERED[area] = (cache, key)
+
+
+def derived(area: Any, what: str) -> tuple[AreaCache, CacheKey] | None:
+    """The cache and key for something made of ``area`` (``what`` says what and with which
+    options, e.g. the network's fragment rule); ``None`` when the area was not cached."""
+    got = _REMEMBERED.get(area)
+    if got is None:
+        return None
+    cache, key = got
+    digest = hashlib.sha256(f"{key.digest}|{what}".encode()).hexdigest()
+    return cache, CacheKey(digest, {**key.options, "derived": what}, key.path, key.signature)

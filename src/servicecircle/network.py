@@ -25,6 +25,19 @@ from .snapping import (
     nearest_edges,
 )
 
+STORED_FIELDS = (
+    "crs",
+    "node_id",
+    "node_xy",
+    "edge_u",
+    "edge_v",
+    "edge_length_m",
+    "geometry",
+    "csr",
+    "component",
+    "fragment_edge",
+)
+
 __all__ = [
     "DEFAULT_FRAGMENTS",
     "DEFAULT_SNAP_LIMIT_M",
@@ -108,8 +121,71 @@ class WalkNetwork:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_area(cls, area: Area, *, fragments: FragmentRule = DEFAULT_FRAGMENTS) -> WalkNetwork:
-        """Convert an :class:`~servicecircle.area.Area`'s walk network."""
-        return cls.from_frames(area.nodes, area.edges, fragments=fragments)
+        """Convert an :class:`~servicecircle.area.Area`'s walk network (from the area cache,
+        beside the area, when the area came from it)."""
+        from .cache import derived
+
+        entry = derived(area, f"network v1 {fragments!r}")
+        if entry is not None:
+            stored = entry[0].load(entry[1], fields=STORED_FIELDS)
+            if stored is not None:
+                return cls.from_stored(stored, fragments=fragments)
+        net = cls.from_frames(area.nodes, area.edges, fragments=fragments)
+        if entry is not None:
+            entry[0].store(entry[1], net.stored())
+        return net
+
+    def stored(self) -> dict[str, Any]:
+        """The arrays that make this network (for the cache; trees are rebuilt on load)."""
+        import shapely
+
+        kind, coords, offsets = shapely.to_ragged_array(self.edge_geometry)
+        return {
+            "crs": self.crs.to_wkt(),
+            "node_id": self.node_id,
+            "node_xy": self.node_xy,
+            "edge_u": self.edge_u,
+            "edge_v": self.edge_v,
+            "edge_length_m": self.edge_length_m,
+            "geometry": (int(kind), coords, offsets),
+            "csr": (self.csr.data, self.csr.indices, self.csr.indptr, self.csr.shape),
+            "component": self.component,
+            "fragment_edge": self.fragment_edge,
+        }
+
+    @classmethod
+    def from_stored(cls, s: dict[str, Any], *, fragments: FragmentRule) -> WalkNetwork:
+        """The network :meth:`stored` kept, with its STRtrees rebuilt."""
+        import scipy.sparse as sp
+        import shapely
+        from pyproj import CRS
+
+        kind, coords, offsets = s["geometry"]
+        geoms = np.asarray(
+            shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets), dtype=object
+        )
+        on_fragment = np.asarray(s["fragment_edge"], dtype=bool)
+        main_edges = np.flatnonzero(~on_fragment).astype("int64")
+        main_tree = None
+        if on_fragment.any() and not fragments.keep:
+            main_tree = shapely.STRtree(geoms[main_edges])
+        data, indices, indptr, shape = s["csr"]
+        return cls(
+            crs=CRS.from_wkt(s["crs"]),
+            node_id=s["node_id"],
+            node_xy=s["node_xy"],
+            edge_u=s["edge_u"],
+            edge_v=s["edge_v"],
+            edge_length_m=s["edge_length_m"],
+            edge_geometry=geoms,
+            csr=sp.csr_matrix((data, indices, indptr), shape=shape),
+            component=s["component"],
+            tree=shapely.STRtree(geoms),
+            fragments=fragments,
+            fragment_edge=on_fragment,
+            main_tree=main_tree,
+            main_edges=main_edges,
+        )
 
     @classmethod
     def from_frames(

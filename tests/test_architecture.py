@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "servicecircle"
 LAYERS: list[set[str]] = [
     {"__init__", "_errors", "_crs", "_write"},  # base: errors, CRS checks, atomic files
     {"coords", "files", "geometry", "osmtags", "tiers", "standard", "segments"},  # io, presets
-    {"osm", "area", "scenario", "cache"},  # sources: OSM files, scenario files, parsed areas
+    {"osm", "area", "scenario", "cache", "osm_split"},  # sources: OSM files, scenarios, areas
     {"snapping", "network"},  # the walk network as arrays, where points meet it
     {
         "demand",

@@ -1,4 +1,5 @@
-"""Batch runs on a real Dask LocalCluster: merged results equal one whole-area run."""
+"""Batch runs on a real Dask LocalCluster: merged results equal one whole-area run, also when
+each task reads its own extract of a PBF; the PBF split checked against a brute-force oracle."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from conftest import NANJING, shared_file
 
 distributed = pytest.importorskip("dask.distributed", reason="batch runs need dask[distributed]")
 
-from servicecircle.batch import run_batch, tile_partitions  # noqa: E402
+from servicecircle.batch import BATCH_UNSUPPORTED, run_batch, tile_partitions  # noqa: E402
 from servicecircle.cli import main  # noqa: E402
 
 
@@ -52,6 +53,8 @@ def assert_equal_to_single(area, single, out):
 
 @pytest.mark.slow
 def test_batch_equals_single_run_on_the_demo(tmp_path, demo_area, cluster):
+    """The demo is a PBF: every task reads its extract, with the default buffer."""
+    from servicecircle.area import demo_path
     from servicecircle.plan import run_coverage
 
     single = run_coverage(demo_area, facilities="demo", out_dir=None).coverage.points
@@ -59,10 +62,177 @@ def test_batch_equals_single_run_on_the_demo(tmp_path, demo_area, cluster):
     assert 4 <= len(parts) <= 9
     s = run_batch(scenario(tmp_path, "demo", "demo"), parts, scheduler=cluster)
     assert s["failed"] == {}
+    assert s["split"][str(demo_path())]["extracts"] == len(parts)
     assert_equal_to_single(demo_area, single, tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "partitions.csv")
     assert (table["status"] == "ok").all() and table["demand_points"].sum() == len(single)
-    assert (table["worker_peak_rss_mb"] > 0).all()
+    assert (table["worker_peak_rss_mb"] > 0).all() and (table["extract_mb"] > 0).all()
+    assert not list(tmp_path.glob(".servicecircle-extracts-*"))  # removed at the end
+
+
+@pytest.mark.slow
+def test_batch_on_extracts_equals_whole_area_run_on_a_real_pbf(tmp_path, cluster):
+    """Nanjing as a PBF, tiers short enough that each extract is a part of the file (with ways
+    leaving its box, relations, tagged nodes): every resident walks as in one run on the file."""
+    import osmium
+
+    from servicecircle.area import load_area
+    from servicecircle.plan import run_coverage
+    from servicecircle.scenario import load_scenario
+
+    pbf = tmp_path / "nanjing.osm.pbf"
+    with osmium.SimpleWriter(str(pbf)) as writer:
+        for obj in osmium.FileProcessor(str(shared_file(NANJING))):
+            writer.add(obj)
+    nodes = sum(1 for _ in osmium.FileProcessor(str(pbf), osmium.osm.NODE))
+    plan = scenario(tmp_path, pbf.name, "osm")
+    plan.write_text(
+        plan.read_text() + '[[tiers.tier]]\nname = "centre_15min"\nmetres = 300\n'
+        '[[tiers.tier]]\nname = "station_5min"\nmetres = 150\n'
+    )
+    area = load_area(pbf)
+    tiers = load_scenario(plan).tiers
+    single = run_coverage(area, facilities="osm", tiers=tiers, out_dir=None).coverage.points
+    parts = tile_partitions(area.boundary_wgs84(), 1.5)
+    s = run_batch(plan, parts, scheduler=cluster)
+    assert s["failed"] == {} and s["buffer_m"] == 600
+    split = s["split"][str(pbf.resolve())]
+    assert split["extracts"] == len(parts) >= 9 and sum(split["relations_written"]) > 0
+    assert max(split["nodes_written"]) < nodes  # no task reads the whole file
+    assert min(split["nodes_written"]) < nodes / 4
+    assert_equal_to_single(area, single, tmp_path / "out")
+
+
+def make_pbf(path, n=12, seed=1):
+    """A lattice of ``n`` × ``n`` nodes 0.001° apart with sparse random ids, short ways along
+    rows and columns, tagged nodes, a way with a missing node and three relations."""
+    import osmium
+
+    rng = np.random.default_rng(seed)
+    grid = (rng.choice(10**10, n * n, replace=False) + 1).reshape(n, n)
+    xy = {int(grid[i, j]): (0.001 * i, 0.001 * j) for i in range(n) for j in range(n)}
+    ways, wid = {}, 100
+    for i in range(n):
+        for s in range(0, n - 1, 3):
+            ways[wid], ways[wid + 1] = grid[i, s : s + 4].tolist(), grid[s : s + 4, i].tolist()
+            wid += 2
+    ways[wid] = [int(grid[0, 0]), 99_999_999_999]  # a node that is not in the file
+    rels = {1: [100, 101], 2: [150, 151], 3: [wid]}
+    mutable = osmium.osm.mutable
+    with osmium.SimpleWriter(str(path)) as w:
+        for nid in sorted(xy):
+            tags = {"amenity": "cafe"} if nid % 7 == 0 else {}
+            w.add_node(mutable.Node(id=nid, location=xy[nid], tags=tags))
+        for k in sorted(ways):
+            w.add_way(mutable.Way(id=k, nodes=ways[k], tags={"highway": "footway"}))
+        for r, members in rels.items():
+            w.add_relation(
+                mutable.Relation(
+                    id=r,
+                    members=[("w", m, "outer") for m in members] + [("n", int(grid[5, 5]), "")],
+                    tags={"type": "multipolygon", "building": "yes"},
+                )
+            )
+    return xy, ways, rels
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_split_pbf_keeps_complete_ways_and_their_relations(tmp_path, jobs):
+    """Oracle: nodes in the box, ways with a node in it with all their nodes, relations with such
+    a way; sorted; one scan and write job or several (block ranges); an empty box gives a valid
+    file."""
+    import osmium
+
+    import servicecircle.osm_split as split
+
+    xy, ways, rels = make_pbf(tmp_path / "src.osm.pbf")
+    _, writes, scans = split._layout(tmp_path / "src.osm.pbf", jobs)
+    assert (len(writes) == 1) == (len(scans) == 1) == (jobs == 1)
+    boxes = [
+        (0.0, 0.0, 0.0035, 0.0035),
+        (0.004, 0.004, 0.0115, 0.0115),
+        (0.0052, 0.0, 0.0079, 0.003),
+        (5.0, 5.0, 6.0, 6.0),
+    ]
+    result = split.split_pbf(tmp_path / "src.osm.pbf", boxes, tmp_path, jobs=jobs)
+    for (w, s, e, n), ex in zip(boxes, result.extracts, strict=True):
+        inside = {k for k, (x, y) in xy.items() if w <= x <= e and s <= y <= n}
+        want_ways = {k for k, nodes in ways.items() if inside & set(nodes)}
+        want_nodes = inside | {m for k in want_ways for m in ways[k] if m in xy}
+        want_rels = {r for r, members in rels.items() if want_ways & set(members)}
+        got, order = {"n": set(), "w": set(), "r": set()}, []
+        for o in osmium.FileProcessor(str(ex.path)):
+            got[o.type_str()].add(o.id)
+            order.append(("nwr".index(o.type_str()), o.id))
+        assert got == {"n": want_nodes, "w": want_ways, "r": want_rels}
+        assert order == sorted(order)
+        assert (ex.nodes, ex.ways, ex.relations) == (
+            len(want_nodes),
+            len(want_ways),
+            len(want_rels),
+        )
+    assert result.extracts[3].nodes == 0 and result.extracts[1].ways > result.extracts[0].ways
+
+
+def test_split_pbf_refuses_a_broken_file(tmp_path):
+    from servicecircle._errors import InputError
+    from servicecircle.osm_split import split_pbf
+
+    make_pbf(tmp_path / "src.osm.pbf")
+    data = (tmp_path / "src.osm.pbf").read_bytes()
+    (tmp_path / "cut.osm.pbf").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut\.osm\.pbf: cannot be split as an OSM PBF file"):
+        split_pbf(tmp_path / "cut.osm.pbf", [(0.0, 0.0, 1.0, 1.0)], tmp_path)
+
+
+@pytest.mark.parametrize(("section", "key"), [(s, k) for s, k, _ in BATCH_UNSUPPORTED])
+def test_each_unsupported_scenario_key_is_refused_by_name(tmp_path, capsys, section, key):
+    value = {"capacity": "1000", "centres": "1", "candidates": '"network"'}[key]
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[area]\nsource = "demo"\nboundary = [24.935, 60.164, 24.953, 60.179]\n'
+        '[facilities]\nsource = "demo"\n'
+        f'[siting]\ntier = "station_5min"\nnew = 1\n{key} = {value}\n'
+    )
+    assert main(["batch", str(plan), "--tile-km", "1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{section}.{key}' is not supported by batch" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_batch_honours_building_parameters_and_communities(tmp_path, demo_area, cluster):
+    """``demand.*`` estimate residents as in a single run; ``grid.communities`` keeps every grid
+    inside one community of the layer."""
+    import shapely
+
+    from servicecircle.demand import BuildingPopulation, demand_from_buildings
+
+    params = BuildingPopulation(floor_area_per_resident_m2=20.0, default_levels=3.0)
+    want = demand_from_buildings(demo_area.buildings, landuse=demo_area.landuse, params=params)
+    west, south, east, north = demo_area.boundary_wgs84().bounds
+    middle = (west + east) / 2
+    halves = [shapely.box(west, south, middle, north), shapely.box(middle, south, east, north)]
+    gpd.GeoDataFrame({"code": ["W", "E"]}, geometry=halves, crs=4326).to_file(
+        tmp_path / "communities.geojson"
+    )
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[area]\nsource = "demo"\n[facilities]\nsource = "demo"\n'
+        "[demand]\nfloor_area_per_resident_m2 = 20\ndefault_levels = 3\n"
+        '[grid]\nkind = "governance"\ncommunities = "communities.geojson"\n[output]\ndir = "out"\n'
+    )
+    parts = tile_partitions(demo_area.boundary_wgs84(), 0.9)
+    s = run_batch(plan, parts, scheduler=cluster)
+    assert s["failed"] == {}
+    merged = pd.read_csv(tmp_path / "out" / "coverage.csv", dtype={"demand_id": str})
+    assert sorted(merged["demand_id"]) == sorted(want["demand_id"])
+    assert merged["population"].sum() == pytest.approx(want["population"].sum())
+    cells = gpd.read_file(tmp_path / "out" / "cells.gpkg")
+    assert set(cells["community"]) == {"W", "E"}
+    for code, half in zip(["W", "E"], halves, strict=True):
+        mine = cells[cells["community"] == code]
+        assert mine.geometry.within(half.buffer(1e-7)).all()
 
 
 @pytest.mark.slow

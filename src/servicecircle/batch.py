@@ -1,26 +1,29 @@
 """Batch plans on Dask: one task per partition of a large area, on one machine or a cluster.
 
 A partition is a polygon (a sub-district, a community, or a tile). Its task reads only the
-partition plus a buffer of the largest search distance (the tier distance × the search factor,
-2,000 m by default) from the source file — network, buildings, POIs and facilities — so a
-resident near the edge still walks to the facility in the next partition, and the result for
-every resident equals a single whole-area run. Residents are counted once: each belongs to the
-first partition (in the given order) that holds it.
-
-Start a cluster by hand with ``dask scheduler`` on one machine and ``dask worker
-tcp://SCHEDULER:8786`` on each worker machine (all with servicecircle installed and the data
-at the same path), then pass ``--scheduler tcp://SCHEDULER:8786``. Without ``--scheduler`` a
-``LocalCluster`` of worker processes is started on this machine.
+partition plus a buffer of the largest search distance (tier distance × search factor, 2,000 m by
+default), so a resident near the edge still walks to the facility in the next partition and every
+resident's result equals a single whole-area run; each resident belongs to the first partition
+(in the given order) that holds it. A ``.osm.pbf`` read by several partitions is split once into
+one extract per partition (:mod:`servicecircle.osm_split`, write pass on the workers) in a
+temporary folder next to the output; each task reads only its extract. Other OSM files are read
+by each task with its bounding box. For a cluster: ``dask scheduler``, ``dask worker
+tcp://SCHEDULER:8786`` on each machine (servicecircle installed; the data and the output
+folder's parent shared at the same path), then ``--scheduler tcp://SCHEDULER:8786``; without it
+a ``LocalCluster`` is started here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import resource
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +52,8 @@ class Partition:
 
 @dataclass(frozen=True)
 class PartitionTask:
-    """Everything a worker needs for one partition (picklable, no data inside)."""
+    """Everything a worker needs for one partition (picklable, no data inside); ``source`` is
+    its extract when ``split_from`` names the file it was cut from."""
 
     name: str
     order: int
@@ -64,12 +68,13 @@ class PartitionTask:
     search_factor: float = DEFAULT_SEARCH_FACTOR
     grid: dict[str, Any] | None = None
     siting: dict[str, Any] | None = None
+    population: dict[str, Any] | None = None
+    split_from: str | None = None
 
 
 @dataclass
 class PartitionResult:
-    """What a worker sends back: the coverage rows it owns, its cells and proposals (EPSG:4326)
-    and its figures."""
+    """What a worker sends back: its coverage rows, cells, proposals (EPSG:4326) and figures."""
 
     name: str
     order: int
@@ -132,6 +137,20 @@ def buffer_for(tiers: tuple[Tier, ...], search_factor: float = DEFAULT_SEARCH_FA
     return max(t.target_m for t in tiers) * search_factor
 
 
+def partition_region(task: PartitionTask) -> BaseGeometry:
+    """What a task reads (EPSG:4326): its partition grown by the buffer, within the boundary."""
+    import geopandas as gpd
+    import shapely
+
+    gs = gpd.GeoSeries([shapely.from_wkt(task.polygon_wkt)], crs=4326)
+    crs = gs.estimate_utm_crs()
+    grown = gpd.GeoSeries([gs.to_crs(crs).iloc[0].buffer(task.buffer_m)], crs=crs).to_crs(4326)
+    region = grown.iloc[0]
+    if task.boundary_wkt is not None:
+        region = region.intersection(shapely.from_wkt(task.boundary_wkt))
+    return region
+
+
 def run_partition(task: PartitionTask) -> PartitionResult:
     """Coverage of one partition (runs on a Dask worker)."""
     import geopandas as gpd
@@ -139,25 +158,25 @@ def run_partition(task: PartitionTask) -> PartitionResult:
 
     from .area import load_area
     from .coverage import compute_coverage
-    from .demand import demand_from_buildings, read_demand
+    from .demand import BuildingPopulation, demand_from_buildings, read_demand
     from .facilities import facilities_from_pois, read_facilities
     from .geometry import assign_cells
+    from .network import WalkNetwork
     from .workflows.common import demo_facilities_path
 
     started = time.perf_counter()
     poly = shapely.from_wkt(task.polygon_wkt)
-    gs = gpd.GeoSeries([poly], crs=4326)
-    crs = gs.estimate_utm_crs()
-    grown = gpd.GeoSeries([gs.to_crs(crs).iloc[0].buffer(task.buffer_m)], crs=crs).to_crs(4326)
-    region = grown.iloc[0]
-    if task.boundary_wkt is not None:
-        region = region.intersection(shapely.from_wkt(task.boundary_wkt))
+    region = partition_region(task)
+    if task.split_from is not None and not Path(task.source).exists():
+        raise InputError(
+            f"extract {task.source} of {task.split_from} is not visible on this worker; with "
+            "--scheduler, the output folder's parent must be shared at the same path"
+        )
     area = load_area(task.source, boundary=gpd.GeoSeries([region], crs=4326), name=task.name)
-    from .network import WalkNetwork
-
     net = WalkNetwork.from_area(area)
     if task.demand in (None, "buildings"):
-        demand = demand_from_buildings(area.buildings, landuse=area.landuse)
+        params = replace(BuildingPopulation(), **(task.population or {}))
+        demand = demand_from_buildings(area.buildings, landuse=area.landuse, params=params)
     else:
         demand = read_demand(task.demand, crs=area.crs, bbox=region.bounds)
     if task.facilities == "osm":
@@ -196,11 +215,12 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         "facilities_in_reach": len(fac),
         "seconds": round(time.perf_counter() - started, 3),
         "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "extract_mb": round(os.path.getsize(task.source) / 2**20, 2) if task.split_from else None,
     }
     cells_ll = None
     if task.grid is not None and len(demand):
         cells_ll = _partition_grid(task, area, net, demand, cov, own_poly.geometry.iloc[0])
-        stats["cells"] = len(cells_ll)
+        stats["cells"] = 0 if cells_ll is None else len(cells_ll)
     proposals_ll = None
     if task.siting is not None and len(demand):
         proposals_ll, siting = _partition_siting(
@@ -226,7 +246,8 @@ def run_partition(task: PartitionTask) -> PartitionResult:
 def _partition_grid(
     task: PartitionTask, area: Any, net: Any, demand: Any, cov: Any, own: Any
 ) -> Any:
-    """The scenario's grid over the partition (not its buffer), with coverage rolled up."""
+    """The scenario's grid over the partition (not its buffer), with coverage rolled up; with a
+    community layer, grids follow the communities that reach the partition (none: no grid)."""
     from .governance import GovernanceParams, governance_grid
     from .grid import regular_grid
     from .rollup import rollup
@@ -235,9 +256,16 @@ def _partition_grid(
     kind = g.get("kind", "governance")
     if kind == "governance":
         lo, hi = g.get("households", (300, 500))
-        cells = governance_grid(
-            area.edges, own, demand, params=GovernanceParams(households_min=lo, households_max=hi)
-        )
+        comm = None
+        if g.get("communities") is not None:  # the communities that reach this partition
+            from .files import read_table
+
+            comm = read_table(g["communities"], "community file", to_crs=area.crs)
+            comm = comm[comm.intersects(own)]
+            if len(comm) == 0:
+                return None
+        params = GovernanceParams(households_min=lo, households_max=hi)
+        cells = governance_grid(area.edges, own, demand, communities=comm, params=params)
         cells["cell_id"] = task.name + ":" + cells["cell_id"].astype(str)
     else:
         cells = regular_grid(
@@ -285,11 +313,9 @@ BATCH_UNSUPPORTED = (
     ("siting", "capacity", "a capacity is a whole-area model; run it with `servicecircle run`"),
     ("siting", "centres", "the two-level plan needs the whole area; use `servicecircle run`"),
     ("siting", "candidates", "batch siting takes candidates along each partition's streets"),
-    ("grid", "communities", "batch grids are built per partition without a community layer"),
-    ("demand", "floor_area_per_resident_m2", "batch estimates residents with the defaults"),
-    ("demand", "default_levels", "batch estimates residents with the defaults"),
-    ("demand", "household_size", "batch estimates residents with the defaults"),
 )
+#: ``[demand]`` keys a batch passes to :class:`~servicecircle.demand.BuildingPopulation`.
+POPULATION_KEYS = ("floor_area_per_resident_m2", "default_levels", "household_size")
 
 
 def check_batch_scenario(sc: Any) -> None:
@@ -351,20 +377,77 @@ def run_batch(
     buf = buffer_for(sc.tiers) if buffer_m is None else float(buffer_m)
     if buf < 0:
         raise InputError(f"--buffer-m must be zero or more metres; got {buf}")
-    if buf < buffer_for(sc.tiers):
+    if buf < (exact := buffer_for(sc.tiers)):
         log.warning(
             "buffer %.0f m is below the largest search distance %.0f m: residents near partition "
-            "edges may get longer walks than in a whole-area run",
-            buf,
-            buffer_for(sc.tiers),
-        )
+            "edges may get longer walks than in a whole-area run", buf, exact
+        )  # fmt: skip
     tasks = _tasks(sc, partitions, buf)
-    results, failures = _run_tasks(tasks, scheduler, n_workers, retries, on_done)
+    with _cluster(scheduler, n_workers, out_dir) as (client, folder):
+        tasks, split = _split(tasks, client, folder)
+        results, failures = _run_tasks(tasks, client, retries, on_done)
     ordered = sorted(results.values(), key=lambda r: r.order)
     with RunOutput(out_dir) as out:
-        summary = _write_merged(out, sc, tasks, ordered, results, failures, buf)
+        summary = _write_merged(out, sc, tasks, ordered, results, failures, buf, split)
     summary["out_dir"] = str(out.out_dir)
     return summary
+
+
+@contextlib.contextmanager
+def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[tuple[Any, Path]]:
+    """A Dask client (of the scheduler, or of a LocalCluster of ``n_workers`` processes) and a
+    temporary folder next to the output folder, both gone at the end."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as err:  # pragma: no cover
+        raise InputError("batch runs need Dask: pip install 'dask[distributed]'") from err
+    (parent := out_dir.resolve().parent).mkdir(parents=True, exist_ok=True)
+    cluster = None
+    if not scheduler:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+    client = Client(scheduler or cluster)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".servicecircle-extracts-", dir=parent) as tmp:
+            yield client, Path(tmp)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def read_box(task: PartitionTask) -> tuple[float, float, float, float]:
+    """A (west, south, east, north) box in degrees around :func:`partition_region`, found
+    without a projection."""
+    import shapely
+
+    from .osm_split import grow_box
+
+    box = grow_box(shapely.from_wkt(task.polygon_wkt).bounds, task.buffer_m)
+    if task.boundary_wkt is not None:
+        bw, bs, be, bn = shapely.from_wkt(task.boundary_wkt).bounds
+        box = (max(box[0], bw), max(box[1], bs), min(box[2], be), min(box[3], bn))
+    return box
+
+
+def _split(
+    tasks: list[PartitionTask], client: Any, folder: Path
+) -> tuple[list[PartitionTask], dict[str, Any]]:
+    """Cut every PBF that several tasks read into one extract per task, read by that task."""
+    from .osm_split import split_sources
+
+    paths, report = split_sources(
+        [t.source for t in tasks],
+        [read_box(t) for t in tasks],
+        folder,
+        run=lambda f, a: list(client.gather(client.map(f, *zip(*a, strict=True), pure=False))),
+        jobs=max(1, sum(client.nthreads().values())),
+    )
+    return [
+        t if p is None else replace(t, source=p, split_from=t.source)
+        for t, p in zip(tasks, paths, strict=True)
+    ], report
 
 
 def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTask]:
@@ -372,9 +455,8 @@ def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTa
 
     from .workflows.common import demo_facilities_path
 
-    boundary_wkt = None
-    if isinstance(sc.area.get("boundary"), list):
-        boundary_wkt = shapely.box(*sc.area["boundary"]).wkt
+    bounds = sc.area.get("boundary")
+    boundary_wkt = shapely.box(*bounds).wkt if isinstance(bounds, list) else None
     facilities = sc.facilities["source"]
     if facilities == "demo":
         facilities = str(demo_facilities_path())
@@ -393,6 +475,7 @@ def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTa
             snap_limit_m=float(sc.output.get("snap_limit_m", DEFAULT_SNAP_LIMIT_M)),
             grid=sc.grid,
             siting=sc.siting,
+            population={k: float(sc.demand[k]) for k in POPULATION_KEYS if k in sc.demand},
         )
         for i, p in enumerate(partitions)
     ]
@@ -400,49 +483,39 @@ def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTa
 
 def _run_tasks(
     tasks: list[PartitionTask],
-    scheduler: str | None,
-    n_workers: int,
+    client: Any,
     retries: int,
     on_done: Callable[[str, str], None] | None,
 ) -> tuple[dict[str, PartitionResult], dict[str, str]]:
-    """Submit one Dask task per partition; the failure of one is reported, not raised."""
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as err:  # pragma: no cover
-        raise InputError("batch runs need Dask: pip install 'dask[distributed]'") from err
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
-        client = Client(cluster)
+    """Submit one Dask task per partition, the largest extracts first; the failure of one is
+    reported, not raised."""
+    from dask.distributed import as_completed
+
     results: dict[str, PartitionResult] = {}
     failures: dict[str, str] = {}
-    try:
-        futures = {
-            client.submit(
-                run_partition, t, key=f"servicecircle-{t.name}-{id(t)}", retries=retries, pure=False
-            ): t.name
-            for t in tasks
-        }
-        for fut in as_completed(futures):
-            name = futures[fut]
-            try:
-                results[name] = fut.result()
-                status = "ok"
-            except Exception as err:
-                kind = "input" if isinstance(err, ServiceCircleError) else type(err).__name__
-                failures[name] = f"{kind}: {err}"
-                log.debug("partition %s failed:\n%s", name, traceback.format_exc())
-                status = failures[name]
-            if on_done is not None:
-                on_done(name, status)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    futures = {
+        client.submit(
+            run_partition,
+            t,
+            key=f"servicecircle-{t.name}-{id(t)}",
+            retries=retries,
+            pure=False,
+            priority=os.path.getsize(t.source) // 1024 if t.split_from else 0,
+        ): t.name
+        for t in tasks
+    }
+    for fut in as_completed(futures):
+        name = futures[fut]
+        try:
+            results[name] = fut.result()
+            status = "ok"
+        except Exception as err:
+            kind = "input" if isinstance(err, ServiceCircleError) else type(err).__name__
+            failures[name] = f"{kind}: {err}"
+            log.debug("partition %s failed:\n%s", name, traceback.format_exc())
+            status = failures[name]
+        if on_done is not None:
+            on_done(name, status)
     return results, failures
 
 
@@ -476,6 +549,7 @@ def _write_merged(
     results: dict[str, PartitionResult],
     failures: dict[str, str],
     buf: float,
+    split: dict[str, Any],
 ) -> dict[str, Any]:
     import geopandas as gpd
 
@@ -499,6 +573,7 @@ def _write_merged(
         "buffer_m": buf,
         "failed": failures,
         "demand_points_on_borders": int(on_borders),
+        "split": split,
     }
     if len(points) and {"snapped", "population"} <= set(points.columns) and len(fac):
         fac = fac.assign(snapped=fac["snapped"].astype(bool))

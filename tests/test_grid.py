@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
@@ -269,3 +270,35 @@ def test_governance_grids_never_cut_a_building(demo_area):
         split += int((shares > 1e-6).sum() > 1)
     assert len(in_block) > 50 and split == 0
     assert (grids["households"] > 150).sum() < len(grids)  # the small range forced splits
+
+
+def test_coverage_rolls_up_governance_micro_grids_from_the_cli(tmp_path):
+    """``coverage --cells cells.gpkg`` of a governance run rolls up both levels: grids and
+    their micro-grids (微网格), whose residents add up to their grid's, tower shares included."""
+    import json
+
+    from servicecircle.cli import main
+
+    grid_out, cov_out = tmp_path / "g", tmp_path / "c"
+    assert main(["grid", "demo", "--kind", "governance", "--out", str(grid_out), "-q"]) == 0
+    micro_in = gpd.read_file(grid_out / "cells.gpkg", layer="micro_grids")
+    assert len(micro_in) > 0
+    args = ["coverage", "demo", "--cells", str(grid_out / "cells.gpkg"), "--out", str(cov_out)]
+    assert main([*args, "-q"]) == 0
+    grids = gpd.read_file(cov_out / "cells.gpkg", layer="cells")
+    micro = gpd.read_file(cov_out / "cells.gpkg", layer="micro_grids")
+    assert set(micro["cell_id"]) == set(micro_in["cell_id"])
+    per_grid = micro.groupby("grid_id")["population"].sum()
+    by_id = grids.set_index("cell_id")["population"]
+    assert per_grid.to_numpy() == pytest.approx(by_id.loc[per_grid.index].to_numpy(), rel=1e-9)
+    for tier in ("centre_15min", "station_5min"):
+        got = micro.groupby("grid_id")[f"{tier}_covered_residents"].sum()
+        want = grids.set_index("cell_id")[f"{tier}_covered_residents"].loc[got.index]
+        assert got.to_numpy() == pytest.approx(want.to_numpy(), rel=1e-9)
+    table = pd.read_csv(cov_out / "micro_grids.csv")
+    assert len(table) == len(micro)
+    summary = json.loads((cov_out / "summary.json").read_text())
+    assert summary["micro_grids"]["count"] == len(micro)
+    assert "micro_grids.csv" in summary["files"]
+    page = (cov_out / "coverage_map.html").read_text()
+    assert str(micro["cell_id"].iloc[0]) in page  # the micro-grid layer is on the map

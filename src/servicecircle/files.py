@@ -293,6 +293,7 @@ def _read_vector(
     import geopandas as gpd
 
     box = bbox
+    layer = _first_layer(path)
     if bbox is not None and system != "wgs84":
         pad = BBOX_PAD_DEG
         box = (bbox[0] - pad, bbox[1] - pad, bbox[2] + pad, bbox[3] + pad)
@@ -302,23 +303,23 @@ def _read_vector(
         elif box is not None:
             import pyogrio
 
-            file_crs = pyogrio.read_info(path).get("crs")
+            file_crs = pyogrio.read_info(path, layer=layer).get("crs")
             if file_crs and not _is_wgs84(file_crs):
                 import shapely
 
                 box = tuple(
                     gpd.GeoSeries([shapely.box(*box)], crs=4326).to_crs(file_crs).total_bounds
                 )
-            gdf = gpd.read_file(path, bbox=box)
+            gdf = gpd.read_file(path, bbox=box, layer=layer)
         else:
-            gdf = gpd.read_file(path)
+            gdf = gpd.read_file(path, layer=layer)
     except Exception as err:
         raise InputError(
             f"{what} {path}: cannot be read ({type(err).__name__}: {err}); check the file"
         ) from err
     if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf:
         raise InputError(f"{what} {path}: has no geometry column")
-    if len(gdf) == 0 and (bbox is None or _feature_count(path) == 0):
+    if len(gdf) == 0 and (bbox is None or _feature_count(path, layer) == 0):
         raise InputError(
             f"{what} {path}: holds no features; add them (or check that the right file was "
             "exported)"
@@ -334,7 +335,22 @@ def _read_vector(
     return _rename_columns(gdf, f"{what} {path}")
 
 
-def _feature_count(path: Path) -> int:
+def _first_layer(path: Path) -> str | None:
+    """The layer read from a file of several (a GeoPackage): its first; ``None`` for others."""
+    if path.suffix.lower() not in (".gpkg", ".sqlite"):
+        return None
+    import pyogrio
+
+    try:
+        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+    except Exception:  # unreadable: read_file names the problem
+        return None
+    if len(names) > 1:
+        logger.info("%s: reading its first layer %r of %s", path, names[0], ", ".join(names))
+    return names[0] if names else None
+
+
+def _feature_count(path: Path, layer: str | None = None) -> int:
     """How many features the whole file holds (to tell an empty file from an empty bbox)."""
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
@@ -342,7 +358,7 @@ def _feature_count(path: Path) -> int:
         return int(pq.read_metadata(path).num_rows)
     import pyogrio
 
-    return int(pyogrio.read_info(path, force_feature_count=True)["features"])
+    return int(pyogrio.read_info(path, layer=layer, force_feature_count=True)["features"])
 
 
 def _is_wgs84(crs: Any) -> bool:

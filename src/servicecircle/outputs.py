@@ -303,10 +303,18 @@ def write_coverage(
     )  # fmt: skip
 
 
-def write_cells(out: RunOutput, cells: gpd.GeoDataFrame) -> None:
-    """``cells.gpkg`` and ``cells.csv``: per cell the residents and coverage."""
-    out.gpkg("cells.gpkg", {"cells": cells})
+def write_cells(
+    out: RunOutput, cells: gpd.GeoDataFrame, micro_grids: gpd.GeoDataFrame | None = None
+) -> None:
+    """``cells.gpkg`` and ``cells.csv``: per cell the residents and coverage; with the
+    micro-grids rolled up, also their layer ``micro_grids`` and ``micro_grids.csv``."""
+    layers = {"cells": cells}
+    if micro_grids is not None:
+        layers["micro_grids"] = micro_grids
+    out.gpkg("cells.gpkg", layers)
     out.csv("cells.csv", cells.drop(columns="geometry"), float_format="%.4f")
+    if micro_grids is not None:
+        out.csv("micro_grids.csv", micro_grids.drop(columns="geometry"), float_format="%.4f")
 
 
 def write_service_areas_file(

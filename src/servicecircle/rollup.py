@@ -38,6 +38,23 @@ def read_cells(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame:
     return with_cell_id(cells, what=f"cell file {path}")
 
 
+def read_micro_grids(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame | None:
+    """The ``micro_grids`` layer (微网格) of a ``cells.gpkg`` written by ``servicecircle grid
+    --kind governance``, in the area's CRS; ``None`` when the file has no such layer."""
+    path = Path(path)
+    if path.suffix.lower() != ".gpkg":
+        return None
+    import geopandas as gpd
+    import pyogrio
+
+    if "micro_grids" not in {str(name) for name in pyogrio.list_layers(path)[:, 0]}:
+        return None
+    micro = gpd.read_file(path, layer="micro_grids")
+    if micro.crs is None:
+        raise InputError(f"cell file {path}: layer micro_grids has no CRS; write it with one")
+    return with_cell_id(micro.to_crs(crs), what=f"cell file {path}, layer micro_grids")
+
+
 def with_cell_id(cells: gpd.GeoDataFrame, *, what: str = "cells") -> gpd.GeoDataFrame:
     """A copy with a unique string ``cell_id`` column."""
     cells = cells.copy()

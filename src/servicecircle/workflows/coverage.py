@@ -137,11 +137,13 @@ def run_coverage(
             segments=demand_gdf.attrs.get("segments", {}),
             **cov.summary(),
         )
-        cell_table = None
+        cell_table = micro_table = None
         if cells is not None:
             tick("cells")
-            cell_table = _rolled_up(area, cov, demand_gdf, cells)
+            cell_table, micro_table = _rolled_up(area, cov, demand_gdf, cells)
             summary["cells"] = cells_summary(cell_table)
+            if micro_table is not None:
+                summary["micro_grids"] = cells_summary(micro_table)
         sa = None
         if write_service_areas:
             from ..service_areas import service_areas
@@ -156,7 +158,10 @@ def run_coverage(
             )
             summary["service_areas"] = service_areas_summary(sa[1])
         tick("write")
-        _write(out, area, demand_gdf, fac_gdf, cov, summary, cell_table, sa, write_map, lang, tiles)
+        cell_tables = (cell_table, micro_table)
+        _write(
+            out, area, demand_gdf, fac_gdf, cov, summary, cell_tables, sa, write_map, lang, tiles
+        )
         finish_summary(out, summary, started)
     return PlanResult(
         cov,
@@ -211,16 +216,21 @@ def _rolled_up(
     cov: Coverage,
     demand: gpd.GeoDataFrame,
     cells: str | Path | gpd.GeoDataFrame,
-) -> gpd.GeoDataFrame:
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
+    """The cells rolled up, and their micro-grids when they have some (``None`` if not)."""
     import geopandas as gpd
 
-    from ..rollup import read_cells, rollup, with_cell_id
+    from ..rollup import read_cells, read_micro_grids, rollup, with_cell_id
 
     if isinstance(cells, gpd.GeoDataFrame):
         cell_gdf = with_cell_id(cells.to_crs(area.crs))
+        micro = cells.attrs.get("micro_grids")
+        micro = None if micro is None else with_cell_id(micro.to_crs(area.crs))
     else:
         cell_gdf = read_cells(cells, crs=area.crs)
-    return rollup(cov, demand, cell_gdf)
+        micro = read_micro_grids(cells, crs=area.crs)
+    # the micro-grids of governance grids (a layer of their cells.gpkg) are rolled up as well
+    return rollup(cov, demand, cell_gdf), None if micro is None else rollup(cov, demand, micro)
 
 
 def _write(
@@ -230,7 +240,7 @@ def _write(
     facilities: gpd.GeoDataFrame,
     cov: Coverage,
     summary: dict[str, Any],
-    cells: gpd.GeoDataFrame | None,
+    cell_tables: tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None],
     sa: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame] | None,
     write_map: bool,
     lang: str,
@@ -239,16 +249,17 @@ def _write(
     """The tables, the workbook and the map of a coverage run."""
     from ..outputs import write_cells, write_coverage, write_service_areas_file, write_workbook
 
+    cells, micro = cell_tables
     write_coverage(out, cov, demand, facilities)
     if cells is not None:
-        write_cells(out, cells)
+        write_cells(out, cells, micro)
     if sa is not None:
         write_service_areas_file(out, *sa)
     write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
     if write_map and out.active:
         from ..report import report_html
 
-        _write_map(out, area, demand, cov, facilities, cells, sa, lang=lang, tiles=tiles)
+        _write_map(out, area, demand, cov, facilities, cell_tables, sa, lang=lang, tiles=tiles)
         out.text("report.html", report_html(summary, cov, cells=cells, lang=lang))
 
 
@@ -258,7 +269,7 @@ def _write_map(
     demand: gpd.GeoDataFrame,
     cov: Coverage,
     facilities: gpd.GeoDataFrame,
-    cells: gpd.GeoDataFrame | None,
+    cell_tables: tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None],
     sa: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame] | None,
     *,
     lang: str,
@@ -273,8 +284,9 @@ def _write_map(
         facilities,
         lang=lang,
         tiles=tiles,
-        cells=cells,
+        cells=cell_tables[0],
         service_areas=None if sa is None else sa[1],
+        micro_grids=cell_tables[1],
     )
     out.text("coverage_map.html", map_html(page))
 

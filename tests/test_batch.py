@@ -313,3 +313,65 @@ def test_batch_builds_grids_and_proposals_per_partition(tmp_path, demo_area, clu
     table = pd.read_csv(tmp_path / "out" / "partitions.csv")
     # one new station per partition at most (none where every resident is covered already)
     assert table["siting_proposals"].sum() == len(props)
+
+
+@pytest.mark.slow
+def test_batch_reads_files_as_run_does_gcj02_excel_and_boundary(tmp_path, cluster):
+    """The same stations as a WGS84 CSV with a WGS84 boundary file, and as an Amap (GCJ-02)
+    Excel sheet behind a notes sheet with the boundary box drawn in GCJ-02: the same walks."""
+    import shapely
+
+    from servicecircle.coords import gcj02_to_wgs84, wgs84_to_gcj02
+
+    src = shared_file(NANJING)
+    gcj_box = (118.770, 32.036, 118.790, 32.050)
+    wgs_ring = np.array(shapely.box(*gcj_box).exterior.coords)
+    wgs_ring = np.column_stack(gcj02_to_wgs84(wgs_ring[:, 0], wgs_ring[:, 1]))
+    gpd.GeoDataFrame(geometry=[shapely.Polygon(wgs_ring)], crs=4326).to_file(
+        tmp_path / "boundary.geojson"
+    )
+    lon, lat = np.meshgrid(np.linspace(118.772, 118.786, 3), np.linspace(32.039, 32.047, 2))
+    ids = [f"s{i}" for i in range(lon.size)]
+    kinds = ["centre"] + ["station"] * (lon.size - 1)
+    wgs = pd.DataFrame({"id": ids, "kind": kinds, "lon": lon.ravel(), "lat": lat.ravel()})
+    wgs.to_csv(tmp_path / "wgs.csv", index=False)
+    glon, glat = wgs84_to_gcj02(wgs["lon"], wgs["lat"])
+    with pd.ExcelWriter(tmp_path / "stations.xlsx") as xl:
+        pd.DataFrame({"说明": ["驿站清单，高德坐标"]}).to_excel(xl, sheet_name="说明", index=False)
+        gcj = pd.DataFrame({"编号": ids, "类型": kinds, "经度": glon, "纬度": glat})
+        gcj.to_excel(xl, sheet_name="设施", index=False)
+    plans = {
+        "wgs": f'[area]\nsource = "{src}"\nboundary = "boundary.geojson"\n'
+        '[facilities]\nsource = "wgs.csv"\n',
+        "gcj": f'[input]\ncoords = "gcj02"\nsheet = "设施"\n[area]\nsource = "{src}"\n'
+        f"boundary = {list(gcj_box)}\n"
+        '[facilities]\nsource = "stations.xlsx"\n',
+    }
+    for name, text in plans.items():
+        (tmp_path / f"{name}.toml").write_text(text + f'[output]\ndir = "{name}"\n')
+        plan = str(tmp_path / f"{name}.toml")
+        assert main(["-q", "batch", plan, "--tile-km", "1.5", "--scheduler", cluster]) == 0
+    a = pd.read_csv(tmp_path / "wgs" / "coverage.csv", dtype={"demand_id": str})
+    b = pd.read_csv(tmp_path / "gcj" / "coverage.csv", dtype={"demand_id": str})
+    assert len(a) > 100 and sorted(a["demand_id"]) == sorted(b["demand_id"])
+    a, b = a.set_index("demand_id"), b.set_index("demand_id").loc[a["demand_id"]]
+    for tier in ("centre_15min", "station_5min"):
+        got, want = b[f"{tier}_walk_m"].to_numpy(float), a[f"{tier}_walk_m"].to_numpy(float)
+        np.testing.assert_allclose(np.nan_to_num(got, nan=-1), np.nan_to_num(want, nan=-1), atol=1)
+
+
+def test_batch_checks_workers_and_the_facility_file_before_any_work(tmp_path, capsys):
+    plan = scenario(tmp_path, "demo", "demo")
+    out = tmp_path / "o"
+    assert main(["batch", str(plan), "--tile-km", "1", "--workers", "0", "--out", str(out)]) == 2
+    assert "--workers must be 1 or more" in capsys.readouterr().err
+    with pd.ExcelWriter(tmp_path / "f.xlsx") as xl:
+        pd.DataFrame({"说明": ["notes"]}).to_excel(xl, sheet_name="说明", index=False)
+        pd.DataFrame({"id": ["a"], "kind": ["station"], "lon": [24.94], "lat": [60.17]}).to_excel(
+            xl, sheet_name="设施", index=False
+        )
+    plan = scenario(tmp_path, "demo", "f.xlsx")
+    assert main(["batch", str(plan), "--tile-km", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "facility file" in err and "Traceback" not in err
+    assert not out.exists()

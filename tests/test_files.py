@@ -78,7 +78,7 @@ def test_gbk_csv_with_chinese_headers_and_names(tmp_path):
 def test_gbk_csv_bad_coordinates_still_name_the_line(tmp_path):
     path = tmp_path / "f.csv"
     path.write_text(HEADER_ZH + "c1,中心甲,中心,118.78,32.04\nc2,中心乙,中心,,32.05\n", "gbk")
-    with pytest.raises(InputError, match=r"1 rows have no valid lon/lat .*first at line 3"):
+    with pytest.raises(InputError, match=r"1 row has no valid lon/lat .*first at line 3"):
         read_table(path, "facility file")
 
 

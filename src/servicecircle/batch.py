@@ -70,6 +70,8 @@ class PartitionTask:
     siting: dict[str, Any] | None = None
     population: dict[str, Any] | None = None
     split_from: str | None = None
+    coords: str = "wgs84"
+    sheet: str | None = None
 
 
 @dataclass
@@ -160,11 +162,13 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     from .coverage import compute_coverage
     from .demand import BuildingPopulation, demand_from_buildings, read_demand
     from .facilities import facilities_from_pois, read_facilities
+    from .files import FileOptions
     from .geometry import assign_cells
     from .network import WalkNetwork
     from .workflows.common import demo_facilities_path
 
     started = time.perf_counter()
+    files = FileOptions(coords=task.coords, sheet=task.sheet)
     poly = shapely.from_wkt(task.polygon_wkt)
     region = partition_region(task)
     if task.split_from is not None and not Path(task.source).exists():
@@ -178,13 +182,13 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         params = replace(BuildingPopulation(), **(task.population or {}))
         demand = demand_from_buildings(area.buildings, landuse=area.landuse, params=params)
     else:
-        demand = read_demand(task.demand, crs=area.crs, bbox=region.bounds)
+        demand = read_demand(task.demand, crs=area.crs, bbox=region.bounds, files=files)
     if task.facilities == "osm":
         fac = facilities_from_pois(area.pois)
     elif task.facilities == "demo":
         fac = read_facilities(demo_facilities_path(), crs=area.crs)
     else:
-        fac = read_facilities(task.facilities, crs=area.crs, bbox=region.bounds)
+        fac = read_facilities(task.facilities, crs=area.crs, bbox=region.bounds, files=files)
     own_poly = gpd.GeoDataFrame(geometry=[poly], crs=4326).to_crs(area.crs)
     owned = assign_cells(demand.geometry, own_poly) >= 0
     demand = demand.loc[owned]
@@ -325,6 +329,15 @@ def check_batch_scenario(sc: Any) -> None:
         body = getattr(sc, section) or {}
         if key in body:
             problems.append(f"'{section}.{key}' is not supported by batch ({why})")
+    if sc.audit is not None:
+        problems.append("'[audit]' is not supported by batch (run `servicecircle audit` per area)")
+    if sc.segments is not None or sc.workers is not None:
+        problems.append(
+            "'[segments]' is not supported by batch (its figures are for all residents; run "
+            "`servicecircle run` per area for segments)"
+        )
+    if sc.output.get("whatif"):
+        problems.append("'output.whatif' is not supported by batch (it is one page per area)")
     if problems:
         raise InputError(f"scenario {sc.path}: " + "; ".join(problems))
 
@@ -382,15 +395,38 @@ def run_batch(
             "buffer %.0f m is below the largest search distance %.0f m: residents near partition "
             "edges may get longer walks than in a whole-area run", buf, exact
         )  # fmt: skip
+    if scheduler is None and n_workers < 1:
+        raise InputError(f"--workers must be 1 or more; got {n_workers}")
     tasks = _tasks(sc, partitions, buf)
+    _check_inputs(tasks[0])
     with _cluster(scheduler, n_workers, out_dir) as (client, folder):
         tasks, split = _split(tasks, client, folder)
         results, failures = _run_tasks(tasks, client, retries, on_done)
+    if failures and not results:  # nothing to merge: one error, the output folder untouched
+        first = next(iter(failures.values()))
+        same = all(f == first for f in failures.values())
+        raise InputError(
+            f"every partition failed ({len(failures)})" + (f": {first}" if same else "")
+            + ("" if same else f"; the first: {first}")
+        )  # fmt: skip
     ordered = sorted(results.values(), key=lambda r: r.order)
     with RunOutput(out_dir) as out:
         summary = _write_merged(out, sc, tasks, ordered, results, failures, buf, split)
     summary["out_dir"] = str(out.out_dir)
     return summary
+
+
+def _check_inputs(task: PartitionTask) -> None:
+    """Read the facility file once here, so a wrong file, sheet or column is one error before
+    any worker starts (the demand file is read in parts by the tasks)."""
+    if task.facilities in ("osm", "demo"):
+        return
+    from .facilities import read_facilities
+    from .files import FileOptions
+
+    read_facilities(
+        task.facilities, crs="EPSG:3857", files=FileOptions(coords=task.coords, sheet=task.sheet)
+    )
 
 
 @contextlib.contextmanager
@@ -405,7 +441,11 @@ def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[t
     cluster = None
     if not scheduler:
         cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,  # failures are reported by partition, not as logs
         )
     client = Client(scheduler or cluster)
     try:
@@ -450,13 +490,24 @@ def _split(
     ], report
 
 
-def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTask]:
-    import shapely
+def scenario_boundary(sc: Any) -> BaseGeometry | None:
+    """The scenario's ``[area] boundary`` in EPSG:4326 (from its ``[input] coords``), if any."""
+    if sc.area.get("boundary") is None:
+        return None
+    from .area import boundary_in_wgs84
 
+    return boundary_in_wgs84(sc.area["boundary"], _coords(sc)).union_all()
+
+
+def _coords(sc: Any) -> str:
+    return str(sc.input.get("coords", "wgs84"))
+
+
+def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTask]:
     from .workflows.common import demo_facilities_path
 
-    bounds = sc.area.get("boundary")
-    boundary_wkt = shapely.box(*bounds).wkt if isinstance(bounds, list) else None
+    boundary = scenario_boundary(sc)
+    boundary_wkt = None if boundary is None else boundary.wkt
     facilities = sc.facilities["source"]
     if facilities == "demo":
         facilities = str(demo_facilities_path())
@@ -476,6 +527,8 @@ def _tasks(sc: Any, partitions: list[Partition], buf: float) -> list[PartitionTa
             grid=sc.grid,
             siting=sc.siting,
             population={k: float(sc.demand[k]) for k in POPULATION_KEYS if k in sc.demand},
+            coords=_coords(sc),
+            sheet=sc.input.get("sheet"),
         )
         for i, p in enumerate(partitions)
     ]

@@ -146,7 +146,7 @@ def read_table(
             frame, encoding = _read_csv(path, what)
         else:
             frame, sheet_name = _read_xlsx(path, what, sheet)
-        gdf = _points(_rename_columns(frame, f"{what} {path}"), path, what, system)
+        gdf = _points(_rename_columns(frame, f"{what} {path}"), path, what, system, sheet_name)
         if bbox is not None:
             gdf = gdf.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
     elif suffix == ".xls":
@@ -259,7 +259,9 @@ def _rename_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame.rename(columns=new)
 
 
-def _points(frame: pd.DataFrame, path: Path, what: str, system: str) -> gpd.GeoDataFrame:
+def _points(
+    frame: pd.DataFrame, path: Path, what: str, system: str, sheet: str | None = None
+) -> gpd.GeoDataFrame:
     """Points from the lon/lat columns of a table, converted from ``system`` to WGS84."""
     import geopandas as gpd
 
@@ -270,20 +272,44 @@ def _points(frame: pd.DataFrame, path: Path, what: str, system: str) -> gpd.GeoD
     if lon is None or lat is None:
         raise InputError(
             f"{what} {path}: {table} needs 'lon' and 'lat' columns in degrees (EPSG:4326; or "
-            f"经度/纬度); found {', '.join(map(str, frame.columns))}"
+            f"经度/纬度); found {', '.join(map(str, frame.columns))}{_other_sheets(path, sheet)}"
         )
     x = pd.to_numeric(frame[lon], errors="coerce")
     y = pd.to_numeric(frame[lat], errors="coerce")
     bad = x.isna() | y.isna() | (x.abs() > 180) | (y.abs() > 90)
     if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        fx, fy = x.iloc[first], y.iloc[first]
+        why = "no valid lon/lat in degrees"
+        if pd.notna(fx) and pd.notna(fy) and abs(fx) <= 90 < abs(fy) <= 180:
+            why = f"lon and lat swapped (lon {fy:g}, lat {fx:g} would be a place)"
+        elif pd.notna(fx) and pd.notna(fy) and max(abs(fx), abs(fy)) > 1000:
+            why = "metres, not degrees (a projected CRS: give lon/lat, or a vector file with it)"
+        rows = "1 row has" if bad.sum() == 1 else f"{int(bad.sum())} rows have"
         raise InputError(
-            f"{what} {path}: {int(bad.sum())} rows have no valid lon/lat in degrees (first at "
-            f"line {int(np.flatnonzero(bad.to_numpy())[0]) + 2}); fix or remove them"
+            f"{what} {path}: {rows} {why} (first at line {first + 2}); fix or remove them"
         )
     wx, wy = to_wgs84(x.to_numpy(dtype=float), y.to_numpy(dtype=float), system)
     return gpd.GeoDataFrame(
         frame.drop(columns=[lon, lat]), geometry=gpd.points_from_xy(wx, wy), crs=4326
     )
+
+
+def _other_sheets(path: Path, sheet: str | None) -> str:
+    """For an Excel file: the sheet read and the others, to point at ``--sheet``."""
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        return ""
+    try:
+        import openpyxl
+
+        names = openpyxl.load_workbook(path, read_only=True).sheetnames
+    except Exception:  # the file was read once already; a second look is only for the hint
+        return ""
+    read = sheet or names[0]
+    others = [n for n in names if n != read]
+    if not others:
+        return ""
+    return f" in sheet {read!r}; its other sheets: {', '.join(others)} (choose with --sheet)"
 
 
 def _read_vector(

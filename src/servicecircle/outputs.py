@@ -57,7 +57,20 @@ def check_out_dir(out_dir: str | Path) -> Path:
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"--out {out}: {probe} cannot be written; give a folder you can write to")
+    try:  # the test that counts (root passes os.access on /proc, read-only mounts…)
+        os.rmdir(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=probe))
+    except OSError as err:
+        raise InputError(
+            f"--out {out}: no folder can be made in {probe} ({err.strerror}); give a folder you "
+            "can write to"
+        ) from err
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def json_safe(data: Any) -> Any:
@@ -162,6 +175,7 @@ class RunOutput:
         try:
             if not out.exists():
                 out.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(stage, 0o777 & ~_umask())  # as a plain mkdir makes it, not mkdtemp's 0700
                 os.replace(stage, out)
                 self._stage = None
                 return out

@@ -176,9 +176,16 @@ def add_segments(demand: gpd.GeoDataFrame, segments: tuple[Segment, ...]) -> gpd
         elif seg.share is not None:
             counts = pop * seg.share
             how = "share"
-        else:
+        elif seg.name == "workers":  # worker points come as their own demand (--workers)
             counts = np.zeros(len(out))
             how = "none"
+        else:
+            known = ", ".join(n for n in SEGMENTS_BY_NAME if n != "workers")
+            raise InputError(
+                f"segment {seg.name!r}: the demand has no {seg.name!r} column and no share was "
+                f"given; name a column of the demand file, give --segment-shares {seg.name}=0.1, "
+                f"or use {known}"
+            )
         out[seg.name] = counts
         about[seg.name] = {
             "from": how,

@@ -423,7 +423,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from ..batch import read_partitions, run_batch, tile_partitions
+    from ..batch import read_partitions, run_batch, scenario_boundary, tile_partitions
     from ..outputs import check_out_dir
     from ..scenario import load_scenario
 
@@ -432,11 +432,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.partitions:
         parts = read_partitions(args.partitions)
     else:
-        import shapely
-
-        if isinstance(sc.area.get("boundary"), list):
-            boundary = shapely.box(*sc.area["boundary"])
-        else:  # the area's own extent (reads the file once here; give area.boundary for big ones)
+        boundary = scenario_boundary(sc)
+        if boundary is None:  # the area's own extent (reads the file once; give area.boundary)
             from ..area import load_area
 
             boundary = load_area(sc.area["source"]).boundary_wgs84()

@@ -145,7 +145,7 @@ def test_absent_requirement_does_not_hide_the_present_ones(line):
     res = run(line, DEMAND, {"b": POIS["b"], "c1": POIS["c1"]})  # no POI of a
     five = res.summary()["levels"]["5min"]
     assert five["absent_requirements"] == ["a"] and five["share_all_basic"] == 0
-    assert five["share_all_basic_present"] == 1.0  # no requirement of 5 min has a POI
+    assert five["share_all_basic_present"] is None  # no requirement of 5 min has a POI: n/a
 
 
 def test_unknown_types_and_id_lengths(line):

@@ -265,6 +265,8 @@ def test_a_run_interrupted_after_its_first_file_leaves_out_as_it_was(tmp_path, m
         (["--tier", "x=300:驿站", "--tier", "y=300:nope"], "unknown facility kind 'nope'"),
         (["--tier-label", "nope=x"], "no such tier"),
         (["--tiles", "tianditu"], "needs a Tianditu key"),
+        (["--out", "/proc/servicecircle-out"], "no folder can be made in /proc"),
+        (["--segments", "foo"], "segment 'foo': the demand has no 'foo' column"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(args, message, tmp_path, capsys, monkeypatch):
@@ -331,3 +333,39 @@ def test_optional_columns_absent_everywhere(tmp_path, capsys):
     assert main(["-q", "audit", "demo", "--demand", str(dem), "--tiles", "none",
                  "--out", str(aud)]) == 0  # fmt: skip
     assert (aud / "audit.csv").exists()
+
+
+def test_output_folders_are_made_as_mkdir_makes_them(tmp_path):
+    """Staged in a private temporary folder, the output folder still gets the mode a plain
+    mkdir gives (colleagues and web servers can open the maps), not mkdtemp's 0700."""
+    import os
+    import stat
+
+    out = tmp_path / "new"
+    assert main(["-q", "coverage", "demo", "--out", str(out), "--no-map"]) == 0
+    os.mkdir(tmp_path / "plain")
+    want = stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
+    assert stat.S_IMODE(os.stat(out).st_mode) == want
+
+
+def test_a_planners_list_without_ids_gbk_chinese_headers(tmp_path, capsys):
+    """名称, 类型, 经度, 纬度 and nothing else, in GBK: ids f1, f2… by row; the names shown."""
+    fac = tmp_path / "驿站.csv"
+    fac.write_bytes(
+        "名称,类型,经度,纬度\n中心甲,中心,24.95,60.17\n驿站乙,驿站,24.94,60.17\n".encode("gbk")
+    )
+    out = tmp_path / "o"
+    assert main(["-q", "coverage", "demo", "--facilities", str(fac), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "facilities.csv")
+    assert list(table["facility_id"]) == ["f1", "f2"]
+    assert list(table["name"]) == ["中心甲", "驿站乙"]
+    assert "中心甲" in (out / "coverage_map.html").read_text(encoding="utf-8")
+
+
+def test_a_poi_file_with_the_chinese_type_header(tmp_path):
+    from servicecircle.standard import read_pois
+
+    pois = tmp_path / "p.csv"
+    pois.write_text("名称,类型,经度,纬度\n幼儿园甲,幼儿园,24.95,60.17\n", encoding="utf-8")
+    got = read_pois(pois, crs="EPSG:32635", standard="gb50180")
+    assert len(got) == 1 and got["poi_id"].iloc[0] == "p00001"

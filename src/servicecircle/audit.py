@@ -219,8 +219,11 @@ class AuditResult:
             ],
             "residents_all_basic": float(pop[all_met].sum()),
             "share_all_basic": share(float(pop[all_met].sum())),
-            "residents_all_basic_present": float(pop[present_met].sum()),
-            "share_all_basic_present": share(float(pop[present_met].sum())),
+            # with no basic type present at all, "every present type" is vacuous: None, not 100 %
+            "residents_all_basic_present": float(pop[present_met].sum()) if present.any() else None,
+            "share_all_basic_present": share(float(pop[present_met].sum()))
+            if present.any()
+            else None,
             "mean_missing": float((missing * pop).sum() / residents) if residents > 0 else None,
         }
 

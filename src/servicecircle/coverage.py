@@ -290,9 +290,10 @@ def compute_coverage(
 def _warn_unsnapped(
     demand: gpd.GeoDataFrame, dsnap: Snap, fac_ids: np.ndarray, fsnap: Snap, snap_limit_m: float
 ) -> None:
+    """Log what could not be snapped (the summary and the CLI report it: info, not warning)."""
     n_fac = int((~fsnap.ok).sum())
     if n_fac:
-        log.warning(
+        log.info(
             "%d facilities lie farther than %g m from any walkable street and are not used: %s",
             n_fac,
             snap_limit_m,
@@ -300,7 +301,7 @@ def _warn_unsnapped(
         )
     n_dem = int((~dsnap.ok).sum())
     if n_dem:
-        log.warning(
+        log.info(
             "%d demand points (%.0f residents) lie farther than %g m from any walkable street",
             n_dem,
             demand["population"].to_numpy()[~dsnap.ok].sum(),

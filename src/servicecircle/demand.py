@@ -225,7 +225,8 @@ def read_demand(
     raw = gdf["households"] if "households" in gdf.columns else pd.Series(np.nan, gdf.index)
     hh = pd.to_numeric(raw, errors="coerce")
     hh = hh.where(np.isfinite(hh) & (hh >= 0))
-    counts["households_unreadable"] = int((hh.isna() & raw.notna()).sum())
+    given = raw.notna() & (raw.astype("string").str.strip().fillna("") != "")  # blank: not given
+    counts["households_unreadable"] = int((hh.isna() & given).sum())
     counts["households_estimated"] = int(hh.isna().sum())
     gdf["households"] = hh.fillna(gdf["population"] / household_size).astype("float64")
     kinds = set(gdf.geom_type)

@@ -56,9 +56,10 @@ def read_facilities(
 ) -> gpd.GeoDataFrame:
     """Read facilities from GeoJSON / GeoPackage / CSV / Excel (``lon``, ``lat``).
 
-    The file needs ``id`` and ``kind`` (``centre`` or ``station``; 中心/站点/驿站… are
-    accepted); ``name`` is optional (missing or blank names show the id). Numeric ids stay
-    ids (``7``, not ``7.0``). Polygons become a point on their surface.
+    The file needs ``kind`` (``centre`` or ``station``; 中心/站点/驿站… are accepted); ``id``
+    is optional (without the column, ids are ``f1``, ``f2``… by row), and so is ``name``
+    (missing or blank names show the id). Numeric ids stay ids (``7``, not ``7.0``). Polygons
+    become a point on their surface.
 
     Returns
     -------
@@ -69,8 +70,10 @@ def read_facilities(
     gdf = files.read(path, "facility file", to_crs=crs, bbox=bbox)
     cols = {str(c).lower(): c for c in gdf.columns}
     id_col = cols.get("id") or cols.get("facility_id")
-    if id_col is None:
-        raise InputError(f"facility file {path}: has no 'id' column; give each facility an id")
+    if id_col is None:  # a list with no 编号: ids from the rows, stable under a bbox filter
+        id_col = "_row_id"
+        gdf = gdf.assign(_row_id=[f"f{int(i) + 1}" for i in gdf.index])
+        log.info("facility file %s: no id column; ids f1, f2, … from the rows", path)
     if "kind" not in cols:
         raise InputError(
             f"facility file {path}: has no 'kind' column; set kind to 'centre' or 'station' "
@@ -80,8 +83,8 @@ def read_facilities(
     if ids.isna().any():
         first = int(np.flatnonzero(ids.isna().to_numpy())[0])
         raise InputError(
-            f"facility file {path}: {int(ids.isna().sum())} facilities have no id (first at row "
-            f"{first}); give each facility an id"
+            f"facility file {path}: {int(ids.isna().sum())} facilities have no id (first at "
+            f"data row {first + 1}); give each facility an id, or leave out the id column"
         )
     raw = gdf[cols["kind"]].astype("string").str.strip()
     kind = raw.map(lambda k: None if k is pd.NA else kind_of(str(k)))

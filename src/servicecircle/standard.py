@@ -552,12 +552,13 @@ def read_pois(
     std = standard if isinstance(standard, LifeCircleStandard) else load_standard(standard)
     gdf = files.read(path, "POI file", to_crs=crs)
     cols = {str(c).lower(): c for c in gdf.columns}
-    if "type" not in cols:
+    type_col = cols.get("type") or cols.get("kind")  # 类型 reads as kind in every file
+    if type_col is None:
         raise InputError(
-            f"POI file {path}: has no 'type' column; give each POI a facility type "
+            f"POI file {path}: has no 'type' (or 类型) column; give each POI a facility type "
             f"({', '.join(std.ids[:6])}, … or their Chinese names)"
         )
-    raw = gdf[cols["type"]].astype("string").fillna("")
+    raw = gdf[type_col].astype("string").fillna("")
     types = np.array([std.resolve(str(v)) for v in raw], dtype=object)
     bad = pd.isna(types)
     if bad.any():

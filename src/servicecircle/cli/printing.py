@@ -28,6 +28,11 @@ class Progress:
             self.bar.close()
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 facility``, ``2 facilities``."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def print_summary(summary: dict[str, Any], out: Path) -> None:
     """The per-tier lines of a coverage summary, and what could not be used."""
     res = summary["residents"]
@@ -51,21 +56,28 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     if altered:
         print(f"  input: {altered}")
     linked = summary.get("linked_past_fragment", {})
-    if linked.get("demand_points") or linked.get("facilities"):
+    parts = []
+    if linked.get("demand_points"):
+        parts.append(
+            f"{_count(linked['demand_points'], 'demand point')} "
+            f"({linked['residents']:,.0f} residents)"
+        )
+    if linked.get("facilities"):
+        parts.append(_count(linked["facilities"], "facility", "facilities"))
+    if parts:
         print(
-            f"  {linked['demand_points']} demand points ({linked['residents']:,.0f} residents) "
-            f"and {linked['facilities']} facilities linked past a street fragment to the main "
-            "network (--keep-fragments to snap onto fragments)"
+            f"  {' and '.join(parts)} linked past a street fragment to the main network "
+            "(--keep-fragments to snap onto fragments)"
         )
     if summary["unreachable_demand_points"]:
         print(
-            f"  {summary['unreachable_demand_points']} demand points farther than "
+            f"  {_count(summary['unreachable_demand_points'], 'demand point')} farther than "
             f"{summary['snap_limit_m']:.0f} m from any street (not covered)"
         )
     if summary["facilities"]["unsnapped"]:
         print(
-            f"  {summary['facilities']['unsnapped']} facilities farther than "
-            f"{summary['snap_limit_m']:.0f} m from any street (not used): "
+            f"  {_count(summary['facilities']['unsnapped'], 'facility', 'facilities')} farther "
+            f"than {summary['snap_limit_m']:.0f} m from any street (not used): "
             + ", ".join(summary["facilities"]["unsnapped_ids"][:5])
         )
     print(f"wrote {', '.join(summary.get('files', []))} to {out}")
@@ -83,7 +95,11 @@ def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh
         print(
             f"  {level:<6} every basic type within reach: "
             + ("n/a" if share is None else f"{share:.1%}")
-            + ("" if present is None else f"  (types present in the area only: {present:.1%})")
+            + (
+                "  (no basic type of this level was found in the area)"
+                if present is None
+                else f"  (types present in the area only: {present:.1%})"
+            )
         )
     name = "name_zh" if lang == "zh" else "name_en"
     absent = [getattr(std.by_id(i), name) for i in summary["absent_types"]]
@@ -93,8 +109,9 @@ def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh
 
 
 ALTERED = (
-    ("outside_boundary", "demand points outside the area boundary (kept, walking from the "
-     "nearest street)"),
+    ("outside_boundary", "demand points just outside the area boundary (kept, walking from "
+     "the nearest street)"),
+    ("far_outside_boundary", "demand points more than 300 m outside the boundary (left out)"),
     ("ids_generated", "demand points without an id (given d<row>)"),
     ("households_estimated", "households estimated from population"),
     ("households_unreadable", "households values unreadable (estimated)"),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -144,9 +148,24 @@ def _highs() -> Any:
     return highspy
 
 
+@contextlib.contextmanager
+def _stdout_to_devnull() -> Iterator[None]:
+    """File descriptor 1 to /dev/null for a moment (what C++ code prints goes there)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _new_highs(time_limit_s: float) -> tuple[Any, Any]:
     highspy = _highs()
-    h = highspy.Highs()
+    with _stdout_to_devnull():  # HiGHS ≥ 1.16 prints its licence banner as it is built
+        h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", 0.0)

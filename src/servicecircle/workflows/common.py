@@ -114,12 +114,40 @@ def resolve_demand(
     else:
         gdf = read_demand(demand, crs=area.crs, files=files)
     counts = {"source": source_label(demand, "buildings"), **gdf.attrs.get("counts", {})}
-    outside = ~gdf.geometry.within(area.boundary).to_numpy() if len(gdf) else np.zeros(0, bool)
-    if outside.any():
-        counts["outside_boundary"] = int(outside.sum())
-        counts["residents_outside_boundary"] = float(gdf["population"].to_numpy()[outside].sum())
     check_placement(gdf, area, "demand", counts)
+    gdf = _leave_out_far(gdf, area, counts)
     gdf.attrs["counts"] = counts
+    return gdf
+
+
+#: Demand points farther than this outside the boundary are left out of the run (counted): no
+#: street of the area is within the snap limit of them, so they would only lower the shares.
+FAR_OUTSIDE_M = 300.0
+
+
+def _leave_out_far(gdf: gpd.GeoDataFrame, area: Area, counts: dict[str, Any]) -> gpd.GeoDataFrame:
+    """Points just outside the boundary are kept (walking from the nearest street; counted);
+    those more than :data:`FAR_OUTSIDE_M` outside are left out (counted)."""
+    if len(gdf) == 0:
+        return gdf
+    import shapely
+
+    pts = gdf.geometry.to_numpy()
+    outside = ~shapely.within(pts, area.boundary)
+    if not outside.any():
+        return gdf
+    far = outside & ~shapely.dwithin(pts, area.boundary, FAR_OUTSIDE_M)
+    pop = gdf["population"].to_numpy(dtype=float)
+    near = outside & ~far
+    if near.any():
+        counts["outside_boundary"] = int(near.sum())
+        counts["residents_outside_boundary"] = float(pop[near].sum())
+    if far.any():
+        counts["far_outside_boundary"] = int(far.sum())
+        counts["residents_far_outside_boundary"] = float(pop[far].sum())
+        kept = gdf.loc[~far].copy()
+        kept.attrs = dict(gdf.attrs)
+        return kept
     return gdf
 
 

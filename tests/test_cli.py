@@ -143,11 +143,13 @@ def test_coverage_with_user_files(tmp_path, demo_area):
     )
     s = json.loads((out / "summary.json").read_text())
     assert s["facilities"]["unsnapped_ids"] == ["s1"]
-    assert s["unreachable_demand_points"] == 1 and s["unreachable_residents"] == 50
-    assert s["residents"] == 250
+    # h3 lies about 9 km outside the demo's boundary: left out of the run, and counted
+    assert s["demand"]["far_outside_boundary"] == 1
+    assert s["demand"]["residents_far_outside_boundary"] == 50
+    assert s["unreachable_demand_points"] == 0 and s["residents"] == 200
     with open(out / "coverage.csv", newline="") as fh:
         rows = {r["demand_id"]: r for r in csv.DictReader(fh)}
-    assert rows["h3"]["centre_15min_walk_m"] == "" and rows["h3"]["centre_15min_covered"] == "false"
+    assert sorted(rows) == ["h1", "h2"]
     assert rows["h1"]["centre_15min_facility_id"] == "c1"
 
 

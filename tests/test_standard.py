@@ -518,7 +518,7 @@ def test_read_pois_bad_files(tmp_path):
     with pytest.raises(InputError, match="id 'a' appears more than once"):
         read_pois(dup, crs=CRS)
     untyped = geojson(tmp_path, [({"id": "a"}, (118.78, 32.04))], name="untyped.geojson")
-    with pytest.raises(InputError, match="has no 'type' column"):
+    with pytest.raises(InputError, match=r"has no 'type' \(or 类型\) column"):
         read_pois(untyped, crs=CRS)
     from servicecircle import CRSError
 

@@ -18,12 +18,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import resource
 import tempfile
-import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError, ServiceCircleError
+from .batch_task import PartitionResult, PartitionTask, read_box, run_partition
 from .coverage import DEFAULT_SEARCH_FACTOR
 from .network import DEFAULT_SNAP_LIMIT_M
 from .tiers import Tier
@@ -48,43 +47,6 @@ class Partition:
     name: str
     polygon: BaseGeometry
     source: str | None = None
-
-
-@dataclass(frozen=True)
-class PartitionTask:
-    """Everything a worker needs for one partition (picklable, no data inside); ``source`` is
-    its extract when ``split_from`` names the file it was cut from."""
-
-    name: str
-    order: int
-    polygon_wkt: str
-    source: str
-    boundary_wkt: str | None
-    buffer_m: float
-    facilities: str
-    demand: str | None
-    tiers: tuple[Tier, ...]
-    snap_limit_m: float = DEFAULT_SNAP_LIMIT_M
-    search_factor: float = DEFAULT_SEARCH_FACTOR
-    grid: dict[str, Any] | None = None
-    siting: dict[str, Any] | None = None
-    population: dict[str, Any] | None = None
-    split_from: str | None = None
-    coords: str = "wgs84"
-    sheet: str | None = None
-
-
-@dataclass
-class PartitionResult:
-    """What a worker sends back: its coverage rows, cells, proposals (EPSG:4326) and figures."""
-
-    name: str
-    order: int
-    points: pd.DataFrame
-    facilities: pd.DataFrame
-    stats: dict[str, Any] = field(default_factory=dict)
-    cells: Any = None
-    proposals: Any = None
 
 
 def tile_partitions(boundary: BaseGeometry, tile_km: float) -> list[Partition]:
@@ -137,178 +99,6 @@ def buffer_for(tiers: tuple[Tier, ...], search_factor: float = DEFAULT_SEARCH_FA
     """The buffer that makes partition results equal a whole-area run: the largest search
     distance (tier distance × search factor)."""
     return max(t.target_m for t in tiers) * search_factor
-
-
-def partition_region(task: PartitionTask) -> BaseGeometry:
-    """What a task reads (EPSG:4326): its partition grown by the buffer, within the boundary."""
-    import geopandas as gpd
-    import shapely
-
-    gs = gpd.GeoSeries([shapely.from_wkt(task.polygon_wkt)], crs=4326)
-    crs = gs.estimate_utm_crs()
-    grown = gpd.GeoSeries([gs.to_crs(crs).iloc[0].buffer(task.buffer_m)], crs=crs).to_crs(4326)
-    region = grown.iloc[0]
-    if task.boundary_wkt is not None:
-        region = region.intersection(shapely.from_wkt(task.boundary_wkt))
-    return region
-
-
-def run_partition(task: PartitionTask) -> PartitionResult:
-    """Coverage of one partition (runs on a Dask worker)."""
-    import geopandas as gpd
-    import shapely
-
-    from .area import load_area
-    from .coverage import compute_coverage
-    from .demand import BuildingPopulation, demand_from_buildings, read_demand
-    from .facilities import facilities_from_pois, read_facilities
-    from .files import FileOptions
-    from .geometry import assign_cells
-    from .network import WalkNetwork
-    from .workflows.common import demo_facilities_path
-
-    started = time.perf_counter()
-    files = FileOptions(coords=task.coords, sheet=task.sheet)
-    poly = shapely.from_wkt(task.polygon_wkt)
-    region = partition_region(task)
-    if task.split_from is not None and not Path(task.source).exists():
-        raise InputError(
-            f"extract {task.source} of {task.split_from} is not visible on this worker; with "
-            "--scheduler, the output folder's parent must be shared at the same path"
-        )
-    area = load_area(task.source, boundary=gpd.GeoSeries([region], crs=4326), name=task.name)
-    net = WalkNetwork.from_area(area)
-    if task.demand in (None, "buildings"):
-        params = replace(BuildingPopulation(), **(task.population or {}))
-        demand = demand_from_buildings(area.buildings, landuse=area.landuse, params=params)
-    else:
-        demand = read_demand(task.demand, crs=area.crs, bbox=region.bounds, files=files)
-    if task.facilities == "osm":
-        fac = facilities_from_pois(area.pois)
-    elif task.facilities == "demo":
-        fac = read_facilities(demo_facilities_path(), crs=area.crs)
-    else:
-        fac = read_facilities(task.facilities, crs=area.crs, bbox=region.bounds, files=files)
-    own_poly = gpd.GeoDataFrame(geometry=[poly], crs=4326).to_crs(area.crs)
-    owned = assign_cells(demand.geometry, own_poly) >= 0
-    demand = demand.loc[owned]
-    if len(demand):
-        cov = compute_coverage(
-            net,
-            demand,
-            fac,
-            task.tiers,
-            snap_limit_m=task.snap_limit_m,
-            search_factor=task.search_factor,
-        )
-        cov_points = cov.points.copy()
-        fac_table = cov.facilities.copy()
-        fac_table["_inside"] = assign_cells(fac.geometry, own_poly) >= 0 if len(fac) else []
-        ll = demand.geometry.to_crs(4326)
-        cov_points["lon"] = ll.x.to_numpy()
-        cov_points["lat"] = ll.y.to_numpy()
-    else:
-        cov_points = pd.DataFrame({"demand_id": pd.Series([], dtype=str)})
-        fac_table = pd.DataFrame({"facility_id": [], "kind": [], "_inside": []})
-    stats = {
-        "partition": task.name,
-        "demand_points": len(demand),
-        "residents": float(demand["population"].sum()) if len(demand) else 0.0,
-        "walk_nodes": net.n_nodes,
-        "walk_edges": net.n_edges,
-        "facilities_in_reach": len(fac),
-        "seconds": round(time.perf_counter() - started, 3),
-        "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "extract_mb": round(os.path.getsize(task.source) / 2**20, 2) if task.split_from else None,
-    }
-    cells_ll = None
-    if task.grid is not None and len(demand):
-        cells_ll = _partition_grid(task, area, net, demand, cov, own_poly.geometry.iloc[0])
-        stats["cells"] = 0 if cells_ll is None else len(cells_ll)
-    proposals_ll = None
-    if task.siting is not None and len(demand):
-        proposals_ll, siting = _partition_siting(
-            task, area, net, demand, fac, own_poly.geometry.iloc[0]
-        )
-        stats.update(
-            {
-                f"siting_{k}": siting[k]
-                for k in ("proposals", "covered_before", "covered_after", "optimal")
-            }
-        )
-    for tier in task.tiers:
-        col = f"{tier.name}_covered"
-        if col in cov_points:
-            stats[f"{tier.name}_covered_residents"] = float(
-                cov_points.loc[cov_points[col].astype(bool), "population"].sum()
-            )
-    return PartitionResult(
-        task.name, task.order, cov_points, fac_table, stats, cells_ll, proposals_ll
-    )
-
-
-def _partition_grid(
-    task: PartitionTask, area: Any, net: Any, demand: Any, cov: Any, own: Any
-) -> Any:
-    """The scenario's grid over the partition (not its buffer), with coverage rolled up; with a
-    community layer, grids follow the communities that reach the partition (none: no grid)."""
-    from .governance import GovernanceParams, governance_grid
-    from .grid import regular_grid
-    from .rollup import rollup
-
-    g = task.grid or {}
-    kind = g.get("kind", "governance")
-    if kind == "governance":
-        lo, hi = g.get("households", (300, 500))
-        comm = None
-        if g.get("communities") is not None:  # the communities that reach this partition
-            from .files import read_table
-
-            comm = read_table(g["communities"], "community file", to_crs=area.crs)
-            comm = comm[comm.intersects(own)]
-            if len(comm) == 0:
-                return None
-        params = GovernanceParams(households_min=lo, households_max=hi)
-        cells = governance_grid(area.edges, own, demand, communities=comm, params=params)
-        cells["cell_id"] = task.name + ":" + cells["cell_id"].astype(str)
-    else:
-        cells = regular_grid(
-            kind, own, crs=area.crs, size_m=g.get("size_m"), h3_res=g.get("h3_res"), demand=demand
-        )
-    rolled = rollup(cov, demand, cells)
-    rolled["partition"] = task.name
-    return rolled.to_crs(4326)
-
-
-def _partition_siting(
-    task: PartitionTask, area: Any, net: Any, demand: Any, fac: Any, own: Any
-) -> tuple[Any, dict[str, Any]]:
-    """Proposals for the partition's residents from candidates inside the partition."""
-    from .candidates import candidates_along_network, exclude
-    from .workflows import run_propose
-
-    s = task.siting or {}
-    tier = next(t for t in task.tiers if t.name == s["tier"])
-    cand = candidates_along_network(net, spacing_m=float(s.get("spacing_m", 100.0)))
-    cand = exclude(cand, boundary=own)
-    result = run_propose(
-        area,
-        tier=tier,
-        new=s.get("new"),
-        goal=s.get("goal"),
-        facilities=fac,
-        demand=demand,
-        candidates=cand,
-        method=s.get("method", "exact"),
-        exclusion_m=float(s.get("exclusion_m", 50.0)),
-        time_limit_s=float(s.get("time_limit_s", 60.0)),
-        network=net,
-        out_dir=None,
-    )
-    proposals = result.proposals.copy()
-    proposals["id"] = task.name + ":" + proposals["id"].astype(str)
-    proposals["partition"] = task.name
-    return proposals.to_crs(4326), result.report
 
 
 #: Scenario keys ``run`` accepts that a batch cannot honour per partition (each is rejected
@@ -455,20 +245,6 @@ def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[t
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-def read_box(task: PartitionTask) -> tuple[float, float, float, float]:
-    """A (west, south, east, north) box in degrees around :func:`partition_region`, found
-    without a projection."""
-    import shapely
-
-    from .osm_split import grow_box
-
-    box = grow_box(shapely.from_wkt(task.polygon_wkt).bounds, task.buffer_m)
-    if task.boundary_wkt is not None:
-        bw, bs, be, bn = shapely.from_wkt(task.boundary_wkt).bounds
-        box = (max(box[0], bw), max(box[1], bs), min(box[2], be), min(box[3], bn))
-    return box
 
 
 def _split(

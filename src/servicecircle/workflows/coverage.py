@@ -137,13 +137,10 @@ def run_coverage(
             segments=demand_gdf.attrs.get("segments", {}),
             **cov.summary(),
         )
-        cell_table = micro_table = None
+        tables: tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None] = (None, None)
         if cells is not None:
             tick("cells")
-            cell_table, micro_table = _rolled_up(area, cov, demand_gdf, cells)
-            summary["cells"] = cells_summary(cell_table)
-            if micro_table is not None:
-                summary["micro_grids"] = cells_summary(micro_table)
+            tables = _rolled_up(area, cov, demand_gdf, cells, summary)
         sa = None
         if write_service_areas:
             from ..service_areas import service_areas
@@ -158,10 +155,7 @@ def run_coverage(
             )
             summary["service_areas"] = service_areas_summary(sa[1])
         tick("write")
-        cell_tables = (cell_table, micro_table)
-        _write(
-            out, area, demand_gdf, fac_gdf, cov, summary, cell_tables, sa, write_map, lang, tiles
-        )
+        _write(out, area, demand_gdf, fac_gdf, cov, summary, tables, sa, write_map, lang, tiles)
         finish_summary(out, summary, started)
     return PlanResult(
         cov,
@@ -169,7 +163,7 @@ def run_coverage(
         out.files,
         demand_gdf,
         fac_gdf,
-        cell_table,
+        tables[0],
         None if sa is None else sa[1],
     )
 
@@ -216,8 +210,10 @@ def _rolled_up(
     cov: Coverage,
     demand: gpd.GeoDataFrame,
     cells: str | Path | gpd.GeoDataFrame,
+    summary: dict[str, Any],
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
-    """The cells rolled up, and their micro-grids when they have some (``None`` if not)."""
+    """The cells rolled up, and their micro-grids when they have some (``None`` if not); their
+    blocks added to ``summary``."""
     import geopandas as gpd
 
     from ..rollup import read_cells, read_micro_grids, rollup, with_cell_id
@@ -229,8 +225,13 @@ def _rolled_up(
     else:
         cell_gdf = read_cells(cells, crs=area.crs)
         micro = read_micro_grids(cells, crs=area.crs)
-    # the micro-grids of governance grids (a layer of their cells.gpkg) are rolled up as well
-    return rollup(cov, demand, cell_gdf), None if micro is None else rollup(cov, demand, micro)
+    table = rollup(cov, demand, cell_gdf)
+    summary["cells"] = cells_summary(table)
+    if micro is None:
+        return table, None
+    micro_table = rollup(cov, demand, micro)  # the micro-grids of governance grids as well
+    summary["micro_grids"] = cells_summary(micro_table)
+    return table, micro_table
 
 
 def _write(

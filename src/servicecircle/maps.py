@@ -31,6 +31,7 @@ from .pages import (
     script,
     texts,
 )
+from .tiers import KIND_LABELS
 
 if TYPE_CHECKING:
     import folium
@@ -75,14 +76,6 @@ KIND_STYLE = {
     "station": ("#2166ac", "●", 16),
     "worker_station": ("#e66101", "▲", 16),
 }
-KIND_LABELS = {
-    "en": {
-        "centre": "centre (party-mass service centre)",
-        "station": "station",
-        "worker_station": "worker station (delivery riders, couriers)",
-    },
-    "zh": {"centre": "党群服务中心", "station": "服务站点", "worker_station": "小哥驿站"},
-}
 TEXT = {
     "en": {
         "title": "Service-circle coverage",
@@ -92,6 +85,7 @@ TEXT = {
         "legend": "Legend",
         "within": "within",
         "proposals": "proposed sites (rank)",
+        "proposed_centres": "proposed centres (rank)",
         "cells": "cells, covered share",
         "cell": "cell",
         "service_area": "service area",
@@ -110,6 +104,7 @@ TEXT = {
         "legend": "图例",
         "within": "步行",
         "proposals": "建议新增站点（排序）",
+        "proposed_centres": "建议新增中心（排序）",
         "cells": "网格覆盖率",
         "cell": "网格",
         "service_area": "服务范围",
@@ -207,6 +202,9 @@ def coverage_map(
         lang,
         proposals is not None and len(proposals) > 0,
         worker="worker_station" in set(facilities["kind"]) if len(facilities) else False,
+        centres=proposals is not None
+        and "kind" in proposals
+        and bool((proposals["kind"].astype(str) == "centre").any()),
     )
     if cells is not None and len(cells) and coverage.tiers:
         data["polygons"].append(_cells_layer(pc, cells, coverage, labels, text))
@@ -299,7 +297,9 @@ def _page(area: Area, data: dict[str, Any], board: Tiles, pc: PageCoords) -> fol
     return fmap
 
 
-def _legend(lang: str, with_proposals: bool, *, worker: bool = False) -> list[dict[str, Any]]:
+def _legend(
+    lang: str, with_proposals: bool, *, worker: bool = False, centres: bool = False
+) -> list[dict[str, Any]]:
     labels = STATUS_LABELS.get(lang, STATUS_LABELS["en"])
     kinds = KIND_LABELS.get(lang, KIND_LABELS["en"])
     rows: list[dict[str, Any]] = [{"colour": COLOURS[k], "label": labels[k]} for k in STATUSES]
@@ -309,6 +309,8 @@ def _legend(lang: str, with_proposals: bool, *, worker: bool = False) -> list[di
     ]
     if with_proposals:
         rows.append({"colour": "#ff7f00", "symbol": "1", "label": TEXT[lang]["proposals"]})
+    if centres:
+        rows.append({"colour": "#b2182b", "symbol": "■", "label": TEXT[lang]["proposed_centres"]})
     return rows
 
 
@@ -330,6 +332,13 @@ def _marker_styles() -> dict[str, dict[str, Any]]:
         "css": "background:#ff7f00;color:#fff;border:2px solid #fff;border-radius:11px;"
         "width:22px;height:22px;line-height:18px;text-align:center;font:bold 12px sans-serif;"
         "box-shadow:0 0 3px #000;box-sizing:border-box",
+    }
+    styles["proposal_centre"] = {  # a new centre of a two-level plan: square, the centre red
+        **styles["proposal"],
+        "cls": "proposal_centre",
+        "css": str(styles["proposal"]["css"])
+        .replace("background:#ff7f00", "background:#b2182b")
+        .replace("border-radius:11px", "border-radius:2px"),
     }
     styles["poi"] = {
         "cls": "poi",
@@ -554,6 +563,7 @@ def _proposal_markers(
     pc: PageCoords, proposals: gpd.GeoDataFrame, text: dict[str, str]
 ) -> dict[str, Any]:
     lon, lat = pc.lonlat(proposals)
+    kinds = proposals["kind"].astype(str).to_numpy() if "kind" in proposals else None
     items = []
     for i, (pid, rank, gain) in enumerate(
         zip(
@@ -563,11 +573,12 @@ def _proposal_markers(
             strict=True,
         )
     ):
+        centre = kinds is not None and kinds[i] == "centre"
         items.append(
             {
                 "lat": float(lat[i]),
                 "lon": float(lon[i]),
-                "style": "proposal",
+                "style": "proposal_centre" if centre else "proposal",
                 "symbol": str(int(rank)),
                 "tip": f"#{int(rank)} {pid} · +{gain:,.0f} {text['residents']}",
             }

@@ -170,7 +170,7 @@ def base_map(bounds: tuple[float, float, float, float], tiles: Tiles) -> folium.
     fmap = folium.Map(
         location=[(south + north) / 2, (west + east) / 2],
         tiles=None,
-        control_scale=True,
+        control_scale=False,  # Leaflet's default adds feet and miles; metres only, below
         prefer_canvas=True,
         max_zoom=19,
     )
@@ -183,6 +183,7 @@ def base_map(bounds: tuple[float, float, float, float], tiles: Tiles) -> folium.
             url, attr=tiles.attribution, name=tiles.name, control=False, **options
         ).add_to(fmap)
     fmap.fit_bounds([[south, west], [north, east]])
+    call_on_map(fmap, "L.control.scale({imperial: false}).addTo(MAP);")
     return fmap
 
 

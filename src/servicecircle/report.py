@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._write import write_text
+from .tiers import KIND_LABELS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +35,12 @@ TEXT = {
         "cells": "覆盖最差的十个网格",
         "cell": "网格",
         "proposals": "建议新增站点",
+        "id": "编号",
+        "kind": "类型",
+        "lon": "经度",
+        "lat": "纬度",
+        "optimal": "已证明最优",
+        "method": "求解",
         "rank": "排序",
         "gain": "新增覆盖居民",
         "curve": "步行距离与覆盖率",
@@ -58,6 +65,12 @@ TEXT = {
         "cells": "The ten least-served cells",
         "cell": "cell",
         "proposals": "Proposed sites",
+        "id": "id",
+        "kind": "kind",
+        "lon": "lon",
+        "lat": "lat",
+        "optimal": "proven optimal",
+        "method": "method",
         "rank": "rank",
         "gain": "added covered residents",
         "curve": "Share of residents by walking distance",
@@ -341,19 +354,22 @@ def _proposals_section(
     if siting is not None:
         levels = siting.get("levels", {"": siting})
         for _key, s in levels.items():
-            how = f"{s['model']}, {s['method']}" + (", optimal" if s["optimal"] else "")
+            how = f"{s['model']}, {t['method']}: {s['method']}"
+            how += f", {t['optimal']}" if s["optimal"] else ""
+            tier = s["tier"].get("label") or s["tier"]["name"]
             parts.append(
-                f"<p>{html.escape(s['tier']['name'])}: {_pct(s['share_before'])} → "
+                f"<p>{html.escape(tier)}: {_pct(s['share_before'])} → "
                 f"{_pct(s['share_after'])} ({html.escape(how)})</p>"
             )
+    kinds = KIND_LABELS["zh"] if t is TEXT["zh"] else {}
     parts.append(
         _table(
-            [t["rank"], "id", "kind", t["gain"], "lon", "lat"],
+            [t["rank"], t["id"], t["kind"], t["gain"], t["lon"], t["lat"]],
             [
                 [
                     int(r["rank"]),
                     r["id"],
-                    r["kind"],
+                    kinds.get(str(r["kind"]), r["kind"]),
                     f"{r['added_covered_residents']:,.0f}",
                     f"{r['lon']:.6f}",
                     f"{r['lat']:.6f}",

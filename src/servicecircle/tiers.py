@@ -294,3 +294,14 @@ def tier_by_name(text: str, *, goal: float = DEFAULT_GOAL) -> Tier:
     raise InputError(
         f"unknown tier {text!r}; use one of {', '.join(names)} or NAME=METRES[:KIND,KIND]"
     )
+
+
+#: How each facility kind is named on pages and in reports, per language.
+KIND_LABELS = {
+    "en": {
+        "centre": "centre (party-mass service centre)",
+        "station": "station",
+        "worker_station": "worker station (delivery riders, couriers)",
+    },
+    "zh": {"centre": "党群服务中心", "station": "服务站点", "worker_station": "小哥驿站"},
+}

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .maps import KIND_LABELS, STATUS_LABELS, resident_arrays
+from .maps import STATUS_LABELS, resident_arrays
 from .network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
 from .pages import (
     PageCoords,
@@ -71,6 +71,7 @@ from .pages import (
     script,
     texts,
 )
+from .tiers import KIND_LABELS
 
 if TYPE_CHECKING:
     import geopandas as gpd

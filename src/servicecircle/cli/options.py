@@ -65,6 +65,17 @@ def demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add_cache(p)
 
 
+def _scenario_keys() -> str:
+    """Every scenario section and key with what it means, for ``run --help``."""
+    from ..scenario import SCHEMA
+
+    lines = []
+    for section, keys in SCHEMA.items():
+        lines.append(f"  [{section}]")
+        lines += [f"    {key:<22} {about}" for key, (_kind, about) in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
 def run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         sub,
@@ -73,8 +84,8 @@ def run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "run a whole plan from a scenario file (TOML)",
         "Run a whole plan from one scenario file: area, demand, facilities, tiers, grid, siting "
         "and outputs. The file is checked first; every problem is reported with its key.",
-        "example:\n  servicecircle run data/demo_scenario.toml --out plan/\n\n"
-        "See data/demo_scenario.toml for every section and key.",
+        "example:\n  servicecircle run plan.toml --out plan/\n\n"
+        "sections and keys (paths are relative to the scenario file):\n" + _scenario_keys(),
     )
     p.add_argument("scenario", metavar="SCENARIO.toml")
     add_out(p, required=False, default="the scenario's output.dir")
@@ -205,7 +216,13 @@ def grid_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_area(p)
     add_cache(p)
-    p.add_argument("--kind", required=True, choices=["square", "hex", "h3", "governance"])
+    p.add_argument(
+        "--kind",
+        required=True,
+        choices=["square", "hex", "h3", "governance"],
+        help="square or hex cells of --size-m, H3 cells of --h3-res, or governance grids (网格) "
+        "of --households from street blocks",
+    )
     p.add_argument(
         "--size-m",
         type=float,

@@ -53,8 +53,9 @@ def add_facilities(p: argparse.ArgumentParser, *, existing: bool = False) -> Non
     p.add_argument(
         "--facilities",
         metavar="FILE",
-        help=f"{what} (.geojson/.gpkg/.csv with id, kind, lon, lat; name optional), 'osm' to take "
-        "them from the area's OSM tags, or 'demo' (default for the demo area)",
+        help=f"{what} (.geojson/.gpkg/.csv/.xlsx with kind and lon, lat, or 类型, 经度, 纬度; id "
+        "(编号) and name (名称) optional), 'osm' to take them from the area's OSM tags, or 'demo' "
+        "(default for the demo area)",
     )
 
 

@@ -181,6 +181,24 @@ def test_facilities_from_osm_tags():
     }
 
 
+def test_a_facility_mapped_as_node_and_outline_counts_once():
+    """南京图书馆 is both an OSM node and a building outline: one facility (the node); the same
+    name 500 m away is another place; an unnamed pair is never merged."""
+    outline = shapely.box(20, -20, 60, 20)
+    pois = gpd.GeoDataFrame(
+        {
+            "osm_id": [1, 2, 3, 4, 5],
+            "name": ["红色驿站", "红色驿站", "红色驿站", None, None],
+            "amenity": [None, None, None, "community_centre", "community_centre"],
+        },
+        geometry=[outline, *shapely.points([(30, 0), (530, 0), (0, 5), (0, 6)])],
+        crs=CRS,
+    )
+    f = facilities_from_pois(pois)
+    assert sorted(f["facility_id"]) == ["osm2", "osm3", "osm4", "osm5"]
+    assert f.attrs["osm_duplicates_merged"] == 1
+
+
 def test_demo_facility_file_matches_the_preset(demo_area):
     from servicecircle.plan import demo_facilities_path
 

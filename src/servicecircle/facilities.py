@@ -151,8 +151,39 @@ def facilities_from_pois(pois: gpd.GeoDataFrame, *, preset: str = "default") -> 
     )
     dup = out["facility_id"].duplicated()
     out.loc[dup, "facility_id"] = out.loc[dup, "facility_id"] + "_" + out.index[dup].astype(str)
+    out = _one_per_place(out, chosen.geom_type.to_numpy() == "Point")
     log.info("facilities from OSM tags (%s): %s", preset, out["kind"].value_counts().to_dict())
     return out.reset_index(drop=True)
+
+
+#: Two OSM objects of one kind and name closer than this are one facility (a node and the
+#: building outline of the same 图书馆, as OSM often has both).
+SAME_PLACE_M = 150.0
+
+
+def _one_per_place(out: gpd.GeoDataFrame, is_point: np.ndarray) -> gpd.GeoDataFrame:
+    """Keep one facility per kind, name and place (the node rather than the outline); the
+    number merged is in ``attrs["osm_duplicates_merged"]``."""
+    names = out["name"].astype("string").str.strip()
+    named = (names.notna() & (names != "")).to_numpy()
+    keep = np.ones(len(out), dtype=bool)
+    xy = np.column_stack([out.geometry.x.to_numpy(), out.geometry.y.to_numpy()])
+    key = out["kind"].astype(str) + "\x00" + names.fillna("")
+    for _, rows in pd.Series(np.arange(len(out)))[named].groupby(key[named].to_numpy()):
+        if len(rows) < 2:
+            continue
+        order = rows.to_numpy()[np.argsort(~is_point[rows.to_numpy()], kind="stable")]
+        kept: list[int] = []
+        for r in order:
+            if any(np.hypot(*(xy[r] - xy[k])) < SAME_PLACE_M for k in kept):
+                keep[r] = False
+            else:
+                kept.append(int(r))
+    result = out.loc[keep].copy()
+    result.attrs["osm_duplicates_merged"] = int((~keep).sum())
+    if (~keep).any():
+        log.info("%d OSM facilities were the same place as another of that name", (~keep).sum())
+    return result
 
 
 def write_facilities(facilities: gpd.GeoDataFrame, path: str | Path) -> Path:

@@ -324,9 +324,19 @@ def _split_tier(col: str) -> tuple[str | None, str | None]:
 
 
 def _header_zh(col: str, labels: dict[str, str]) -> str:
+    from .segments import SEGMENTS_BY_NAME
+
     tier, suffix = _split_tier(col)
     if tier is not None and suffix is not None:
-        return f"{labels.get(tier, tier)} {TIER_COLUMNS_ZH[suffix]}"
+        who = ""
+        if tier not in labels:  # <tier>_<segment>_<suffix>: the segment's name after the tier's
+            for name, seg in SEGMENTS_BY_NAME.items():
+                if tier.endswith("_" + name) and tier[: -len(name) - 1] in labels:
+                    tier, who = tier[: -len(name) - 1], f" {seg.display('zh')}"
+                    break
+        return f"{labels.get(tier, tier)}{who} {TIER_COLUMNS_ZH[suffix]}"
+    if col in SEGMENTS_BY_NAME:
+        return SEGMENTS_BY_NAME[col].display("zh")
     return COLUMNS_ZH.get(col, col)
 
 

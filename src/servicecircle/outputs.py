@@ -308,6 +308,10 @@ def write_coverage(
     points = gpd.GeoDataFrame(coverage.points, geometry=demand.geometry.to_numpy(), crs=demand.crs)
     out.gpkg("coverage.gpkg", {"demand": points})
     fac = coverage.facilities.drop(columns=["geometry"], errors="ignore")
+    floats = fac.select_dtypes("float").columns
+    fac = fac.round({c: 1 if c.endswith("_m") else 2 for c in floats})  # metres to 0.1 m
+    for col in (c for c in floats if c.endswith("_load_points")):
+        fac[col] = fac[col].round().astype("Int64")  # empty where a tier does not use it
     fac = with_lonlat(fac, facilities.geometry.to_numpy(), facilities.crs, out.coords)
     out.csv("facilities.csv", fac)
     out.gpkg(

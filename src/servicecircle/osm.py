@@ -248,7 +248,8 @@ def read_pbf(path: Path, boundary: gpd.GeoSeries | None = None) -> OsmFrames:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            osm = pyrosm.OSM(str(path), bounding_box=bbox)
+            # no bar or "Reading … took" line of pyrosm's own: the CLI shows its progress
+            osm = pyrosm.OSM(str(path), bounding_box=bbox, progress=False)
             net = osm.get_network(network_type="walking", nodes=True)
         except Exception as err:
             raise InputError(

@@ -142,3 +142,32 @@ def test_amap_tiles_draw_every_layer_in_gcj02(nanjing_files, tmp_path):
     assert np.allclose(got, want, atol=2e-6)
     wgs = np.array(sorted(zip(lon, lat, strict=True)))
     assert np.abs(got - wgs).max() > 1e-3  # drawn shifted
+
+
+def test_boundary_coords_apart_from_the_files(tmp_path):
+    """Amap (GCJ-02) stations with a WGS84 box copied from the extract's notes:
+    ``--boundary-coords wgs84`` keeps the box where it is, so the run equals the all-WGS84 one;
+    without it the box is read as GCJ-02 and moves (other residents)."""
+    src = str(shared_file(NANJING))
+    box = "118.764,32.035,118.796,32.052"
+    lon, lat = np.array([118.772, 118.780, 118.788]), np.array([32.040, 32.044, 32.048])
+    wgs = pd.DataFrame({"id": ["a", "b", "c"], "kind": ["centre", "station", "station"]})
+    wgs.assign(lon=lon, lat=lat).to_csv(tmp_path / "wgs.csv", index=False)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    wgs.assign(lon=glon, lat=glat).to_csv(tmp_path / "gcj.csv", index=False)
+    gcj = ["--facilities", str(tmp_path / "gcj.csv"), "--coords", "gcj02"]
+    runs = {
+        "wgs": ["--facilities", str(tmp_path / "wgs.csv")],
+        "apart": [*gcj, "--boundary-coords", "wgs84"],
+        "together": gcj,
+    }
+    got = {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        args = ["-q", "coverage", src, "--boundary", box, *extra, "--out", str(out), "--no-map"]
+        assert main(args) == 0
+        got[name] = json.loads((out / "summary.json").read_text())
+    shares = {k: [t["share"] for t in v["tiers"].values()] for k, v in got.items()}
+    assert got["apart"]["demand_points"] == got["wgs"]["demand_points"]
+    assert shares["apart"] == pytest.approx(shares["wgs"], abs=1e-9)
+    assert got["together"]["demand_points"] != got["wgs"]["demand_points"]

@@ -22,6 +22,11 @@ def default_demo_out() -> Path:
     return Path.cwd() / "maps"
 
 
+def boundary_coords(args: argparse.Namespace) -> str:
+    """The system ``--boundary`` is in: ``--boundary-coords``, else the files' ``--coords``."""
+    return str(getattr(args, "boundary_coords", None) or getattr(args, "coords", "wgs84"))
+
+
 def parse_boundary(text: str | None) -> Any:
     """``--boundary``: a ``W,S,E,N`` box in degrees or a polygon file."""
     if text is None:
@@ -192,7 +197,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     )
     try:
         progress("area")
-        area = load_area(args.area, boundary=boundary, cache=parse_cache(args), coords=args.coords)
+        area = load_area(
+            args.area, boundary=boundary, cache=parse_cache(args), coords=boundary_coords(args)
+        )
         result = run_coverage(
             area,
             facilities=facilities,
@@ -237,7 +244,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
         args.area,
         boundary=parse_boundary(args.boundary),
         cache=parse_cache(args),
-        coords=getattr(args, "coords", "wgs84"),
+        coords=boundary_coords(args),
     )
     _cells, summary = run_grid(
         area,
@@ -313,7 +320,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         args.area,
         boundary=parse_boundary(args.boundary),
         cache=parse_cache(args),
-        coords=getattr(args, "coords", "wgs84"),
+        coords=boundary_coords(args),
     )
     if args.centres is not None:
         result = run_two_level(
@@ -509,7 +516,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         args.area,
         boundary=parse_boundary(args.boundary),
         cache=parse_cache(args),
-        coords=getattr(args, "coords", "wgs84"),
+        coords=boundary_coords(args),
     )
     cells = args.cells if args.cells is not None else parse_grid(args.grid, area)
     run = run_audit(

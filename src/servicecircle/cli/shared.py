@@ -17,6 +17,13 @@ def add_area(p: argparse.ArgumentParser) -> None:
         metavar="FILE|W,S,E,N",
         help="clip the area to this polygon file or lon/lat box",
     )
+    p.add_argument(
+        "--boundary-coords",
+        choices=["wgs84", "gcj02", "bd09"],
+        default=None,
+        help="coordinates of --boundary (default: those of --coords; e.g. wgs84 for a box taken "
+        "from OSM while the files come from Amap)",
+    )
 
 
 def add_cache(p: argparse.ArgumentParser) -> None:

@@ -103,6 +103,7 @@ def read_table(
     bbox: tuple[float, ...] | None = None,
     coords: str = "wgs84",
     sheet: str | None = None,
+    layer: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a vector file, or a CSV/Excel table with lon/lat columns, as a GeoDataFrame.
 
@@ -125,6 +126,8 @@ def read_table(
         must then be in EPSG:4326.
     sheet
         For ``.xlsx``: the sheet to read (default: the first).
+    layer
+        For a file of several layers (a GeoPackage): the layer to read (default: the first).
 
     Returns
     -------
@@ -155,7 +158,7 @@ def read_table(
             "(Excel 工作簿) or as CSV UTF-8"
         )
     elif suffix in VECTOR_SUFFIXES:
-        gdf = _read_vector(path, what, bbox, system)
+        gdf = _read_vector(path, what, bbox, system, layer)
     else:
         raise InputError(
             f"{what} {path}: unknown file type {path.suffix!r}; use .geojson, .gpkg, .shp, "
@@ -313,13 +316,13 @@ def _other_sheets(path: Path, sheet: str | None) -> str:
 
 
 def _read_vector(
-    path: Path, what: str, bbox: tuple[float, ...] | None, system: str
+    path: Path, what: str, bbox: tuple[float, ...] | None, system: str, layer: str | None
 ) -> gpd.GeoDataFrame:
     """A vector file's features (those in ``bbox`` when given), in WGS84 if ``system`` says."""
     import geopandas as gpd
 
     box = bbox
-    layer = _first_layer(path)
+    layer = layer or _first_layer(path)
     if bbox is not None and system != "wgs84":
         pad = BBOX_PAD_DEG
         box = (bbox[0] - pad, bbox[1] - pad, bbox[2] + pad, bbox[3] + pad)

@@ -405,11 +405,7 @@ def _residents(
                 "code": b64(code, "uint8"),
                 "palette": palette,
                 "fields": [
-                    {
-                        "label": text["walk_m"],
-                        "type": "number",
-                        "data": b64(table[f"{tier.name}_walk_m"].to_numpy(dtype=float), "float32"),
-                    },
+                    _walk_field(table, tier.name, text),
                     {
                         "label": text["facility"],
                         "type": "ref",
@@ -428,6 +424,12 @@ def _residents(
         data["aggregate"] = aggregate_cells(
             pc, area, demand, pop, good, size_m=AGGREGATE_HEX_M, min_zoom=POINTS_FROM_ZOOM
         )
+
+
+def _walk_field(table: Any, tier: str, text: dict[str, str]) -> dict[str, Any]:
+    """A resident popup's walk to the tier's nearest facility (float32, metres)."""
+    data = b64(table[f"{tier}_walk_m"].to_numpy(dtype=float), "float32")
+    return {"label": text["walk_m"], "type": "number", "data": data}
 
 
 def _segment_layers(
@@ -458,13 +460,7 @@ def _segment_layers(
                 "show": False,
                 "code": b64(code, "uint8"),
                 "palette": palette,
-                "fields": [
-                    {
-                        "label": text["walk_m"],
-                        "type": "number",
-                        "data": b64(table[f"{tier.name}_walk_m"].to_numpy(dtype=float), "float32"),
-                    }
-                ],
+                "fields": [_walk_field(table, tier.name, text)],
             }
         )
         goods.append(covered)

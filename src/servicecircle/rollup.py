@@ -44,15 +44,12 @@ def read_micro_grids(path: str | Path, *, crs: Any) -> gpd.GeoDataFrame | None:
     path = Path(path)
     if path.suffix.lower() != ".gpkg":
         return None
-    import geopandas as gpd
     import pyogrio
 
     if "micro_grids" not in {str(name) for name in pyogrio.list_layers(path)[:, 0]}:
         return None
-    micro = gpd.read_file(path, layer="micro_grids")
-    if micro.crs is None:
-        raise InputError(f"cell file {path}: layer micro_grids has no CRS; write it with one")
-    return with_cell_id(micro.to_crs(crs), what=f"cell file {path}, layer micro_grids")
+    micro = read_table(path, "cell file", to_crs=crs, layer="micro_grids")
+    return with_cell_id(micro, what=f"cell file {path}, layer micro_grids")
 
 
 def with_cell_id(cells: gpd.GeoDataFrame, *, what: str = "cells") -> gpd.GeoDataFrame:

@@ -45,6 +45,7 @@ class PlanResult:
     facilities: gpd.GeoDataFrame | None = None
     cells: gpd.GeoDataFrame | None = None
     service_areas: gpd.GeoDataFrame | None = None
+    micro_grids: gpd.GeoDataFrame | None = None  # the cells' micro-grids, rolled up
 
 
 def run_coverage(
@@ -165,6 +166,7 @@ def run_coverage(
         fac_gdf,
         tables[0],
         None if sa is None else sa[1],
+        tables[1],
     )
 
 

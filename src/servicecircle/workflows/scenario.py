@@ -257,11 +257,6 @@ def _pages(
         from ..maps import coverage_map, map_html
 
         tick("map")
-        micro = None
-        if result.cells is not None and result.cells.attrs.get("micro_grids") is not None:
-            from ..rollup import rollup
-
-            micro = rollup(result.coverage, demand, result.cells.attrs["micro_grids"])
         page = coverage_map(
             area,
             demand,
@@ -272,7 +267,7 @@ def _pages(
             proposals=proposals,
             cells=result.cells,
             service_areas=result.service_areas,
-            micro_grids=micro,
+            micro_grids=result.micro_grids,  # rolled up once, by run_coverage
         )
         out.text("coverage_map.html", map_html(page))
     if sc.output.get("report", True):

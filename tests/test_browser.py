@@ -58,9 +58,9 @@ def browser():
         b.close()
 
 
-def open_offline(browser, path: Path, *, wait_ms: int = 800):
-    """Open a file with every non-file request refused; return (page, js_errors, blocked)."""
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+def watch(page, allowed: tuple[str, ...] = ("file:", "data:")) -> tuple[list[str], list[str]]:
+    """Collect a page's script errors, console errors and dialogs, and refuse (and list) every
+    request whose URL does not start with one of ``allowed``."""
     errors: list[str] = []
     blocked: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -75,13 +75,20 @@ def open_offline(browser, path: Path, *, wait_ms: int = 800):
     page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
 
     def route(r):
-        if r.request.url.startswith(("file:", "data:")):
+        if r.request.url.startswith(allowed):
             r.continue_()
         else:
             blocked.append(r.request.url)
             r.abort()
 
     page.route("**/*", route)
+    return errors, blocked
+
+
+def open_offline(browser, path: Path, *, wait_ms: int = 800):
+    """Open a file with every non-file request refused; return (page, js_errors, blocked)."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors, blocked = watch(page)
     page.goto(path.as_uri())
     page.wait_for_timeout(wait_ms)
     return page, errors, blocked

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_browser import ARGS, CHROMIUM, HOSTILE, _missing, not_blank
+from test_browser import ARGS, CHROMIUM, HOSTILE, _missing, not_blank, watch
 
 TIERS = ("centre_15min", "station_5min")
 
@@ -98,27 +98,7 @@ def open_page(browser, path: Path, **context):
     ctx = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True,
                               **context)  # fmt: skip
     page = ctx.new_page()
-    errors: list[str] = []
-    blocked: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text
-            else None
-        ),
-    )
-    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:", "blob:")):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
+    errors, blocked = watch(page, ("file:", "data:", "blob:"))  # blob: the downloads
     page.goto(path.as_uri())
     page.wait_for_function("window.servicecircleWhatIf && window.servicecircleWhatIf.ready")
     return page, errors, blocked

@@ -6,6 +6,8 @@ import bz2
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import BEIJING, NANJING, shared_file
 from servicecircle import EmptyAreaError, InputError, InputFileNotFoundError
@@ -167,3 +169,19 @@ def test_demo_edges_are_both_directions(demo_network):
     # every edge is usable both ways: the CSR is symmetric
     diff = demo_network.csr - demo_network.csr.T
     assert np.abs(diff.data).max(initial=0) < 1e-9
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lon=st.floats(-179.9, 179.9).filter(lambda x: abs((x + 180) / 6 - round((x + 180) / 6)) > 1e-6),
+    lat=st.floats(-79.9, 83.9).filter(lambda y: abs(y) > 1e-9),
+)
+def test_the_utm_zone_formula_picks_what_the_crs_database_picks(lon, lat):
+    """Oracle: geopandas' ``estimate_utm_crs`` (a query of pyproj's database)."""
+    import geopandas as gpd
+    import shapely
+
+    from servicecircle._crs import utm_crs
+
+    expected = gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).estimate_utm_crs()
+    assert utm_crs(lon, lat).to_epsg() == expected.to_epsg()

@@ -383,14 +383,55 @@ def test_the_walk_network_is_cached_beside_its_area_per_fragment_rule(tmp_path):
     first = WalkNetwork.from_area(load_area("demo", cache=cache))
     area = load_area("demo", cache=cache)
     again = WalkNetwork.from_area(area)
+    before = area.edges.geometry.to_numpy().copy()
     fresh = WalkNetwork.from_frames(area.nodes, area.edges)
+    import shapely
+
+    # the conversion leaves the area's frame as it was (it reverses copies of the lines)
+    assert all(a is b for a, b in zip(area.edges.geometry.to_numpy(), before, strict=True))
     for net in (first, again):
         assert np.array_equal(net.edge_u, fresh.edge_u)
         assert np.array_equal(net.fragment_edge, fresh.fragment_edge)
         assert (net.csr != fresh.csr).nnz == 0
+        # the lines kept as positions in the area's edges come back as they were made
+        assert shapely.equals_exact(net.edge_geometry, fresh.edge_geometry, 0).all()
     pts = np.random.default_rng(0).uniform(fresh.node_xy.min(0), fresh.node_xy.max(0), (300, 2))
     a, b = again.snap(pts), fresh.snap(pts)
     assert np.array_equal(a.edge, b.edge) and np.array_equal(a.tie_edge, b.tie_edge)
     kept = WalkNetwork.from_area(load_area("demo", cache=cache), fragments=FragmentRule(keep=True))
     assert kept.main_tree is None and again.main_tree is not None
     assert len(cache.entries()) == 3  # the area, and a network per fragment rule
+
+
+def test_a_stored_network_keeps_its_lines_as_positions_in_the_area_s_edges():
+    """Lines drawn from v to u are reversed copies in the network; the stored network keeps
+    which ones, and comes back equal, with the frame it was made of left as it was."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from servicecircle.network import WalkNetwork
+
+    xy = {1: (0.0, 0.0), 2: (100.0, 0.0), 3: (100.0, 80.0), 4: (0.0, 80.0)}
+    nodes = gpd.GeoDataFrame(
+        geometry=[shapely.Point(p) for p in xy.values()], index=list(xy), crs=32650
+    )
+    pairs = [(1, 2), (2, 3), (3, 4), (4, 1), (2, 1)]  # (2, 1) repeats (1, 2) the other way
+    lines = [shapely.LineString([xy[v], xy[u]]) for u, v in pairs[:2]]  # drawn v → u
+    lines += [shapely.LineString([xy[u], (50.0, 120.0), xy[v]]) for u, v in pairs[2:3]]
+    lines += [shapely.LineString([xy[u], xy[v]]) for u, v in pairs[3:]]
+    edges = gpd.GeoDataFrame(
+        {"u": [p[0] for p in pairs], "v": [p[1] for p in pairs]}, geometry=lines, crs=32650
+    )
+    before = edges.geometry.to_numpy().copy()
+    net = WalkNetwork.from_frames(nodes, edges)
+    assert all(a is b for a, b in zip(edges.geometry.to_numpy(), before, strict=True))
+    assert net.n_edges == 4 and net.source_reversed is not None
+    assert net.source_reversed.sum() == 2
+    back = WalkNetwork.from_stored(
+        net.stored(), fragments=net.fragments, edges=edges.geometry.to_numpy()
+    )
+    assert shapely.equals_exact(back.edge_geometry, net.edge_geometry, 0).all()
+    start = shapely.get_coordinates(shapely.get_point(back.edge_geometry, 0))
+    assert np.allclose(start, net.node_xy[net.edge_u])  # every line runs from u to v
+    assert np.array_equal(back.edge_length_m, net.edge_length_m)

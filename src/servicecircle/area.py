@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
 from .cache import AreaCache, remember
 from .osm import (
@@ -340,9 +341,8 @@ def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, so
         if default_boundary is not None:
             boundary = default_boundary
         else:
-            used = np.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
-            pts = nodes.loc[nodes.index.intersection(used)].geometry
-            boundary = gpd.GeoSeries([shapely.box(*pts.total_bounds)], crs=nodes.crs)
+            # the edges run between their nodes: their bounds are the used nodes' bounds
+            boundary = gpd.GeoSeries([shapely.box(*edges.total_bounds)], crs=edges.crs)
             report.setdefault("default_boundary", "the bounding box of the walkable ways")
     else:
         report["default_boundary"] = None
@@ -350,7 +350,7 @@ def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, so
     from pyproj import CRS
 
     if crs is None or CRS.from_user_input(crs).is_geographic:
-        crs = boundary.to_crs(4326).estimate_utm_crs()
+        crs = utm_crs_of(boundary)
     crs = CRS.from_user_input(crs)
     boundary_m = shapely.make_valid(boundary.to_crs(crs).union_all())
     edges = edges.to_crs(crs)

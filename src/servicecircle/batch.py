@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._crs import utm_crs_of
 from ._errors import InputError, ServiceCircleError
 from .batch_task import PartitionResult, PartitionTask, read_box, run_partition
 from .coverage import DEFAULT_SEARCH_FACTOR
@@ -58,7 +59,7 @@ def tile_partitions(boundary: BaseGeometry, tile_km: float) -> list[Partition]:
     if not tile_km > 0:
         raise InputError(f"--tile-km must be positive; got {tile_km}")
     gs = gpd.GeoSeries([boundary], crs=4326)
-    crs = gs.estimate_utm_crs()
+    crs = utm_crs_of(gs)
     b = gs.to_crs(crs).iloc[0]
     cells = (
         square_grid(b, tile_km * 1000.0, crs=crs)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ._crs import utm_crs_of
 from ._errors import InputError
 from .coverage import DEFAULT_SEARCH_FACTOR
 from .network import DEFAULT_SNAP_LIMIT_M
@@ -67,7 +68,7 @@ def partition_region(task: PartitionTask) -> BaseGeometry:
     import shapely
 
     gs = gpd.GeoSeries([shapely.from_wkt(task.polygon_wkt)], crs=4326)
-    crs = gs.estimate_utm_crs()
+    crs = utm_crs_of(gs)
     grown = gpd.GeoSeries([gs.to_crs(crs).iloc[0].buffer(task.buffer_m)], crs=crs).to_crs(4326)
     region = grown.iloc[0]
     if task.boundary_wkt is not None:

@@ -14,6 +14,7 @@ import pandas as pd
 from ._errors import InputError
 from .demand import validate_demand
 from .facilities import validate_facilities
+from .geometry import anchor_xy
 from .network import DEFAULT_SNAP_LIMIT_M, Snap, WalkNetwork
 from .paths import (
     facility_entries,
@@ -241,9 +242,8 @@ def compute_coverage(
     for seg in segments:
         if seg.name in demand.columns:
             cols[seg.name] = pd.to_numeric(demand[seg.name], errors="coerce").fillna(0).to_numpy()
-    import shapely
 
-    demand_xy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
+    demand_xy = anchor_xy(demand.geometry.to_numpy())
     for tier in tiers:
         cols.update(
             tier_columns(network, dsnap, fsnap, fac_ids, kinds, tier, tier.target_m * search_factor)
@@ -358,17 +358,16 @@ def circle_distances(
 ) -> np.ndarray:
     """Straight-line distance from each demand point (a frame, or ``(n, 2)`` coordinates) to
     the nearest facility of ``kinds``."""
-    import shapely
     from scipy.spatial import cKDTree
 
     sel = facilities["kind"].isin(kinds).to_numpy()
     if not sel.any():
         return np.full(len(demand), np.inf)
-    fxy = shapely.get_coordinates(shapely.point_on_surface(facilities.geometry.to_numpy()[sel]))
+    fxy = anchor_xy(facilities.geometry.to_numpy()[sel])
     if isinstance(demand, np.ndarray):
         dxy = demand
     else:
-        dxy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
+        dxy = anchor_xy(demand.geometry.to_numpy())
     dist, _ = cKDTree(fxy).query(dxy, k=1)
     return np.asarray(dist, dtype="float64")
 

@@ -45,9 +45,8 @@ def polygonal(geom: BaseGeometry) -> BaseGeometry:
 
 def nw_order(geoms: np.ndarray) -> np.ndarray:
     """Order polygons north-west to south-east (by x − y of a point inside, ties by x)."""
-    import shapely
 
-    pts = shapely.get_coordinates(shapely.point_on_surface(geoms))
+    pts = anchor_xy(geoms)
     if len(pts) == 0:
         return np.zeros(0, dtype=int)
     return np.lexsort((np.round(pts[:, 0], 3), np.round(pts[:, 0] - pts[:, 1], 3)))
@@ -134,3 +133,26 @@ def line_share_near(
     along = np.bincount(seg_owner, weights=seg_len * near, minlength=len(lines))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, along / total, np.nan)
+
+
+def anchor_xy(geoms: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` coordinates of a point on each geometry: the point itself for points (no
+    new objects), a point on the surface for anything else."""
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    if len(geoms) and bool(np.all(shapely.get_type_id(geoms) == shapely.GeometryType.POINT)):
+        return shapely.get_coordinates(geoms).reshape(-1, 2)
+    return shapely.get_coordinates(shapely.point_on_surface(geoms)).reshape(-1, 2)
+
+
+def line_ends(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last vertex of each line (one pass over the coordinates, no Point
+    objects)."""
+    import shapely
+
+    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    counts = np.bincount(index, minlength=len(geoms))
+    last = np.cumsum(counts) - 1
+    first = last - counts + 1
+    return coords[first], coords[last]

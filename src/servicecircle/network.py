@@ -16,6 +16,7 @@ import numpy as np
 
 from ._crs import require_metric
 from ._errors import EmptyAreaError, InputError
+from .geometry import line_ends
 from .snapping import (
     DEFAULT_FRAGMENTS,
     TIE_TOL_M,
@@ -101,6 +102,10 @@ class WalkNetwork:
     main_tree, main_edges
         STRtree over the edges not on a fragment, and their edge indices (``None`` and empty
         when there is no fragment or fragments are kept).
+    source_edge, source_reversed
+        Where each edge came from in the edge frame it was made of, and whether its geometry
+        was reversed to run from ``u`` to ``v`` (``None`` when geometry was made up); the cache
+        keeps these instead of the lines.
     """
 
     crs: CRS
@@ -117,6 +122,8 @@ class WalkNetwork:
     fragment_edge: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     main_tree: STRtree | None = None
     main_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
+    source_edge: np.ndarray | None = None
+    source_reversed: np.ndarray | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -125,21 +132,31 @@ class WalkNetwork:
         beside the area, when the area came from it)."""
         from .cache import derived
 
-        entry = derived(area, f"network v1 {fragments!r}")
+        entry = derived(area, f"network v2 {fragments!r}")
         if entry is not None:
             stored = entry[0].load(entry[1], fields=STORED_FIELDS)
             if stored is not None:
-                return cls.from_stored(stored, fragments=fragments)
+                return cls.from_stored(
+                    stored, fragments=fragments, edges=area.edges.geometry.to_numpy()
+                )
         net = cls.from_frames(area.nodes, area.edges, fragments=fragments)
         if entry is not None:
             entry[0].store(entry[1], net.stored())
         return net
 
     def stored(self) -> dict[str, Any]:
-        """The arrays that make this network (for the cache; trees are rebuilt on load)."""
+        """The arrays that make this network (for the cache; trees are rebuilt on load).
+
+        The geometry is kept as the positions of the edges in the frame they came from (and
+        which were reversed) when that is known, else as coordinates.
+        """
         import shapely
 
-        kind, coords, offsets = shapely.to_ragged_array(self.edge_geometry)
+        if self.source_edge is not None and self.source_reversed is not None:
+            geometry: tuple[Any, ...] = ("source", self.source_edge, self.source_reversed)
+        else:
+            kind, coords, offsets = shapely.to_ragged_array(self.edge_geometry)
+            geometry = (int(kind), coords, offsets)
         return {
             "crs": self.crs.to_wkt(),
             "node_id": self.node_id,
@@ -147,23 +164,36 @@ class WalkNetwork:
             "edge_u": self.edge_u,
             "edge_v": self.edge_v,
             "edge_length_m": self.edge_length_m,
-            "geometry": (int(kind), coords, offsets),
+            "geometry": geometry,
             "csr": (self.csr.data, self.csr.indices, self.csr.indptr, self.csr.shape),
             "component": self.component,
             "fragment_edge": self.fragment_edge,
         }
 
     @classmethod
-    def from_stored(cls, s: dict[str, Any], *, fragments: FragmentRule) -> WalkNetwork:
-        """The network :meth:`stored` kept, with its STRtrees rebuilt."""
+    def from_stored(
+        cls, s: dict[str, Any], *, fragments: FragmentRule, edges: np.ndarray | None = None
+    ) -> WalkNetwork:
+        """The network :meth:`stored` kept, with its STRtrees rebuilt; ``edges`` are the
+        geometries of the frame it was made from (the area's edges)."""
         import scipy.sparse as sp
         import shapely
         from pyproj import CRS
 
-        kind, coords, offsets = s["geometry"]
-        geoms = np.asarray(
-            shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets), dtype=object
-        )
+        source_edge = source_reversed = None
+        if s["geometry"][0] == "source":
+            if edges is None:
+                raise ValueError("this stored network needs the edges it was made from")
+            _, source_edge, source_reversed = s["geometry"]
+            geoms = np.asarray(edges, dtype=object)[source_edge]
+            if source_reversed.any():
+                geoms[source_reversed] = shapely.reverse(geoms[source_reversed])
+        else:
+            kind, coords, offsets = s["geometry"]
+            geoms = np.asarray(
+                shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets),
+                dtype=object,
+            )
         on_fragment = np.asarray(s["fragment_edge"], dtype=bool)
         main_edges = np.flatnonzero(~on_fragment).astype("int64")
         main_tree = None
@@ -185,6 +215,8 @@ class WalkNetwork:
             fragment_edge=on_fragment,
             main_tree=main_tree,
             main_edges=main_edges,
+            source_edge=source_edge,
+            source_reversed=source_reversed,
         )
 
     @classmethod
@@ -289,14 +321,14 @@ class WalkNetwork:
         v = to_index(np.asarray(edge_v_id, dtype="int64"), "v")
         if edge_geometry is None:
             edge_geometry = np.full(len(u), None, dtype=object)
-        geoms = np.asarray(edge_geometry, dtype=object)
+        geoms = np.array(edge_geometry, dtype=object)  # a copy: the caller's frame stays as it is
         missing = np.asarray(shapely.is_missing(geoms), dtype=bool)
         if missing.any():
             idx = np.flatnonzero(missing)
             coords = np.stack([node_xy[u[idx]], node_xy[v[idx]]], axis=1)
             geoms[idx] = shapely.linestrings(coords)
         # Orient every geometry from u to v.
-        start, end = _ends(geoms)
+        start, end = line_ends(geoms)
         d_fwd = np.hypot(*(start - node_xy[u]).T) + np.hypot(*(end - node_xy[v]).T)
         d_rev = np.hypot(*(start - node_xy[v]).T) + np.hypot(*(end - node_xy[u]).T)
         flip = d_rev < d_fwd
@@ -312,6 +344,7 @@ class WalkNetwork:
         new[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1]) | (sk[1:] != sk[:-1])
         first = np.sort(order[new])
         u, v, geoms, length = u[first], v[first], geoms[first], length[first]
+        flipped = flip[first]
         weight = np.maximum(length, MIN_EDGE_M)
 
         n = len(node_id)
@@ -344,6 +377,8 @@ class WalkNetwork:
             fragment_edge=on_fragment,
             main_tree=main_tree,
             main_edges=main_edges.astype("int64"),
+            source_edge=None if missing.any() else first.astype("int64"),
+            source_reversed=None if missing.any() else flipped,
         )
 
     # ------------------------------------------------------------------ queries
@@ -558,15 +593,3 @@ def _csr_min(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n: int) ->
         (weights, cols.astype("int32"), indptr.astype("int32") if len(rows) < 2**31 else indptr),
         shape=(n, n),
     )
-
-
-def _ends(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first and last vertex of each line (one pass over the coordinates, no Point
-    objects)."""
-    import shapely
-
-    coords, index = shapely.get_coordinates(geoms, return_index=True)
-    counts = np.bincount(index, minlength=len(geoms))
-    last = np.cumsum(counts) - 1
-    first = last - counts + 1
-    return coords[first], coords[last]

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InputError
+from .geometry import anchor_xy
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -273,10 +274,9 @@ def with_lonlat(frame: pd.DataFrame, geometry: Any, crs: Any, coords: str) -> pd
     """``frame`` with ``lon``/``lat`` in WGS84 (7 decimals) from ``geometry``, and the same in
     ``coords`` (``lon_gcj02``…) when the input was not WGS84."""
     import geopandas as gpd
-    import shapely
 
     ll = gpd.GeoSeries(geometry, crs=crs).to_crs(4326)
-    xy = shapely.get_coordinates(shapely.point_on_surface(ll.to_numpy()))
+    xy = anchor_xy(ll.to_numpy())
     out = frame.copy()
     out["lon"] = xy[:, 0].round(7)
     out["lat"] = xy[:, 1].round(7)

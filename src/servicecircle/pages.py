@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import InputError
+from .geometry import anchor_xy
 
 if TYPE_CHECKING:
     import folium
@@ -214,10 +215,9 @@ class PageCoords:
     coords: str = "wgs84"
 
     def lonlat(self, gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
-        import shapely
 
         geoms = gdf.to_crs(4326).geometry.to_numpy()
-        xy = shapely.get_coordinates(shapely.point_on_surface(geoms))
+        xy = anchor_xy(geoms)
         lon, lat = xy[:, 0], xy[:, 1]
         if self.coords != "wgs84":
             from .coords import from_wgs84

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .geometry import anchor_xy
 from .maps import STATUS_LABELS, resident_arrays
 from .network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
 from .pages import (
@@ -361,13 +362,12 @@ def whatif_data(
 ) -> dict[str, Any]:
     """The page's data block: residents, sites and per tier the sparse entries."""
     import geopandas as gpd
-    import shapely
 
     text = TEXT.get(lang, TEXT["en"])
     dsnap = network.snap(demand, snap_limit_m=snap_limit_m)
     ssnap = network.snap(sites, snap_limit_m=snap_limit_m)
     pop = demand["population"].to_numpy(dtype="float64")
-    xy = shapely.get_coordinates(shapely.point_on_surface(demand.geometry.to_numpy()))
+    xy = anchor_xy(demand.geometry.to_numpy())
     order = spatial_order(xy)
     block = resident_arrays(pc, demand.iloc[order], pop[order])
     res = block["residents"]

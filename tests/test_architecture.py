@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "servicecircle"
 # Lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS: list[set[str]] = [
     {"__init__", "_errors", "_crs", "_write"},  # base: errors, CRS checks, atomic files
-    {"coords", "files", "geometry", "osmtags", "tiers", "standard", "segments"},  # io, presets
+    # io and presets; PBF blocks as arrays
+    {"coords", "files", "geometry", "osmtags", "tiers", "standard", "segments", "pbf_blocks"},
     {"osm", "area", "scenario", "cache", "osm_split"},  # sources: OSM files, scenarios, areas
     {"snapping", "network"},  # the walk network as arrays, where points meet it
     {

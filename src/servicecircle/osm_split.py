@@ -32,7 +32,6 @@ import struct
 import time
 import zlib
 from bisect import bisect_left
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
+from .pbf_blocks import blob_header, blob_payload, dense_block, fields, iter_blobs, read_spans
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ Runner = Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
 MARGIN_DEG = 1e-6
 WAY_BATCH = 20_000  # ways decoded per numpy batch in the first pass
 RANGE_BYTES, WRITERS_PER_JOB = 64 * 2**20, 256  # source bytes and extracts per job at most
+PYOSMIUM_WEIGHT = 2  # a way or relation costs the write pass about 2 dense nodes (measured)
 
 
 @dataclass(frozen=True)
@@ -163,50 +164,22 @@ def grow_box(box: Box, buffer_m: float) -> Box:
 
 
 # --------------------------------------------------------------------------- blocks
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _fields(buf: bytes | memoryview) -> Iterator[tuple[int, Any]]:
-    """``(field number, int or bytes)`` of a protobuf message of varint and length fields."""
-    pos, view = 0, memoryview(buf)
-    while pos < len(view):
-        key, pos = _varint(view, pos)
-        n, pos = _varint(view, pos)
-        if key & 7 not in (0, 2):
-            raise RuntimeError(f"unexpected protobuf wire type {key & 7}")
-        yield key >> 3, (view[pos : pos + n] if key & 7 == 2 else n)
-        pos += n if key & 7 == 2 else 0
-
-
-def _blob_size(header: bytes) -> tuple[str, int]:
-    """``(type, datasize)`` of a BlobHeader."""
-    f = dict(_fields(header))
-    return bytes(f.get(1, b"")).decode("ascii", "replace"), int(f.get(3, -1))
-
-
 def _census(blob: bytes) -> tuple[set[int], int]:
     """The element kinds in a data blob (1 or 2 nodes, 3 ways, 4 relations; 0: not known) and
-    about how many elements it holds (jobs are balanced by these counts)."""
-    f = dict(_fields(blob))
+    about what it costs to write: a dense node 1 (numpy), any other element
+    :data:`PYOSMIUM_WEIGHT` (a Python call each); jobs are balanced by these weights."""
+    f = dict(fields(blob))
     if 1 not in f and 3 not in f:  # lzma, lz4 or zstd: not looked into
-        return {0}, 8000
+        return {0}, 8000 * PYOSMIUM_WEIGHT
     kinds, count = set(), 0
-    for k, group in _fields(f[1] if 1 in f else zlib.decompress(f[3])):
-        kind, value = next(_fields(group), (0, b"")) if k == 2 else (-1, b"")
+    for k, group in fields(f[1] if 1 in f else zlib.decompress(f[3])):
+        kind, value = next(fields(group), (0, b"")) if k == 2 else (-1, b"")
         kinds.add(kind)
         if kind == 2:  # dense nodes: one varint per id
-            ids = next((v for i, v in _fields(value) if i == 1), b"")
+            ids = next((v for i, v in fields(value) if i == 1), b"")
             count += int(np.count_nonzero(np.frombuffer(ids, np.uint8) < 128))
         elif kind > 0:  # a group of ways, relations or plain nodes: about 50 bytes each
-            count += len(group) // 50 + 1
+            count += (len(group) // 50 + 1) * PYOSMIUM_WEIGHT
     return kinds - {-1}, count
 
 
@@ -228,7 +201,7 @@ def _layout(path: Path, jobs: int) -> tuple[int, list[Any], list[Any]]:
     with open(path, "rb") as f:
         while len(head := f.read(4)) == 4:
             start = f.tell() - 4
-            kind, size = _blob_size(f.read(struct.unpack(">I", head)[0]))
+            kind, size = blob_header(f.read(struct.unpack(">I", head)[0]))
             if size < 0 or len(data := f.read(size)) < size:
                 raise RuntimeError("truncated blob")
             blobs.append((start, f.tell(), *(_census(data) if kind == "OSMData" else ({-1}, 0))))
@@ -255,16 +228,6 @@ class _Scan:
     touched: tuple[np.ndarray, np.ndarray]
     outside: tuple[np.ndarray, np.ndarray]
     members: tuple[np.ndarray, np.ndarray]
-
-
-def _read(source: str, spans: list[tuple[int, int]]) -> bytes:
-    """The bytes of the ``spans`` of a file, one after the other."""
-    parts = []
-    with open(source, "rb") as f:
-        for a, b in spans:
-            f.seek(a)
-            parts.append(f.read(b - a))
-    return b"".join(parts)
 
 
 def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _Scan:
@@ -305,7 +268,7 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
     if spans is None:
         handler.apply_file(source, locations=True, idx="sparse_mem_array")
     else:
-        data = _read(source, [(0, header_end), *spans])
+        data = read_spans(source, [(0, header_end), *spans])
         handler.apply_buffer(data, "pbf", locations=True, idx="sparse_mem_array")
     flush()
     pairs = (np.array(rel_of, dtype=np.int64), np.array(members, dtype=np.int64))
@@ -430,29 +393,55 @@ def _plan(boxes: np.ndarray, scan: _Scan) -> SplitPlan:
 
 
 # --------------------------------------------------------------------------- pass 2
-def _cells(boxes: np.ndarray, wanted: list[int]) -> tuple[tuple[int, ...], dict[int, Any]]:
-    """A grid over the boxes ``wanted`` (1e-7°): ``((x0, y0, cw, ch, nx, ny), cells)``, with
-    ``cells[iy * nx + ix] = (boxes holding all of it, ((w, s, e, n, box), ...) holding part)``."""
-    sub = boxes[wanted]
-    x0, y0 = int(sub[:, 0].min()), int(sub[:, 1].min())
-    x1, y1 = int(sub[:, 2].max()), int(sub[:, 3].max())
-    side = max(1, int(np.min(np.minimum(sub[:, 2] - sub[:, 0], sub[:, 3] - sub[:, 1])) // 4))
-    nx = min((x1 - x0) // side + 1, 512)
-    ny = min((y1 - y0) // side + 1, 512)
-    cw, ch = (x1 - x0) // nx + 1, (y1 - y0) // ny + 1
-    full: dict[int, list[int]] = defaultdict(list)
-    part: dict[int, list[tuple[int, ...]]] = defaultdict(list)
-    for b in wanted:
-        w, s, e, n = (int(v) for v in boxes[b])
-        for iy in range((s - y0) // ch, (n - y0) // ch + 1):
-            for ix in range((w - x0) // cw, (e - x0) // cw + 1):
-                cx, cy, k = x0 + ix * cw, y0 + iy * ch, iy * nx + ix
-                if w <= cx and cx + cw - 1 <= e and s <= cy and cy + ch - 1 <= n:
-                    full[k].append(b)
-                else:
-                    part[k].append((w, s, e, n, b))
-    cells = {k: (tuple(full[k]), tuple(part[k])) for k in full.keys() | part.keys()}
-    return (x0, y0, cw, ch, nx, ny), cells
+class _NodeRouter:
+    """Which of the boxes ``wanted`` a node goes to: those that hold it (1e-7°, bounds
+    included) and those that need it for a way leaving them (by location key)."""
+
+    def __init__(self, plan: SplitPlan, wanted: list[int]) -> None:
+        self.wanted = list(wanted)
+        self.bounds = plan.boxes_e7[wanted].T  # west, south, east, north rows
+        col = {b: j for j, b in enumerate(wanted)}
+        member = np.zeros((len(plan.combos), len(wanted)), dtype=bool)
+        for c, combo in enumerate(plan.combos):
+            member[c, [col[b] for b in combo if b in col]] = True
+        self.keys = plan.outside_keys
+        self.member = member[plan.outside_combo] if len(self.keys) else member[:0]
+
+    def hits(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``(N, len(wanted))``: whether each node goes to each box."""
+        w, s, e, n = self.bounds
+        x, y = np.asarray(x, np.int64)[:, None], np.asarray(y, np.int64)[:, None]
+        hit = (x >= w) & (x <= e) & (y >= s) & (y <= n)
+        if len(self.keys):
+            key = x[:, 0] * 2**32 + y[:, 0]
+            pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+            found = self.keys[pos] == key
+            hit[found] |= self.member[pos[found]]
+        return hit
+
+
+def _chunks(
+    source: str, header_end: int, spans: list[tuple[int, int]], dense: Callable[[Any], None]
+) -> Iterator[bytes]:
+    """The blobs of ``spans``: each dense node block handed to ``dense`` (a
+    :class:`~servicecircle.pbf_blocks.DenseBlock`), the others yielded as PBF buffers (the
+    file's header and up to :data:`RANGE_BYTES` of blobs) for pyosmium."""
+    header = read_spans(source, [(0, header_end)])
+    rest: list[bytes] = []
+    size = 0
+    for raw, kind, blob in iter_blobs(source, spans):  # type: ignore[arg-type]
+        payload = blob_payload(blob) if kind == "OSMData" else None
+        block = dense_block(payload) if payload is not None else None
+        if block is not None:
+            dense(block)
+            continue
+        rest.append(raw)
+        size += len(raw)
+        if size > RANGE_BYTES:
+            yield header + b"".join(rest)
+            rest, size = [], 0
+    if rest:
+        yield header + b"".join(rest)
 
 
 def _write_range(
@@ -464,18 +453,19 @@ def _write_range(
     wanted: list[int],
     prefix: str,
 ) -> dict[int, tuple[int, int, int]]:
-    """Write the blocks ``start:stop`` of ``source`` into one ``<prefix>-<box>.osm.pbf`` per
-    box of ``wanted`` that gets anything; return the nodes, ways, relations written per box."""
+    """Write the blocks ``start:stop`` of ``source`` into pieces per box of ``wanted`` that
+    gets anything: ``<prefix>-<box>.nodes`` (dense node blobs, routed and written with numpy)
+    and ``<prefix>-<box>.osm.pbf`` (ways, relations and any plain nodes, with pyosmium);
+    return the nodes, ways, relations written per box."""
     import osmium
 
-    data = _read(source, [(0, header_end), (start, stop)])
-    (x0, y0, cw, ch, nx, ny), cells = _cells(plan.boxes_e7, wanted)
+    router = _NodeRouter(plan, wanted)
     wanted_set = set(wanted)
     combos = [tuple(b for b in c if b in wanted_set) for c in plan.combos]
-    outside = dict(zip(plan.outside_keys.tolist(), plan.outside_combo.tolist(), strict=True))
     way_ids, way_combo = plan.way_ids.tolist(), plan.way_combo.tolist()
     rel_ids, rel_combo = plan.relation_ids.tolist(), plan.relation_combo.tolist()
     writers: list[Any] = [None] * len(plan.boxes_e7)
+    node_files: dict[int, Any] = {}
     n_nodes, n_ways, n_rels = [0] * len(writers), [0] * len(writers), [0] * len(writers)
     bufsz = max(2**16, min(2**22, 2**28 // max(1, len(wanted))))
 
@@ -486,22 +476,18 @@ def _write_range(
         writers[b] = osmium.SimpleWriter(f"{prefix}-{b:05d}.osm.pbf", bufsz, header, overwrite=True)
         return writers[b]
 
-    def node(o: Any) -> None:
-        loc = o.location
-        x, y = loc.x, loc.y
-        ix, iy = (x - x0) // cw, (y - y0) // ch
-        hit: tuple[int, ...] = ()
-        if 0 <= ix < nx and 0 <= iy < ny:
-            cell = cells.get(iy * nx + ix)
-            if cell is not None:
-                hit, part = cell
-                if part:
-                    hit += tuple(b for w, s, e, n, b in part if w <= x <= e and s <= y <= n)
-        if outside:
-            c = outside.get(x * 4294967296 + y)
-            if c is not None:
-                hit = tuple(sorted({*hit, *combos[c]}))
-        for b in hit:
+    def dense(block: Any) -> None:
+        hit = router.hits(block.x, block.y)
+        for j in np.flatnonzero(hit.any(axis=0)):
+            b, rows = wanted[j], np.flatnonzero(hit[:, j])
+            if b not in node_files:
+                node_files[b] = open(f"{prefix}-{b:05d}.nodes", "wb")
+            node_files[b].write(block.subset(rows))
+            n_nodes[b] += len(rows)
+
+    def node(o: Any) -> None:  # a node of a block that is not dense (rare): one at a time
+        for j in np.flatnonzero(router.hits(np.array([o.location.x]), np.array([o.location.y]))[0]):
+            b = wanted[j]
             (writers[b] if writers[b] is not None else open_writer(b)).add_node(o)
             n_nodes[b] += 1
 
@@ -520,38 +506,44 @@ def _write_range(
     handler.way = picker(way_ids, way_combo, n_ways, "add_way")  # type: ignore[attr-defined]
     handler.relation = picker(rel_ids, rel_combo, n_rels, "add_relation")  # type: ignore[attr-defined]
     try:
-        handler.apply_buffer(data, "pbf")
+        for chunk in _chunks(source, header_end, [(start, stop)], dense):
+            handler.apply_buffer(chunk, "pbf")
     finally:
         for w in writers:
             if w is not None:
                 w.close()
-    return {b: (n_nodes[b], n_ways[b], n_rels[b]) for b, w in enumerate(writers) if w is not None}
+        for f in node_files.values():
+            f.close()
+    wrote = {b for b, w in enumerate(writers) if w is not None} | set(node_files)
+    return {b: (n_nodes[b], n_ways[b], n_rels[b]) for b in sorted(wrote)}
 
 
 def _join_parts(folder: Path, boxes: Any, args: list[Any], counts: list[Any]) -> list[Extract]:
-    """Join each box's pieces in file order (dropping their headers after the first)."""
+    """Join each box's pieces: a header, the node blobs, then the other pieces without their
+    headers, each in file order (so a sorted source gives sorted extracts)."""
     import osmium
 
-    pieces: dict[int, list[Path]] = {b: [] for b in range(len(boxes))}
     totals = np.zeros((len(boxes), 3), dtype=np.int64)
-    for a, c in zip(args, counts, strict=True):
-        for b, n in sorted(c.items()):
-            pieces[b].append(Path(f"{a[6]}-{b:05d}.osm.pbf"))
-            totals[b] += n
     extracts = []
-    for b, parts in pieces.items():
+    for b in range(len(boxes)):
         path = folder / f"extract-{b:05d}.osm.pbf"
-        if parts:
-            with open(path, "wb") as dst:
-                for k, part in enumerate(parts):
+        header = osmium.io.Header()
+        header.add_box(osmium.osm.Box(*(float(v) for v in boxes[b])))
+        osmium.SimpleWriter(str(path), 2**16, header, overwrite=True).close()
+        prefixes = [a[6] for a, c in zip(args, counts, strict=True) if b in c]
+        for c in counts:
+            totals[b] += c.get(b, (0, 0, 0))
+        with open(path, "ab") as dst:
+            for part in (Path(f"{p}-{b:05d}.nodes") for p in prefixes):
+                if part.exists():
+                    dst.write(part.read_bytes())
+                    part.unlink()
+            for part in (Path(f"{p}-{b:05d}.osm.pbf") for p in prefixes):
+                if part.exists():
                     data = part.read_bytes()
                     head = 4 + struct.unpack(">I", data[:4])[0]
-                    dst.write(data if k == 0 else data[head + _blob_size(data[4:head])[1] :])
+                    dst.write(data[head + blob_header(data[4:head])[1] :])
                     part.unlink()
-        else:  # nothing in this box: a valid file with a header only
-            header = osmium.io.Header()
-            header.add_box(osmium.osm.Box(*(float(v) for v in boxes[b])))
-            osmium.SimpleWriter(str(path), 2**16, header, overwrite=True).close()
         extracts.append(Extract(path, *(int(v) for v in totals[b])))
     return extracts
 

@@ -1,0 +1,291 @@
+"""OSM PBF blocks read and written with numpy: the file's blob layout and dense node blocks.
+
+A PBF file is a run of blobs (a 4-byte length, a ``BlobHeader``, a ``Blob``), each blob a
+zlib-compressed ``PrimitiveBlock`` of protobuf messages (``osmformat.proto``). Most of a city's
+file is dense node blocks: every packed field a run of varints. Here those are decoded and
+encoded as whole arrays, so that the split (:mod:`servicecircle.osm_split`) can route millions
+of nodes by location without a Python call per node. Ways and relations are left to pyosmium.
+
+Only what is needed is handled; anything else makes :func:`dense_block` return ``None`` and the
+caller reads that block with pyosmium: a block that is not one group of dense nodes, lzma/zstd
+compression, or a granularity or offset that is not a whole number of 1e-7° steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# DenseInfo fields: (number, delta-coded, zigzag)
+_INFO = {
+    "version": (1, False, False),
+    "timestamp": (2, True, True),
+    "changeset": (3, True, True),
+    "uid": (4, True, True),
+    "user_sid": (5, True, True),
+    "visible": (6, False, False),
+}
+
+
+# --------------------------------------------------------------------------- protobuf
+def varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """One varint at ``pos``: ``(value, next position)``."""
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def fields(buf: bytes | memoryview) -> Iterator[tuple[int, Any]]:
+    """``(field number, int or bytes)`` of a protobuf message of varint and length fields."""
+    pos, view = 0, memoryview(buf)
+    while pos < len(view):
+        key, pos = varint(view, pos)
+        n, pos = varint(view, pos)
+        if key & 7 not in (0, 2):
+            raise RuntimeError(f"unexpected protobuf wire type {key & 7}")
+        yield key >> 3, (view[pos : pos + n] if key & 7 == 2 else n)
+        pos += n if key & 7 == 2 else 0
+
+
+def decode_varints(buf: bytes | memoryview) -> np.ndarray:
+    """A packed run of varints as ``uint64`` values."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    if len(b) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    last = b < 0x80
+    if not last[-1]:
+        raise RuntimeError("truncated varint")
+    ends = np.flatnonzero(last)
+    if len(ends) == len(b):  # every value below 128: one byte each
+        return b.astype(np.uint64)
+    starts = np.empty(len(ends), dtype=np.int64)
+    starts[0], starts[1:] = 0, ends[:-1] + 1
+    pos = np.arange(len(b), dtype=np.int64)
+    pos -= np.repeat(starts, ends - starts + 1)
+    if pos.max() > 9:
+        raise RuntimeError("varint longer than 10 bytes")
+    parts = (b & np.uint8(0x7F)).astype(np.uint64) << (pos.astype(np.uint64) * np.uint64(7))
+    return np.add.reduceat(parts, starts)
+
+
+def decode_runs(buffers: list[bytes | memoryview]) -> list[np.ndarray]:
+    """Several packed runs of varints, decoded in one pass."""
+    joined = b"".join(bytes(x) for x in buffers)
+    values = decode_varints(joined)
+    counts = [int(np.count_nonzero(np.frombuffer(x, dtype=np.uint8) < 0x80)) for x in buffers]
+    return np.split(values, np.cumsum(counts)[:-1]) if buffers else []
+
+
+def encode_varints(values: np.ndarray) -> bytes:
+    """``uint64`` values as a packed run of varints."""
+    return b"".join(encode_runs([values]))
+
+
+def encode_runs(runs: list[np.ndarray]) -> list[bytes]:
+    """Several runs of ``uint64`` values as packed varints, encoded in one pass."""
+    if not runs or sum(len(r) for r in runs) == 0:
+        return [b"" for _ in runs]
+    u = np.concatenate([np.asarray(r).astype(np.uint64) for r in runs])
+    nbytes = np.ones(len(u), dtype=np.int64)
+    for k in range(1, 10):
+        nbytes += u >= np.uint64(1 << (7 * k))
+    width = int(nbytes.max())
+    table = np.empty((len(u), width), dtype=np.uint8)
+    for k in range(width):
+        table[:, k] = ((u >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        table[:, k] |= (nbytes > k + 1).astype(np.uint8) << 7
+    data = table[np.arange(width) < nbytes[:, None]].tobytes()
+    at = np.concatenate([[0], np.cumsum(nbytes)])[np.cumsum([0, *(len(r) for r in runs)])]
+    return [data[i:j] for i, j in itertools.pairwise(at.tolist())]
+
+
+def unzigzag(u: np.ndarray) -> np.ndarray:
+    return (u >> np.uint64(1)).astype(np.int64) ^ -(u & np.uint64(1)).astype(np.int64)
+
+
+def zigzag(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.int64)
+    return ((v << 1) ^ (v >> 63)).view(np.uint64)
+
+
+def _uvarint(value: int) -> bytes:
+    """One varint (a negative value as 64-bit two's complement)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def message_field(number: int, data: bytes) -> bytes:
+    """A length-delimited field."""
+    return _uvarint((number << 3) | 2) + _uvarint(len(data)) + data
+
+
+def varint_field(number: int, value: int) -> bytes:
+    """A varint field (negative values as 64-bit two's complement)."""
+    return _uvarint(number << 3) + _uvarint(value)
+
+
+# --------------------------------------------------------------------------- blobs
+def blob_header(header: bytes) -> tuple[str, int]:
+    """``(type, datasize)`` of a BlobHeader."""
+    f = dict(fields(header))
+    return bytes(f.get(1, b"")).decode("ascii", "replace"), int(f.get(3, -1))
+
+
+def blob_payload(blob: bytes | memoryview) -> bytes | None:
+    """The uncompressed block of a Blob, or ``None`` when it is lzma/lz4/zstd."""
+    f = dict(fields(blob))
+    if 1 in f:
+        return bytes(f[1])
+    if 3 in f:
+        return zlib.decompress(f[3])
+    return None
+
+
+def read_spans(source: str, spans: list[tuple[int, int]]) -> bytes:
+    """The bytes of the ``spans`` of a file, one after the other."""
+    parts = []
+    with open(source, "rb") as f:
+        for a, b in spans:
+            f.seek(a)
+            parts.append(f.read(b - a))
+    return b"".join(parts)
+
+
+def iter_blobs(
+    source: str, spans: list[tuple[int, int | None]]
+) -> Iterator[tuple[bytes, str, memoryview]]:
+    """``(whole blob, type, Blob bytes)`` of each blob of the ``spans`` of a file (each a run
+    of whole blobs; an end of ``None``: to the end of the file), read one at a time."""
+    with open(source, "rb") as f:
+        for a, b in spans:
+            f.seek(a)
+            while b is None or f.tell() < b:
+                head = f.read(4)
+                if len(head) < 4:
+                    if head or b is not None:
+                        raise RuntimeError("truncated blob length")
+                    break
+                (size,) = struct.unpack(">I", head)
+                header = f.read(size)
+                kind, datasize = blob_header(header)
+                body = f.read(datasize)
+                if datasize < 0 or len(body) < datasize:
+                    raise RuntimeError("truncated blob")
+                raw = head + header + body
+                yield raw, kind, memoryview(raw)[4 + size :]
+
+
+def osm_data_blob(block: bytes, level: int = 1) -> bytes:
+    """A whole ``OSMData`` blob (length, BlobHeader, zlib Blob) holding ``block``."""
+    blob = varint_field(2, len(block)) + message_field(3, zlib.compress(block, level))
+    header = message_field(1, b"OSMData") + varint_field(3, len(blob))
+    return struct.pack(">I", len(header)) + header + blob
+
+
+# --------------------------------------------------------------------------- dense nodes
+@dataclass(frozen=True)
+class DenseBlock:
+    """The dense nodes of one block: ids, coordinates in 1e-7° (what osmium calls ``x``/``y``),
+    their tags (``keys_vals`` and where each node's part starts), DenseInfo arrays, and the
+    block's string table and settings to write a part of it back."""
+
+    strings: bytes
+    settings: bytes
+    ids: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    keys_vals: np.ndarray | None
+    kv_start: np.ndarray | None
+    info: dict[str, np.ndarray]
+
+    def subset(self, rows: np.ndarray) -> bytes:
+        """A whole PBF blob with the nodes at ``rows`` (in their order); coordinates are written
+        in 1e-7° steps with no offset (the default granularity)."""
+        runs = {1: zigzag(np.diff(self.ids[rows], prepend=0))}
+        for name, (number, delta, zz) in _INFO.items():
+            if name in self.info:
+                v = self.info[name][rows]
+                v = np.diff(v, prepend=0) if delta else v
+                runs[100 + number] = zigzag(v) if zz else v
+        runs[8] = zigzag(np.diff(self.y[rows], prepend=0))
+        runs[9] = zigzag(np.diff(self.x[rows], prepend=0))
+        if self.keys_vals is not None and self.kv_start is not None:
+            ends = np.append(self.kv_start[1:], len(self.keys_vals))
+            lengths = ends[rows] - self.kv_start[rows]
+            at = np.repeat(self.kv_start[rows] - (np.cumsum(lengths) - lengths), lengths)
+            runs[10] = self.keys_vals[at + np.arange(int(lengths.sum()))]
+        packed = dict(zip(runs, encode_runs(list(runs.values())), strict=True))
+        info = b"".join(message_field(k - 100, v) for k, v in packed.items() if k > 100)
+        dense = message_field(1, packed[1]) + (message_field(5, info) if self.info else b"")
+        dense += b"".join(message_field(k, packed[k]) for k in (8, 9, 10) if k in packed)
+        group = message_field(2, dense)
+        block = message_field(1, self.strings) + message_field(2, group) + self.settings
+        return osm_data_blob(block)
+
+
+def dense_block(block: bytes) -> DenseBlock | None:
+    """The dense nodes of an uncompressed PrimitiveBlock, or ``None`` when the block holds
+    anything else (or coordinates that are not whole 1e-7° steps)."""
+    f = list(fields(block))
+    groups = [v for k, v in f if k == 2]
+    top = dict((k, v) for k, v in f if k != 2)
+    granularity = int(top.get(17, 100))
+    lat_off, lon_off = (int(np.uint64(top.get(k, 0)).view(np.int64)) for k in (19, 20))
+    if len(groups) != 1 or granularity % 100 or lat_off % 100 or lon_off % 100:
+        return None
+    group = groups[0]
+    key, pos = varint(group, 0)
+    size, pos = varint(group, pos)
+    if key != (2 << 3) | 2 or pos + size != len(group):  # not one DenseNodes and nothing else
+        return None
+    d = dict(fields(group[pos:]))
+    raw_info = dict(fields(d[5])) if 5 in d else {}
+    wanted = [(k, d.get(k, b"")) for k in (1, 8, 9, 10) if k in d or k < 10]
+    wanted += [(100 + n, raw_info[n]) for n, _, _ in _INFO.values() if n in raw_info]
+    runs = dict(zip((k for k, _ in wanted), decode_runs([v for _, v in wanted]), strict=True))
+    ids = np.cumsum(unzigzag(runs[1]))
+    lat = np.cumsum(unzigzag(runs[8]))
+    lon = np.cumsum(unzigzag(runs[9]))
+    if not len(ids) == len(lat) == len(lon):
+        raise RuntimeError("dense nodes with ids, lats and lons of different lengths")
+    step = granularity // 100
+    keys_vals = kv_start = None
+    if 10 in runs:
+        keys_vals = runs[10]
+        ends = np.flatnonzero(keys_vals == 0)
+        if len(ends) != len(ids):
+            raise RuntimeError("dense nodes with a keys_vals run per node missing")
+        kv_start = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    info: dict[str, np.ndarray] = {}
+    for name, (number, delta, zz) in _INFO.items():
+        if 100 + number in runs:
+            v = runs[100 + number]
+            v = unzigzag(v) if zz else v.astype(np.int64)
+            info[name] = np.cumsum(v) if delta else v
+    settings = varint_field(18, int(top[18])) if 18 in top else b""
+    return DenseBlock(
+        strings=bytes(top.get(1, b"")),
+        settings=settings,
+        ids=ids,
+        x=lon * step + lon_off // 100,
+        y=lat * step + lat_off // 100,
+        keys_vals=keys_vals,
+        kv_start=kv_start,
+        info=info,
+    )

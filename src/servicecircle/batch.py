@@ -231,13 +231,18 @@ def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[t
     (parent := out_dir.resolve().parent).mkdir(parents=True, exist_ok=True)
     cluster = None
     if not scheduler:
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.CRITICAL,  # failures are reported by partition, not as logs
-        )
+        import dask
+
+        # Dask's default MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold: every
+        # large numpy temporary is then mapped and unmapped (page faults, system time)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.CRITICAL,  # failures are reported by partition, not as logs
+            )
     client = Client(scheduler or cluster)
     try:
         with tempfile.TemporaryDirectory(prefix=".servicecircle-extracts-", dir=parent) as tmp:

@@ -103,9 +103,10 @@ def test_batch_on_extracts_equals_whole_area_run_on_a_real_pbf(tmp_path, cluster
     assert_equal_to_single(area, single, tmp_path / "out")
 
 
-def make_pbf(path, n=12, seed=1):
+def make_pbf(path, n=12, seed=1, dense=True):
     """A lattice of ``n`` × ``n`` nodes 0.001° apart with sparse random ids, short ways along
-    rows and columns, tagged nodes, a way with a missing node and three relations."""
+    rows and columns, tagged nodes, a way with a missing node and three relations; nodes as
+    dense blocks (what every common tool writes) or one message each (``dense=False``)."""
     import osmium
 
     rng = np.random.default_rng(seed)
@@ -119,7 +120,8 @@ def make_pbf(path, n=12, seed=1):
     ways[wid] = [int(grid[0, 0]), 99_999_999_999]  # a node that is not in the file
     rels = {1: [100, 101], 2: [150, 151], 3: [wid]}
     mutable = osmium.osm.mutable
-    with osmium.SimpleWriter(str(path)) as w:
+    target = osmium.io.File(str(path), "pbf" if dense else "pbf,pbf_dense_nodes=false")
+    with osmium.SimpleWriter(target, overwrite=True) as w:
         for nid in sorted(xy):
             tags = {"amenity": "cafe"} if nid % 7 == 0 else {}
             w.add_node(mutable.Node(id=nid, location=xy[nid], tags=tags))
@@ -136,16 +138,17 @@ def make_pbf(path, n=12, seed=1):
     return xy, ways, rels
 
 
-@pytest.mark.parametrize("jobs", [1, 3])
-def test_split_pbf_keeps_complete_ways_and_their_relations(tmp_path, jobs):
+@pytest.mark.parametrize(("jobs", "dense"), [(1, True), (3, True), (2, False)])
+def test_split_pbf_keeps_complete_ways_and_their_relations(tmp_path, jobs, dense):
     """Oracle: nodes in the box, ways with a node in it with all their nodes, relations with such
-    a way; sorted; one scan and write job or several (block ranges); an empty box gives a valid
+    a way, with their tags and locations; sorted; one scan and write job or several (block
+    ranges); nodes read as arrays or (plain nodes) by pyosmium; an empty box gives a valid
     file."""
     import osmium
 
     import servicecircle.osm_split as split
 
-    xy, ways, rels = make_pbf(tmp_path / "src.osm.pbf")
+    xy, ways, rels = make_pbf(tmp_path / "src.osm.pbf", dense=dense)
     _, writes, scans = split._layout(tmp_path / "src.osm.pbf", jobs)
     assert (len(writes) == 1) == (len(scans) == 1) == (jobs == 1)
     boxes = [
@@ -164,6 +167,13 @@ def test_split_pbf_keeps_complete_ways_and_their_relations(tmp_path, jobs):
         for o in osmium.FileProcessor(str(ex.path)):
             got[o.type_str()].add(o.id)
             order.append(("nwr".index(o.type_str()), o.id))
+            if o.type_str() == "n":
+                assert (o.location.lon, o.location.lat) == pytest.approx(xy[o.id], abs=1e-9)
+                assert dict(o.tags) == ({"amenity": "cafe"} if o.id % 7 == 0 else {})
+            elif o.type_str() == "w":
+                assert [n.ref for n in o.nodes] == ways[o.id] and o.tags["highway"] == "footway"
+            else:
+                assert [m.ref for m in o.members if m.type == "w"] == rels[o.id]
         assert got == {"n": want_nodes, "w": want_ways, "r": want_rels}
         assert order == sorted(order)
         assert (ex.nodes, ex.ways, ex.relations) == (

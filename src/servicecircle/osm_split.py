@@ -8,19 +8,22 @@ file with that box returns. Not kept, in either read: relations with no member w
 and the member ways of a kept relation with no node in the box (a multipolygon across the edge
 is the same partial geometry in both).
 
-Two passes, their jobs run by ``run`` (e.g. on Dask workers), none holding the file in Python:
+Two passes, their jobs run by ``run`` (e.g. on Dask workers), none holding the file in Python
+objects: blocks are read as arrays (:mod:`~servicecircle.pbf_blocks`: dense nodes, ways,
+relations), and only a block in another encoding (plain nodes, lzma) goes through pyosmium.
 
-1. scan (all blocks with nodes and a share of those with ways, per job), node locations in
-   libosmium's index: each way's coordinates from its WKB, tested against all boxes at once in
-   numpy → per box the ways it touches, and where the nodes outside it of leaving ways lie;
+1. scan (all blocks with nodes and a share of those with ways, per job): a table of node
+   locations, each way's points looked up in it and tested against all boxes at once → per box
+   the ways it touches, and where the nodes outside it of leaving ways lie;
 2. write (a range of blocks per job): a node goes to the boxes that hold it and to those that
-   need its location for a leaving way (by location, not id: reading an id from pyosmium costs
-   as much; another node at the very same spot is written too, which no reader minds), a way or
-   relation to the boxes that picked it. Pieces are joined in file order.
+   need its location for a leaving way (by location, not id; another node at the very same spot
+   is written too, which no reader minds), a way or relation to the boxes that picked it — each
+   block's chosen rows written as a new block (nodes re-encoded, ways and relations copied as
+   they are). Pieces are joined in file order.
 
-Memory is arrays only: the location index (16 bytes a node, in libosmium), a batch of ways,
-sorted chosen ids and outside locations; not pyosmium's ``IdTracker``/``IdFilter``, whose dense
-id sets take 4 MB per 33.5 M ids touched (≈ 1.4 GB for a real city's node ids).
+Memory is arrays only: the location table (16 bytes a node), a block at a time, sorted chosen
+ids and outside locations; not pyosmium's ``IdTracker``/``IdFilter``, whose dense id sets take
+4 MB per 33.5 M ids touched (≈ 1.4 GB for a real city's node ids).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import struct
 import time
 import zlib
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
-from .pbf_blocks import blob_header, blob_payload, dense_block, fields, iter_blobs, read_spans
+from .pbf_blocks import blob_header, blocks_for_pyosmium, delta_runs, fields
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,6 @@ Runner = Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
 MARGIN_DEG = 1e-6
 WAY_BATCH = 20_000  # ways decoded per numpy batch in the first pass
 RANGE_BYTES, WRITERS_PER_JOB = 64 * 2**20, 256  # source bytes and extracts per job at most
-PYOSMIUM_WEIGHT = 2  # a way or relation costs the write pass about 2 dense nodes (measured)
 
 
 @dataclass(frozen=True)
@@ -166,11 +168,10 @@ def grow_box(box: Box, buffer_m: float) -> Box:
 # --------------------------------------------------------------------------- blocks
 def _census(blob: bytes) -> tuple[set[int], int]:
     """The element kinds in a data blob (1 or 2 nodes, 3 ways, 4 relations; 0: not known) and
-    about what it costs to write: a dense node 1 (numpy), any other element
-    :data:`PYOSMIUM_WEIGHT` (a Python call each); jobs are balanced by these weights."""
+    about how many elements it holds (jobs are balanced by these counts)."""
     f = dict(fields(blob))
     if 1 not in f and 3 not in f:  # lzma, lz4 or zstd: not looked into
-        return {0}, 8000 * PYOSMIUM_WEIGHT
+        return {0}, 8000
     kinds, count = set(), 0
     for k, group in fields(f[1] if 1 in f else zlib.decompress(f[3])):
         kind, value = next(fields(group), (0, b"")) if k == 2 else (-1, b"")
@@ -179,7 +180,7 @@ def _census(blob: bytes) -> tuple[set[int], int]:
             ids = next((v for i, v in fields(value) if i == 1), b"")
             count += int(np.count_nonzero(np.frombuffer(ids, np.uint8) < 128))
         elif kind > 0:  # a group of ways, relations or plain nodes: about 50 bytes each
-            count += (len(group) // 50 + 1) * PYOSMIUM_WEIGHT
+            count += len(group) // 50 + 1
     return kinds - {-1}, count
 
 
@@ -231,48 +232,81 @@ class _Scan:
 
 
 def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _Scan:
-    """Pass 1 over the blocks ``spans`` of ``source`` (``None``: all of it)."""
+    """Pass 1 over the blocks ``spans`` of ``source`` (``None``: all of it): dense nodes into a
+    location table, ways' node ids and relations' way members read as arrays
+    (:mod:`~servicecircle.pbf_blocks`); any other block through pyosmium; then each way's
+    points are looked up in the table and tested against the boxes, a batch at a time."""
     import osmium
 
-    factory = osmium.geom.WKBFactory()
-    ids: list[int] = []
-    hexes: list[str] = []
-    hits: list[Any] = []  # (touched, outside) pairs per batch
-    rel_of: list[int] = []
-    members: list[int] = []
+    nodes: list[tuple[np.ndarray, ...]] = []
+    ways: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # ids, lengths, refs per block
+    rels: list[tuple[np.ndarray, np.ndarray]] = []
+    slow: dict[str, list[Any]] = {"way": [], "rel": [], "node": []}
 
-    def flush() -> None:
-        if ids:
-            hits.append(_box_hits(np.array(ids, dtype=np.int64), hexes, boxes))
-            del ids[:], hexes[:]
+    def elements(block: Any) -> None:
+        vals, starts = block.runs[8 if block.kind == 3 else 9]
+        lengths = np.diff(np.append(starts, len(vals)))
+        refs = delta_runs(vals, starts)
+        if block.kind == 3:
+            ways.append((block.ids, lengths, refs))
+        else:  # member types are not delta-coded: 1 = way
+            is_way = block.runs[10][0] == 1
+            rels.append((np.repeat(block.ids, lengths)[is_way], refs[is_way]))
 
-    def way(w: Any) -> None:
-        try:
-            hexes.append(factory.create_linestring(w))
-        except (osmium.InvalidLocationError, RuntimeError):  # missing nodes, one point
-            pts = [(n.lon, n.lat) for n in w.nodes if n.location.valid()]
-            hexes.append((struct.pack("<BII", 1, 2, len(pts)) + np.array(pts).tobytes()).hex())
-        ids.append(w.id)
-        if len(ids) >= WAY_BATCH:
-            flush()
+    def way(w: Any) -> None:  # ways of blocks not read as arrays (rare)
+        slow["way"].append((w.id, [n.ref for n in w.nodes]))
 
     def relation(r: Any) -> None:
-        for m in r.members:
-            if m.type == "w":
-                rel_of.append(r.id)
-                members.append(m.ref)
+        slow["rel"].extend((r.id, m.ref) for m in r.members if m.type == "w")
+
+    def node(n: Any) -> None:
+        if n.location.valid():
+            slow["node"].append((n.id, n.location.x, n.location.y))
 
     handler = osmium.SimpleHandler()
-    handler.way = way  # type: ignore[attr-defined]
-    handler.relation = relation  # type: ignore[attr-defined]
-    if spans is None:
-        handler.apply_file(source, locations=True, idx="sparse_mem_array")
-    else:
-        data = read_spans(source, [(0, header_end), *spans])
-        handler.apply_buffer(data, "pbf", locations=True, idx="sparse_mem_array")
-    flush()
-    pairs = (np.array(rel_of, dtype=np.int64), np.array(members, dtype=np.int64))
-    return _Scan(_cat([h[0] for h in hits]), _cat([h[1] for h in hits]), pairs)
+    handler.way, handler.relation, handler.node = way, relation, node  # type: ignore[attr-defined]
+    dense = lambda b: nodes.append((b.ids, b.x, b.y))  # noqa: E731
+    for chunk in blocks_for_pyosmium(source, header_end, spans, dense, elements, (8, 9, 10)):
+        handler.apply_buffer(chunk, "pbf")
+    if slow["node"]:
+        nodes.append(tuple(np.array(slow["node"], dtype=np.int64).reshape(-1, 3).T))
+    if slow["way"]:
+        slow_refs = [r for _, r in slow["way"]]
+        ways.append((
+            np.array([i for i, _ in slow["way"]], dtype=np.int64),
+            np.array([len(r) for r in slow_refs], dtype=np.int64),
+            np.array([x for r in slow_refs for x in r], dtype=np.int64),
+        ))  # fmt: skip
+    if slow["rel"]:
+        rels.append(tuple(np.array(slow["rel"], dtype=np.int64).reshape(-1, 2).T))  # type: ignore[arg-type]
+    table = _LocationTable(nodes)
+    hits = []
+    for ids, lengths, refs in ways:
+        e7, found = table.lookup(refs)
+        owner = np.repeat(np.arange(len(ids)), lengths)[found]
+        hits.append(_box_hits(ids, e7[found], owner, boxes))
+    return _Scan(_cat([h[0] for h in hits]), _cat([h[1] for h in hits]), _cat(rels))
+
+
+class _LocationTable:
+    """Node locations (1e-7°) by id, sorted once."""
+
+    def __init__(self, parts: list[tuple[np.ndarray, ...]]) -> None:
+        ids, x, y = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
+                     for k in range(3))  # fmt: skip
+        order = np.argsort(ids, kind="stable")
+        self.ids = ids[order]
+        self.e7 = np.column_stack([x[order], y[order]]).astype(np.int64)
+
+    def lookup(self, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The locations of ``refs`` and which of them are in the table (sorted first: the
+        look-ups then walk the table in order)."""
+        if len(self.ids) == 0:
+            return np.zeros((len(refs), 2), np.int64), np.zeros(len(refs), dtype=bool)
+        order = np.argsort(refs, kind="stable")
+        pos = np.empty(len(refs), dtype=np.int64)
+        pos[order] = np.minimum(np.searchsorted(self.ids, refs[order]), len(self.ids) - 1)
+        return self.e7[pos], self.ids[pos] == refs
 
 
 def _cat(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -280,32 +314,15 @@ def _cat(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.nda
     return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64)
 
 
-def _coordinates(hexes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates (M, 2) of hex WKB line strings and the index of the line of each."""
-    import shapely
-
-    raw = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8)
-    size = np.fromiter(map(len, hexes), dtype=np.int64, count=len(hexes)) // 2
-    start = np.cumsum(size) - size
-    ok = len(raw) and (raw[start] == 1).all() and (raw[start + 1] == 2).all()
-    if not ok or ((size - 9) % 16).any():  # not plain little-endian line strings
-        xy, owner = shapely.get_coordinates(shapely.from_wkb(hexes), return_index=True)
-        return xy, owner
-    body = np.ones(len(raw), dtype=bool)
-    body[(start[:, None] + np.arange(9)).ravel()] = False
-    xy = np.frombuffer(raw[body].tobytes(), dtype="<f8").reshape(-1, 2)
-    return xy, np.repeat(np.arange(len(hexes)), (size - 9) // 16)
-
-
 def _box_hits(
-    ids: np.ndarray, hexes: list[str], boxes: np.ndarray
+    ids: np.ndarray, e7: np.ndarray, owner: np.ndarray, boxes: np.ndarray
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """For one batch of ways: (way id, box) pairs of the ways with a point in a box, and
-    (location key, box) pairs of the points outside a box of the ways that leave it."""
-    xy, owner = _coordinates(hexes)
+    """For a batch of ways (their points in 1e-7°, consecutive per way, and the way of each):
+    (way id, box) pairs of the ways with a point in a box, and (location key, box) pairs of
+    the points outside a box of the ways that leave it."""
+    xy = e7 / 1e7  # degrees, as osmium's Location.lon/lat give them
     n_points = np.bincount(owner, minlength=len(ids))
-    first = np.cumsum(n_points) - n_points  # the points of a way are consecutive
-    e7 = np.rint(xy * 1e7).astype(np.int64)
+    first = np.cumsum(n_points) - n_points
     keys = e7[:, 0] * 2**32 + e7[:, 1]
     order = np.argsort(xy[:, 0], kind="stable")
     xs = xy[order, 0]
@@ -404,6 +421,7 @@ class _NodeRouter:
         member = np.zeros((len(plan.combos), len(wanted)), dtype=bool)
         for c, combo in enumerate(plan.combos):
             member[c, [col[b] for b in combo if b in col]] = True
+        self.combo_member = member
         self.keys = plan.outside_keys
         self.member = member[plan.outside_combo] if len(self.keys) else member[:0]
 
@@ -420,30 +438,6 @@ class _NodeRouter:
         return hit
 
 
-def _chunks(
-    source: str, header_end: int, spans: list[tuple[int, int]], dense: Callable[[Any], None]
-) -> Iterator[bytes]:
-    """The blobs of ``spans``: each dense node block handed to ``dense`` (a
-    :class:`~servicecircle.pbf_blocks.DenseBlock`), the others yielded as PBF buffers (the
-    file's header and up to :data:`RANGE_BYTES` of blobs) for pyosmium."""
-    header = read_spans(source, [(0, header_end)])
-    rest: list[bytes] = []
-    size = 0
-    for raw, kind, blob in iter_blobs(source, spans):  # type: ignore[arg-type]
-        payload = blob_payload(blob) if kind == "OSMData" else None
-        block = dense_block(payload) if payload is not None else None
-        if block is not None:
-            dense(block)
-            continue
-        rest.append(raw)
-        size += len(raw)
-        if size > RANGE_BYTES:
-            yield header + b"".join(rest)
-            rest, size = [], 0
-    if rest:
-        yield header + b"".join(rest)
-
-
 def _write_range(
     source: str,
     header_end: int,
@@ -454,9 +448,10 @@ def _write_range(
     prefix: str,
 ) -> dict[int, tuple[int, int, int]]:
     """Write the blocks ``start:stop`` of ``source`` into pieces per box of ``wanted`` that
-    gets anything: ``<prefix>-<box>.nodes`` (dense node blobs, routed and written with numpy)
-    and ``<prefix>-<box>.osm.pbf`` (ways, relations and any plain nodes, with pyosmium);
-    return the nodes, ways, relations written per box."""
+    gets anything: ``<prefix>-<box>.blobs`` (dense nodes, ways and relations, routed as arrays
+    and written as blobs, see :mod:`~servicecircle.pbf_blocks`) and ``<prefix>-<box>.osm.pbf``
+    (what pyosmium had to read: plain nodes, blocks in other encodings); return the nodes,
+    ways and relations written per box."""
     import osmium
 
     router = _NodeRouter(plan, wanted)
@@ -476,14 +471,29 @@ def _write_range(
         writers[b] = osmium.SimpleWriter(f"{prefix}-{b:05d}.osm.pbf", bufsz, header, overwrite=True)
         return writers[b]
 
-    def dense(block: Any) -> None:
-        hit = router.hits(block.x, block.y)
+    def write_rows(block: Any, hit: np.ndarray, count: list[int]) -> None:
         for j in np.flatnonzero(hit.any(axis=0)):
             b, rows = wanted[j], np.flatnonzero(hit[:, j])
             if b not in node_files:
-                node_files[b] = open(f"{prefix}-{b:05d}.nodes", "wb")
+                node_files[b] = open(f"{prefix}-{b:05d}.blobs", "wb")
             node_files[b].write(block.subset(rows))
-            n_nodes[b] += len(rows)
+            count[b] += len(rows)
+
+    def dense(block: Any) -> None:
+        write_rows(block, router.hits(block.x, block.y), n_nodes)
+
+    def elements(block: Any) -> None:  # ways and relations go where the plan picked them
+        ids, combo = (
+            (plan.way_ids, plan.way_combo)
+            if block.kind == 3
+            else (plan.relation_ids, plan.relation_combo)
+        )
+        hit = np.zeros((len(block.ids), len(wanted)), dtype=bool)
+        if len(ids):
+            pos = np.minimum(np.searchsorted(ids, block.ids), len(ids) - 1)
+            found = ids[pos] == block.ids
+            hit[found] = router.combo_member[combo[pos[found]]]
+        write_rows(block, hit, n_ways if block.kind == 3 else n_rels)
 
     def node(o: Any) -> None:  # a node of a block that is not dense (rare): one at a time
         for j in np.flatnonzero(router.hits(np.array([o.location.x]), np.array([o.location.y]))[0]):
@@ -506,7 +516,7 @@ def _write_range(
     handler.way = picker(way_ids, way_combo, n_ways, "add_way")  # type: ignore[attr-defined]
     handler.relation = picker(rel_ids, rel_combo, n_rels, "add_relation")  # type: ignore[attr-defined]
     try:
-        for chunk in _chunks(source, header_end, [(start, stop)], dense):
+        for chunk in blocks_for_pyosmium(source, header_end, [(start, stop)], dense, elements):
             handler.apply_buffer(chunk, "pbf")
     finally:
         for w in writers:
@@ -519,8 +529,8 @@ def _write_range(
 
 
 def _join_parts(folder: Path, boxes: Any, args: list[Any], counts: list[Any]) -> list[Extract]:
-    """Join each box's pieces: a header, the node blobs, then the other pieces without their
-    headers, each in file order (so a sorted source gives sorted extracts)."""
+    """Join each box's pieces after a header, in file order (so a sorted source gives sorted
+    extracts): per block range its blobs, then what pyosmium wrote of it without its header."""
     import osmium
 
     totals = np.zeros((len(boxes), 3), dtype=np.int64)
@@ -534,12 +544,11 @@ def _join_parts(folder: Path, boxes: Any, args: list[Any], counts: list[Any]) ->
         for c in counts:
             totals[b] += c.get(b, (0, 0, 0))
         with open(path, "ab") as dst:
-            for part in (Path(f"{p}-{b:05d}.nodes") for p in prefixes):
-                if part.exists():
+            for p in prefixes:  # a job's blobs come before what pyosmium wrote of its range
+                if (part := Path(f"{p}-{b:05d}.blobs")).exists():
                     dst.write(part.read_bytes())
                     part.unlink()
-            for part in (Path(f"{p}-{b:05d}.osm.pbf") for p in prefixes):
-                if part.exists():
+                if (part := Path(f"{p}-{b:05d}.osm.pbf")).exists():
                     data = part.read_bytes()
                     head = 4 + struct.unpack(">I", data[:4])[0]
                     dst.write(data[head + blob_header(data[4:head])[1] :])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,3 +289,167 @@ def dense_block(block: bytes) -> DenseBlock | None:
         kv_start=kv_start,
         info=info,
     )
+
+
+# --------------------------------------------------------------------------- ways, relations
+@dataclass(frozen=True)
+class ElementBlock:
+    """The ways (``kind`` 3) or relations (4) of one block: each element's id, its bytes (kept
+    to be copied as they are) and the packed fields asked for, decoded."""
+
+    strings: bytes
+    settings: bytes
+    kind: int
+    data: np.ndarray
+    start: np.ndarray
+    stop: np.ndarray
+    ids: np.ndarray
+    runs: dict[int, tuple[np.ndarray, np.ndarray]]
+
+    def subset(self, rows: np.ndarray) -> bytes:
+        """A whole PBF blob with the elements at ``rows``, their bytes as they were."""
+        lengths = self.stop[rows] - self.start[rows]
+        at = np.repeat(self.start[rows] - (np.cumsum(lengths) - lengths), lengths)
+        group = self.data[at + np.arange(int(lengths.sum()))].tobytes()
+        block = message_field(1, self.strings) + message_field(2, group) + self.settings
+        return osm_data_blob(block)
+
+
+def element_block(block: bytes, wanted: tuple[int, ...] = ()) -> ElementBlock | None:
+    """The ways or relations of an uncompressed PrimitiveBlock with the packed fields
+    ``wanted`` (e.g. 8 for a way's refs; 9 and 10 for a relation's member ids and types) as
+    ``(values, start of each element's run)``; ``None`` for any other block."""
+    f = list(fields(block))
+    groups = [v for k, v in f if k == 2]
+    if len(groups) != 1 or len(groups[0]) == 0:
+        return None
+    data = np.frombuffer(groups[0], dtype=np.uint8)
+    try:
+        walked = _walk(data, wanted)
+    except (RuntimeError, IndexError, ValueError):  # not a run of varint messages
+        return None
+    if walked is None:
+        return None
+    kind, start, stop, ids, runs = walked
+    top = [(k, v) for k, v in f if k in (17, 18, 19, 20)]
+    return ElementBlock(
+        strings=bytes(dict(f).get(1, b"")),
+        settings=b"".join(varint_field(k, int(v)) for k, v in top),
+        kind=kind,
+        data=data,
+        start=start,
+        stop=stop,
+        ids=ids,
+        runs=runs,
+    )
+
+
+def _walk(data: np.ndarray, wanted: tuple[int, ...]) -> tuple[Any, ...] | None:
+    """Every message of a group of ways or relations, all fields varints or packed varints:
+    the bytes are read as one run of varints and walked field by field, all elements at once."""
+    value = decode_varints(data.data)
+    last = np.flatnonzero(data < 0x80)
+    t_start = np.concatenate([[0], last[:-1] + 1])  # first byte of each token
+    t_end = last + 1
+    n = len(value)
+
+    # the token after a length-delimited field at each token (were it one)
+    payload_end = t_end[1:] + np.minimum(value[1:], np.uint64(len(data))).astype(np.int64)
+    jump = np.append(np.searchsorted(t_start, payload_end), n)
+    # the group: one key, length and message per element, one after the other
+    key = int(value[0])
+    if key not in ((3 << 3) | 2, (4 << 3) | 2):
+        return None
+    hops = memoryview(jump.astype(np.int64).data)  # a Python int per element, not per token
+    heads, t = [], 0
+    while t < n:
+        heads.append(t)
+        t = hops[t]
+    heads_arr = np.array(heads, dtype=np.int64)
+    if (value[heads_arr] != key).any():
+        return None
+    ends = np.append(heads_arr[1:], n)
+    if t != n or t_end[-1] != len(data):
+        return None
+    ids = np.zeros(len(heads_arr), dtype=np.int64)
+    spans = {w: (np.zeros(len(heads_arr), np.int64), np.zeros(len(heads_arr), np.int64))
+             for w in wanted}  # fmt: skip
+    cur = heads_arr + 2
+    live = cur < ends
+    while live.any():
+        i = cur[live]
+        k = value[i].astype(np.int64)
+        field, wire = k >> 3, k & 7
+        if ((wire != 0) & (wire != 2)).any():
+            return None
+        delim = wire == 2
+        nxt = np.where(delim, jump[i], i + 2)
+        rows = np.flatnonzero(live)
+        is_id = (field == 1) & (wire == 0)
+        ids[rows[is_id]] = value[i[is_id] + 1].astype(np.int64)
+        for w in wanted:
+            sel = (field == w) & delim
+            spans[w][0][rows[sel]] = i[sel] + 2
+            spans[w][1][rows[sel]] = nxt[sel]
+        cur[rows] = nxt
+        live = cur < ends
+    if (cur != ends).any():
+        return None
+    runs = {}
+    for w, (a, b) in spans.items():
+        lengths = np.maximum(b - a, 0)
+        at = np.repeat(a - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+        runs[w] = (value[at], np.cumsum(lengths) - lengths)
+    start, stop = t_start[heads_arr], np.append(t_start[heads_arr[1:]], len(data))
+    return key >> 3, start, stop, ids, runs
+
+
+def delta_runs(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Zigzag delta-coded runs (one per element, starting at ``starts``) as absolute values."""
+    v = unzigzag(values)
+    total = np.cumsum(v)
+    if len(v) == 0:
+        return total
+    first = np.zeros(len(v), dtype=bool)
+    first[starts[starts < len(v)]] = True
+    run = np.maximum.accumulate(np.where(first, np.arange(len(v)), 0))  # each value's run start
+    return total - (total - v)[run]
+
+
+# --------------------------------------------------------------------------- routing
+def blocks_for_pyosmium(
+    source: str,
+    header_end: int,
+    spans: list[tuple[int, int]] | None,
+    dense: Callable[[Any], None],
+    elements: Callable[[Any], None] | None = None,
+    element_fields: tuple[int, ...] = (),
+    chunk_bytes: int = 64 * 2**20,
+) -> Iterator[bytes]:
+    """The blobs of ``spans`` (``None``: all after the header): each dense node block handed to
+    ``dense`` and, with ``elements``, each block of ways or relations to it (with the packed
+    ``element_fields`` decoded); the others yielded as PBF buffers (the file's header and up to
+    ``chunk_bytes`` of blobs) for pyosmium. Once one block has gone to pyosmium, so do all later
+    ways and relations: what is written from both keeps nodes before ways before relations."""
+    header = read_spans(source, [(0, header_end)])
+    rest: list[bytes] = []
+    size, sent = 0, False
+    for raw, kind, blob in iter_blobs(source, spans or [(header_end, None)]):  # type: ignore[arg-type]
+        payload = blob_payload(blob) if kind == "OSMData" else None
+        block = dense_block(payload) if payload is not None else None
+        if block is not None:
+            dense(block)
+            continue
+        if elements is not None and payload is not None and not sent:
+            group = element_block(payload, element_fields)
+            if group is not None:
+                elements(group)
+                continue
+        rest.append(raw)
+        size += len(raw)
+        sent = True
+        if size > chunk_bytes:
+            yield header + b"".join(rest)
+            rest, size = [], 0
+    if rest:
+        yield header + b"".join(rest)

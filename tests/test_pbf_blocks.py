@@ -129,3 +129,82 @@ def test_a_block_with_ways_is_not_read_as_dense_nodes(tmp_path):
         if kind == "OSMData"
     ]
     assert kinds == [True, False]
+
+
+def write_ways(path, seed=5):
+    """Ways with random node ids (some far apart, deltas of every size), tags, metadata, and
+    relations with node, way and relation members."""
+    import osmium
+
+    rng = np.random.default_rng(seed)
+    ways = {
+        int(w): [int(x) for x in rng.choice(10**11, int(rng.integers(1, 30)), replace=False) + 1]
+        for w in np.sort(rng.choice(10**9, 400, replace=False) + 1)
+    }
+    rels = {
+        r: [("w" if k % 3 else "n", int(k * 7919 + r), "outer") for k in range(r % 5 + 1)]
+        + [("r", 1, "sub")]
+        for r in range(1, 60)
+    }
+    with osmium.SimpleWriter(str(path)) as w:
+        for wid, refs in ways.items():
+            w.add_way(
+                osmium.osm.mutable.Way(
+                    id=wid, nodes=refs, tags={"highway": "footway", "name": f"路{wid}"}, version=2
+                )
+            )
+        for rid, members in rels.items():
+            w.add_relation(
+                osmium.osm.mutable.Relation(id=rid, members=members, tags={"type": "route"})
+            )
+    return ways, rels
+
+
+def test_ways_and_relations_read_as_arrays_and_copied_as_they_are(tmp_path):
+    """Oracle: pyosmium's own reading, and its reading of a subset block."""
+    import osmium
+
+    src = tmp_path / "ways.osm.pbf"
+    ways, rels = write_ways(src)
+    header, blocks = None, []
+    for raw, kind, blob in pb.iter_blobs(str(src), [(0, None)]):
+        if kind == "OSMHeader":
+            header = raw
+        else:
+            blocks.append(pb.element_block(pb.blob_payload(blob), (8, 9, 10)))
+    assert all(b is not None for b in blocks) and {b.kind for b in blocks} == {3, 4}
+    got_ways, got_rels = {}, {}
+    for b in blocks:
+        field = 8 if b.kind == 3 else 9
+        values, starts = b.runs[field]
+        refs = pb.delta_runs(values, starts)
+        ends = np.append(starts[1:], len(values))
+        for k, oid in enumerate(b.ids.tolist()):
+            run = refs[starts[k] : ends[k]].tolist()
+            if b.kind == 3:
+                got_ways[oid] = run
+            else:
+                types = b.runs[10][0][starts[k] : ends[k]].tolist()
+                got_rels[oid] = [("nwr"[t], m) for t, m in zip(types, run, strict=True)]
+    assert got_ways == ways
+    assert got_rels == {r: [(t, m) for t, m, _ in ms] for r, ms in rels.items()}
+    rows = np.flatnonzero(blocks[0].ids % 3 == 0)
+    out = tmp_path / "subset.osm.pbf"
+    out.write_bytes(header + blocks[0].subset(rows))
+    back = {
+        w.id: ([n.ref for n in w.nodes], dict(w.tags), w.version)
+        for w in osmium.FileProcessor(str(out))
+    }
+    want = {int(blocks[0].ids[r]) for r in rows}
+    assert (
+        back == {w: (ways[w], {"highway": "footway", "name": f"路{w}"}, 2) for w in want}
+        and len(back) == len(rows) > 0
+    )
+
+
+@given(st.lists(st.lists(st.integers(-(2**40), 2**40), max_size=6), max_size=8))
+def test_delta_runs_restart_at_each_element(runs):
+    deltas = [np.diff(np.array(r, dtype=np.int64), prepend=0) for r in runs]
+    values = pb.zigzag(np.concatenate(deltas)) if runs else np.zeros(0, np.uint64)
+    starts = np.cumsum([0, *(len(r) for r in runs)])[:-1].astype(np.int64)
+    assert pb.delta_runs(values, starts).tolist() == [x for r in runs for x in r]

@@ -11,9 +11,8 @@ Every run is a fresh Python process, timed from before ``import servicecircle`` 
 WalkNetwork built, as a user's second command would be. A first run starts from an empty cache
 folder (it reads the file and stores the area); a second run finds the entry. First runs are
 repeated ``--first`` times and second runs ``--second`` times; the minima are printed (these
-machines are shared and noisy). The second run is also timed with a prototype network cache
-(the WalkNetwork's arrays pickled by the first run, its edge geometry as shapely ragged arrays,
-the STRtrees rebuilt on load) to show what caching the network as well would add. Asserts
+machines are shared and noisy). A second run restores the area and, beside it, the walk
+network's arrays (its lines as positions in the area's edges, the STRtrees rebuilt). Asserts
 nothing.
 """
 
@@ -34,7 +33,7 @@ NANJING = ROOT.parent / "shared" / "data" / "nanjing_xinjiekou_2021.osm.bz2"
 TARGET = 5.0
 
 CHILD = r"""
-import json, pickle, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 from servicecircle.area import load_area
 from servicecircle.cache import AreaCache
@@ -43,30 +42,8 @@ t_import = time.perf_counter()
 source, folder, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 area = load_area(source, cache=AreaCache(folder))
 t_area = time.perf_counter()
-net_file = f"{folder}/bench-network.pkl"
-if mode == "second-net":
-    import shapely
-    with open(net_file, "rb") as fh:
-        fields = pickle.load(fh)
-    fields["edge_geometry"] = shapely.from_ragged_array(*fields["edge_geometry"])
-    fields["tree"] = shapely.STRtree(fields["edge_geometry"])
-    fields["main_tree"] = (
-        shapely.STRtree(fields["edge_geometry"][fields["main_edges"]])
-        if fields.pop("has_main_tree") else None
-    )
-    net = WalkNetwork(**fields)
-else:
-    net = WalkNetwork.from_area(area)
+net = WalkNetwork.from_area(area)  # from the cache beside the area on a second run
 t_net = time.perf_counter()
-if mode == "first":
-    keep = ("crs", "node_id", "node_xy", "edge_u", "edge_v", "edge_length_m", "edge_geometry",
-            "csr", "component", "fragments", "fragment_edge", "main_edges")
-    fields = {k: getattr(net, k) for k in keep}
-    fields["has_main_tree"] = net.main_tree is not None
-    import shapely
-    fields["edge_geometry"] = shapely.to_ragged_array(net.edge_geometry)  # not one object each
-    with open(net_file, "wb") as fh:
-        pickle.dump(fields, fh, protocol=5)
 print(json.dumps({
     "import": t_import - t0, "area": t_area - t_import, "network": t_net - t_area,
     "total": t_net - t0, "nodes": net.n_nodes, "edges": net.n_edges,
@@ -135,29 +112,28 @@ def run_child(source: str, folder: Path, mode: str) -> dict[str, float]:
 
 
 def bench(label: str, source: str, *, firsts: int, seconds: int) -> None:
-    first_runs, second_runs, net_runs = [], [], []
+    first_runs, second_runs = [], []
     for _ in range(firsts):
         folder = Path(tempfile.mkdtemp(prefix="servicecircle-bench-cache-"))
         try:
             first_runs.append(run_child(source, folder, "first"))
             for _ in range(seconds):
                 second_runs.append(run_child(source, folder, "second"))
-                net_runs.append(run_child(source, folder, "second-net"))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def best(runs: list[dict[str, float]]) -> dict[str, float]:
         return min(runs, key=lambda r: r["total"])
 
-    first, second, second_net = best(first_runs), best(second_runs), best(net_runs)
+    first, second = best(first_runs), best(second_runs)
     print(f"{label}: {first['nodes']:,.0f} nodes, {first['edges']:,.0f} edges")
-    for name, r in (("first", first), ("second", second), ("second+net", second_net)):
+    for name, r in (("first", first), ("second", second)):
         print(
             f"  {name:<11} {r['total']:6.2f} s  (imports {r['import']:.2f}, area "
             f"{r['area']:.2f}, network {r['network']:.2f})"
         )
     in_process_first = first["area"] + first["network"]
-    for name, r in (("area cache", second), ("area+network cache", second_net)):
+    for name, r in (("area and network cache", second),):
         ratio = first["total"] / r["total"]
         ratio_ip = in_process_first / (r["area"] + r["network"])
         flag = "meets" if ratio >= TARGET else "misses"

@@ -208,3 +208,39 @@ def test_delta_runs_restart_at_each_element(runs):
     values = pb.zigzag(np.concatenate(deltas)) if runs else np.zeros(0, np.uint64)
     starts = np.cumsum([0, *(len(r) for r in runs)])[:-1].astype(np.int64)
     assert pb.delta_runs(values, starts).tolist() == [x for r in runs for x in r]
+
+
+def test_blocks_off_the_schema_are_left_to_pyosmium():
+    """A value at string 0 in keys_vals, an empty group, a length ending inside a varint: not
+    read as arrays (``None``), never misread."""
+    strings = pb.message_field(1, pb.message_field(1, b"") + pb.message_field(1, b"k"))
+    ids, lat, lon = (pb.encode_varints(pb.zigzag(np.array(v))) for v in ([1, 1], [0, 0], [0, 0]))
+    kv = pb.encode_varints(np.array([1, 0, 0, 0], dtype=np.uint64))  # k="" | (none)
+    dense = b"".join(pb.message_field(k, v) for k, v in ((1, ids), (8, lat), (9, lon), (10, kv)))
+    block = strings + pb.message_field(2, pb.message_field(2, dense))
+    assert pb.dense_block(block) is None
+    assert pb.dense_block(strings + pb.message_field(2, b"")) is None
+    assert pb.element_block(strings + pb.message_field(2, b"")) is None
+    # a way: an unknown field of 1 byte whose length says 1, then id 5 and refs — but the
+    # group's length prefix claims one byte less than the way holds
+    way = pb.varint_field(1, 5) + pb.message_field(8, pb.encode_varints(np.array([2, 2])))
+    bad = pb.message_field(3, way)[:-1] + b"\x02"
+    assert pb.element_block(strings + pb.message_field(2, bad[:-2])) is None
+
+
+def test_a_split_survives_an_empty_group_and_reads_the_rest(tmp_path):
+    """A block with an empty group (valid, and pyosmium reads past it) does not stop the
+    split: the extract holds what the file holds."""
+    import osmium
+
+    from servicecircle.osm_split import split_pbf
+
+    src = tmp_path / "nodes.osm.pbf"
+    write_nodes(src, n=50)
+    raws = [raw for raw, _, _ in pb.iter_blobs(str(src), [(0, None)])]
+    empty = pb.osm_data_blob(pb.message_field(1, pb.message_field(1, b"")) + pb.message_field(2, b""))
+    odd = tmp_path / "odd.osm.pbf"
+    odd.write_bytes(raws[0] + empty + b"".join(raws[1:]))
+    result = split_pbf(odd, [(-180.0, -90.0, 180.0, 90.0)], tmp_path)
+    got = {n.id for n in osmium.FileProcessor(str(result.extracts[0].path), osmium.osm.NODE)}
+    assert got == set(osmium_nodes(src)) and result.extracts[0].ways == 1

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
-from .pbf_blocks import blob_header, blocks_for_pyosmium, delta_runs, fields
+from .pbf_blocks import LocationTable, blob_header, blocks_for_pyosmium, delta_runs, fields
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ Runner = Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
 #: Degrees added on every side of a box: more than the rounding between readers of the same
 #: PBF coordinates (1e-7°), so an extract never misses a node its reader will see in the box.
 MARGIN_DEG = 1e-6
-WAY_BATCH = 20_000  # ways decoded per numpy batch in the first pass
 RANGE_BYTES, WRITERS_PER_JOB = 64 * 2**20, 256  # source bytes and extracts per job at most
 
 
@@ -146,7 +145,7 @@ def split_pbf(
         ]
         counts = run(_write_range, args)
         extracts = _join_parts(folder, box_arr, args, counts)
-    except (RuntimeError, OSError) as err:
+    except (RuntimeError, OSError, IndexError, ValueError) as err:
         raise InputError(
             f"{source}: cannot be split as an OSM PBF file ({err}); check that it is complete"
         ) from err
@@ -235,7 +234,7 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
     """Pass 1 over the blocks ``spans`` of ``source`` (``None``: all of it): dense nodes into a
     location table, ways' node ids and relations' way members read as arrays
     (:mod:`~servicecircle.pbf_blocks`); any other block through pyosmium; then each way's
-    points are looked up in the table and tested against the boxes, a batch at a time."""
+    points are looked up in the table and tested against the boxes, a block at a time."""
     import osmium
 
     nodes: list[tuple[np.ndarray, ...]] = []
@@ -266,7 +265,8 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
     handler = osmium.SimpleHandler()
     handler.way, handler.relation, handler.node = way, relation, node  # type: ignore[attr-defined]
     dense = lambda b: nodes.append((b.ids, b.x, b.y))  # noqa: E731
-    for chunk in blocks_for_pyosmium(source, header_end, spans, dense, elements, (8, 9, 10)):
+    fields_ = (8, 9, 10)  # ways' refs; relations' member ids and types
+    for chunk in blocks_for_pyosmium(source, header_end, spans, dense, elements, fields_, False):
         handler.apply_buffer(chunk, "pbf")
     if slow["node"]:
         nodes.append(tuple(np.array(slow["node"], dtype=np.int64).reshape(-1, 3).T))
@@ -279,34 +279,13 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
         ))  # fmt: skip
     if slow["rel"]:
         rels.append(tuple(np.array(slow["rel"], dtype=np.int64).reshape(-1, 2).T))  # type: ignore[arg-type]
-    table = _LocationTable(nodes)
+    table = LocationTable(nodes)
     hits = []
     for ids, lengths, refs in ways:
         e7, found = table.lookup(refs)
         owner = np.repeat(np.arange(len(ids)), lengths)[found]
         hits.append(_box_hits(ids, e7[found], owner, boxes))
     return _Scan(_cat([h[0] for h in hits]), _cat([h[1] for h in hits]), _cat(rels))
-
-
-class _LocationTable:
-    """Node locations (1e-7°) by id, sorted once."""
-
-    def __init__(self, parts: list[tuple[np.ndarray, ...]]) -> None:
-        ids, x, y = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
-                     for k in range(3))  # fmt: skip
-        order = np.argsort(ids, kind="stable")
-        self.ids = ids[order]
-        self.e7 = np.column_stack([x[order], y[order]]).astype(np.int64)
-
-    def lookup(self, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The locations of ``refs`` and which of them are in the table (sorted first: the
-        look-ups then walk the table in order)."""
-        if len(self.ids) == 0:
-            return np.zeros((len(refs), 2), np.int64), np.zeros(len(refs), dtype=bool)
-        order = np.argsort(refs, kind="stable")
-        pos = np.empty(len(refs), dtype=np.int64)
-        pos[order] = np.minimum(np.searchsorted(self.ids, refs[order]), len(self.ids) - 1)
-        return self.e7[pos], self.ids[pos] == refs
 
 
 def _cat(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -422,8 +401,7 @@ class _NodeRouter:
         for c, combo in enumerate(plan.combos):
             member[c, [col[b] for b in combo if b in col]] = True
         self.combo_member = member
-        self.keys = plan.outside_keys
-        self.member = member[plan.outside_combo] if len(self.keys) else member[:0]
+        self.keys, self.key_combo = plan.outside_keys, plan.outside_combo
 
     def hits(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``(N, len(wanted))``: whether each node goes to each box."""
@@ -434,7 +412,7 @@ class _NodeRouter:
             key = x[:, 0] * 2**32 + y[:, 0]
             pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
             found = self.keys[pos] == key
-            hit[found] |= self.member[pos[found]]
+            hit[found] |= self.combo_member[self.key_combo[pos[found]]]
         return hit
 
 
@@ -466,8 +444,7 @@ def _write_range(
 
     def open_writer(b: int) -> Any:
         header = osmium.io.Header()
-        west, south, east, north = (int(v) / 1e7 for v in plan.boxes_e7[b])
-        header.add_box(osmium.osm.Box(west, south, east, north))
+        header.add_box(_osmium_box(plan.boxes_e7[b] / 1e7))
         writers[b] = osmium.SimpleWriter(f"{prefix}-{b:05d}.osm.pbf", bufsz, header, overwrite=True)
         return writers[b]
 
@@ -528,9 +505,18 @@ def _write_range(
     return {b: (n_nodes[b], n_ways[b], n_rels[b]) for b in sorted(wrote)}
 
 
+def _osmium_box(box: Any) -> Any:
+    """A header's box (degrees), within the world (a box grown by the margin may not be)."""
+    import osmium
+
+    w, s, e, n = (float(v) for v in box)
+    return osmium.osm.Box(max(w, -180.0), max(s, -90.0), min(e, 180.0), min(n, 90.0))
+
+
 def _join_parts(folder: Path, boxes: Any, args: list[Any], counts: list[Any]) -> list[Extract]:
-    """Join each box's pieces after a header, in file order (so a sorted source gives sorted
-    extracts): per block range its blobs, then what pyosmium wrote of it without its header."""
+    """Join each box's pieces after a header: per block range its blobs, then what pyosmium
+    wrote of it without its header — nodes before ways before relations, and a sorted source's
+    order unless dense and plain node blocks alternate in it."""
     import osmium
 
     totals = np.zeros((len(boxes), 3), dtype=np.int64)
@@ -538,7 +524,7 @@ def _join_parts(folder: Path, boxes: Any, args: list[Any], counts: list[Any]) ->
     for b in range(len(boxes)):
         path = folder / f"extract-{b:05d}.osm.pbf"
         header = osmium.io.Header()
-        header.add_box(osmium.osm.Box(*(float(v) for v in boxes[b])))
+        header.add_box(_osmium_box(boxes[b]))
         osmium.SimpleWriter(str(path), 2**16, header, overwrite=True).close()
         prefixes = [a[6] for a, c in zip(args, counts, strict=True) if b in c]
         for c in counts:

@@ -1,18 +1,21 @@
-"""OSM PBF blocks read and written with numpy: the file's blob layout and dense node blocks.
+"""OSM PBF blocks read and written with numpy: the blob layout, dense nodes, ways, relations.
 
 A PBF file is a run of blobs (a 4-byte length, a ``BlobHeader``, a ``Blob``), each blob a
 zlib-compressed ``PrimitiveBlock`` of protobuf messages (``osmformat.proto``). Most of a city's
-file is dense node blocks: every packed field a run of varints. Here those are decoded and
-encoded as whole arrays, so that the split (:mod:`servicecircle.osm_split`) can route millions
-of nodes by location without a Python call per node. Ways and relations are left to pyosmium.
+file is dense node blocks, every packed field a run of varints; a group of ways or relations
+is varints through and through. Here both are decoded as whole arrays (and dense nodes encoded
+again, ways and relations copied as they are), so that the split (:mod:`servicecircle.osm_split`)
+routes millions of elements without a Python call for each.
 
-Only what is needed is handled; anything else makes :func:`dense_block` return ``None`` and the
-caller reads that block with pyosmium: a block that is not one group of dense nodes, lzma/zstd
-compression, or a granularity or offset that is not a whole number of 1e-7° steps.
+Only what is needed is handled: :func:`dense_block` and :func:`element_block` return ``None``
+for anything else (plain node messages, a block that does not read as the schema says, a
+granularity or offset that is not a whole number of 1e-7° steps), and
+:func:`blocks_for_pyosmium` hands such blocks, and lzma/zstd ones, to pyosmium.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
 import zlib
@@ -250,6 +253,8 @@ def dense_block(block: bytes) -> DenseBlock | None:
     if len(groups) != 1 or granularity % 100 or lat_off % 100 or lon_off % 100:
         return None
     group = groups[0]
+    if len(group) == 0:
+        return None
     key, pos = varint(group, 0)
     size, pos = varint(group, pos)
     if key != (2 << 3) | 2 or pos + size != len(group):  # not one DenseNodes and nothing else
@@ -269,8 +274,8 @@ def dense_block(block: bytes) -> DenseBlock | None:
     if 10 in runs:
         keys_vals = runs[10]
         ends = np.flatnonzero(keys_vals == 0)
-        if len(ends) != len(ids):
-            raise RuntimeError("dense nodes with a keys_vals run per node missing")
+        if len(ends) != len(ids):  # a value may be string 0 too: left to pyosmium
+            return None
         kv_start = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
     info: dict[str, np.ndarray] = {}
     for name, (number, delta, zz) in _INFO.items():
@@ -331,6 +336,13 @@ def element_block(block: bytes, wanted: tuple[int, ...] = ()) -> ElementBlock | 
     if walked is None:
         return None
     kind, start, stop, ids, runs = walked
+    if (
+        kind == 4
+        and 9 in runs
+        and 10 in runs
+        and (len(runs[9][0]) != len(runs[10][0]) or not np.array_equal(runs[9][1], runs[10][1]))
+    ):
+        return None  # member ids and types that do not pair up
     top = [(k, v) for k, v in f if k in (17, 18, 19, 20)]
     return ElementBlock(
         strings=bytes(dict(f).get(1, b"")),
@@ -356,6 +368,7 @@ def _walk(data: np.ndarray, wanted: tuple[int, ...]) -> tuple[Any, ...] | None:
     # the token after a length-delimited field at each token (were it one)
     payload_end = t_end[1:] + np.minimum(value[1:], np.uint64(len(data))).astype(np.int64)
     jump = np.append(np.searchsorted(t_start, payload_end), n)
+    exact = np.append(np.append(t_start, len(data))[jump[:-1]] == payload_end, False)
     # the group: one key, length and message per element, one after the other
     key = int(value[0])
     if key not in ((3 << 3) | 2, (4 << 3) | 2):
@@ -366,7 +379,7 @@ def _walk(data: np.ndarray, wanted: tuple[int, ...]) -> tuple[Any, ...] | None:
         heads.append(t)
         t = hops[t]
     heads_arr = np.array(heads, dtype=np.int64)
-    if (value[heads_arr] != key).any():
+    if (value[heads_arr] != key).any() or not exact[heads_arr].all():
         return None
     ends = np.append(heads_arr[1:], n)
     if t != n or t_end[-1] != len(data):
@@ -383,6 +396,8 @@ def _walk(data: np.ndarray, wanted: tuple[int, ...]) -> tuple[Any, ...] | None:
         if ((wire != 0) & (wire != 2)).any():
             return None
         delim = wire == 2
+        if not exact[i[delim]].all():  # a length that ends inside a varint: not this schema
+            return None
         nxt = np.where(delim, jump[i], i + 2)
         rows = np.flatnonzero(live)
         is_id = (field == 1) & (wire == 0)
@@ -417,6 +432,27 @@ def delta_runs(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- routing
+class LocationTable:
+    """Node locations (1e-7°) by id, sorted once."""
+
+    def __init__(self, parts: list[tuple[np.ndarray, ...]]) -> None:
+        ids, x, y = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
+                     for k in range(3))  # fmt: skip
+        order = np.argsort(ids, kind="stable")
+        self.ids = ids[order]
+        self.e7 = np.column_stack([x[order], y[order]]).astype(np.int64)
+
+    def lookup(self, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The locations of ``refs`` and which of them are in the table (sorted first: the
+        look-ups then walk the table in order)."""
+        if len(self.ids) == 0:
+            return np.zeros((len(refs), 2), np.int64), np.zeros(len(refs), dtype=bool)
+        order = np.argsort(refs, kind="stable")
+        pos = np.empty(len(refs), dtype=np.int64)
+        pos[order] = np.minimum(np.searchsorted(self.ids, refs[order]), len(self.ids) - 1)
+        return self.e7[pos], self.ids[pos] == refs
+
+
 def blocks_for_pyosmium(
     source: str,
     header_end: int,
@@ -425,29 +461,33 @@ def blocks_for_pyosmium(
     elements: Callable[[Any], None] | None = None,
     element_fields: tuple[int, ...] = (),
     chunk_bytes: int = 64 * 2**20,
+    keep_order: bool = True,
 ) -> Iterator[bytes]:
     """The blobs of ``spans`` (``None``: all after the header): each dense node block handed to
     ``dense`` and, with ``elements``, each block of ways or relations to it (with the packed
     ``element_fields`` decoded); the others yielded as PBF buffers (the file's header and up to
-    ``chunk_bytes`` of blobs) for pyosmium. Once one block has gone to pyosmium, so do all later
-    ways and relations: what is written from both keeps nodes before ways before relations."""
+    ``chunk_bytes`` of blobs) for pyosmium. With ``keep_order``, once one block has gone to
+    pyosmium so do all later ways and relations: what is written from both keeps nodes before
+    ways before relations."""
     header = read_spans(source, [(0, header_end)])
     rest: list[bytes] = []
     size, sent = 0, False
     for raw, kind, blob in iter_blobs(source, spans or [(header_end, None)]):  # type: ignore[arg-type]
         payload = blob_payload(blob) if kind == "OSMData" else None
-        block = dense_block(payload) if payload is not None else None
+        block = group = None
+        with contextlib.suppress(RuntimeError, IndexError, ValueError):  # pyosmium will say
+            block = dense_block(payload) if payload is not None else None
+            if block is None and elements is not None and payload is not None and not sent:
+                group = element_block(payload, element_fields)
         if block is not None:
             dense(block)
             continue
-        if elements is not None and payload is not None and not sent:
-            group = element_block(payload, element_fields)
-            if group is not None:
-                elements(group)
-                continue
+        if group is not None and elements is not None:
+            elements(group)
+            continue
         rest.append(raw)
         size += len(raw)
-        sent = True
+        sent = keep_order
         if size > chunk_bytes:
             yield header + b"".join(rest)
             rest, size = [], 0

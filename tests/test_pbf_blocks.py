@@ -238,7 +238,8 @@ def test_a_split_survives_an_empty_group_and_reads_the_rest(tmp_path):
     src = tmp_path / "nodes.osm.pbf"
     write_nodes(src, n=50)
     raws = [raw for raw, _, _ in pb.iter_blobs(str(src), [(0, None)])]
-    empty = pb.osm_data_blob(pb.message_field(1, pb.message_field(1, b"")) + pb.message_field(2, b""))
+    strings = pb.message_field(1, pb.message_field(1, b""))
+    empty = pb.osm_data_blob(strings + pb.message_field(2, b""))
     odd = tmp_path / "odd.osm.pbf"
     odd.write_bytes(raws[0] + empty + b"".join(raws[1:]))
     result = split_pbf(odd, [(-180.0, -90.0, 180.0, 90.0)], tmp_path)

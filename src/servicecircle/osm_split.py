@@ -31,9 +31,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import struct
 import time
-import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +41,14 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
-from .pbf_blocks import LocationTable, blob_header, blocks_for_pyosmium, delta_runs, fields
+from .pbf_blocks import (
+    LocationTable,
+    blob_payload,
+    blocks_for_pyosmium,
+    delta_runs,
+    fields,
+    iter_blobs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +170,14 @@ def grow_box(box: Box, buffer_m: float) -> Box:
 
 
 # --------------------------------------------------------------------------- blocks
-def _census(blob: bytes) -> tuple[set[int], int]:
+def _census(blob: bytes | memoryview) -> tuple[set[int], int]:
     """The element kinds in a data blob (1 or 2 nodes, 3 ways, 4 relations; 0: not known) and
     about how many elements it holds (jobs are balanced by these counts)."""
-    f = dict(fields(blob))
-    if 1 not in f and 3 not in f:  # lzma, lz4 or zstd: not looked into
+    payload = blob_payload(blob)
+    if payload is None:  # lzma, lz4 or zstd: not looked into
         return {0}, 8000
     kinds, count = set(), 0
-    for k, group in fields(f[1] if 1 in f else zlib.decompress(f[3])):
+    for k, group in fields(payload):
         kind, value = next(fields(group), (0, b"")) if k == 2 else (-1, b"")
         kinds.add(kind)
         if kind == 2:  # dense nodes: one varint per id
@@ -196,17 +201,13 @@ def _balanced(items: list[tuple[int, int, int]], n: int) -> list[list[tuple[int,
 def _layout(path: Path, jobs: int) -> tuple[int, list[Any], list[Any]]:
     """The header blob's end; the block ranges of the write jobs (``jobs``, none above
     :data:`RANGE_BYTES` unless one blob is); the spans of the scan jobs: all blocks with nodes
-    and a share of the others (``None``: one scan of the file, its nodes too big to hold)."""
+    and a share of the others (``None``: one scan of the whole file — one job, or its nodes too
+    big to hold twice)."""
     blobs: list[tuple[int, int, set[int], int]] = []
-    with open(path, "rb") as f:
-        while len(head := f.read(4)) == 4:
-            start = f.tell() - 4
-            kind, size = blob_header(f.read(struct.unpack(">I", head)[0]))
-            if size < 0 or len(data := f.read(size)) < size:
-                raise RuntimeError("truncated blob")
-            blobs.append((start, f.tell(), *(_census(data) if kind == "OSMData" else ({-1}, 0))))
-        if head:
-            raise RuntimeError("truncated blob length")
+    start = 0
+    for raw, kind, blob in iter_blobs(str(path), [(0, None)]):
+        census = _census(blob) if kind == "OSMData" else ({-1}, 0)
+        blobs.append((start, start := start + len(raw), *census))
     if not blobs or blobs[0][2] != {-1}:
         raise RuntimeError("no OSMHeader blob at the start")
     items = [(a, b, n) for a, b, k, n in blobs[1:] if -1 not in k]
@@ -535,9 +536,9 @@ def _join_parts(folder: Path, boxes: Any, args: list[Any], counts: list[Any]) ->
                     dst.write(part.read_bytes())
                     part.unlink()
                 if (part := Path(f"{p}-{b:05d}.osm.pbf")).exists():
-                    data = part.read_bytes()
-                    head = 4 + struct.unpack(">I", data[:4])[0]
-                    dst.write(data[head + blob_header(data[4:head])[1] :])
+                    for raw, kind, _ in iter_blobs(str(part), [(0, None)]):
+                        if kind != "OSMHeader":
+                            dst.write(raw)
                     part.unlink()
         extracts.append(Extract(path, *(int(v) for v in totals[b])))
     return extracts

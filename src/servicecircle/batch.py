@@ -210,7 +210,7 @@ def run_batch(
 def _check_inputs(task: PartitionTask) -> None:
     """Read the facility file once here, so a wrong file, sheet or column is one error before
     any worker starts (the demand file is read in parts by the tasks)."""
-    if task.facilities in ("osm", "demo"):
+    if task.facilities == "osm":  # "demo" is its file's path by now (see _tasks)
         return
     from .facilities import read_facilities
     from .files import FileOptions

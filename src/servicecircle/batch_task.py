@@ -88,7 +88,6 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     from .files import FileOptions
     from .geometry import assign_cells
     from .network import WalkNetwork
-    from .workflows.common import demo_facilities_path
 
     started = time.perf_counter()
     files = FileOptions(coords=task.coords, sheet=task.sheet)
@@ -108,8 +107,6 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         demand = read_demand(task.demand, crs=area.crs, bbox=region.bounds, files=files)
     if task.facilities == "osm":
         fac = facilities_from_pois(area.pois)
-    elif task.facilities == "demo":
-        fac = read_facilities(demo_facilities_path(), crs=area.crs)
     else:
         fac = read_facilities(task.facilities, crs=area.crs, bbox=region.bounds, files=files)
     own_poly = gpd.GeoDataFrame(geometry=[poly], crs=4326).to_crs(area.crs)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InputError
 from ._write import write_with
+from .tiers import KIND_LABELS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +57,6 @@ STATUS_ZH = {
     "covered": "已覆盖", "too_far": "步行过远", "no_facility_reachable": "所在路网无设施",
     "unsnapped": "距道路过远",
 }
-KIND_ZH = {"centre": "党群服务中心", "station": "服务站点"}
 # Every other text of the workbook as (Chinese, English).
 TEXT: dict[str, tuple[Any, Any]] = {
     "summary": ("汇总", "Summary"), "coverage": ("居民点", "Demand points"),
@@ -244,7 +244,7 @@ def _table(
         if col in YES_NO_COLUMNS or suffix in YES_NO_SUFFIXES:
             table[col] = table[col].map(lambda v: _yes_no(v, yes, no)).astype(object)
         elif lang == "zh" and (suffix == "status" or col == "kind"):
-            words = STATUS_ZH if suffix == "status" else KIND_ZH
+            words = STATUS_ZH if suffix == "status" else KIND_LABELS["zh"]
             table[col] = table[col].map(lambda v, w=words: w.get(v, v) if isinstance(v, str) else v)
         elif table[col].dtype == object:  # lists and dicts riding along: as text
             table[col] = table[col].map(_as_text)

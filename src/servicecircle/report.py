@@ -227,7 +227,7 @@ def report_html(
     if cells is not None and len(cells) and coverage.tiers:
         parts += _cells_section(cells, coverage, t, lang)
     if proposals is not None and len(proposals):
-        parts += _proposals_section(proposals, siting, t)
+        parts += _proposals_section(proposals, siting, t, lang)
     parts.append(f"<h2>{t['curve']}</h2><figure role='img' aria-label='{t['curve']}'>"
                  f"{share_curve_svg(coverage, lang)}</figure>")  # fmt: skip
     parts.append(f"<p class='note'>{t['note']}</p>")
@@ -346,7 +346,7 @@ def _cells_section(
 
 
 def _proposals_section(
-    proposals: pd.DataFrame, siting: dict[str, Any] | None, t: dict[str, str]
+    proposals: pd.DataFrame, siting: dict[str, Any] | None, t: dict[str, str], lang: str
 ) -> list[str]:
     """Coverage before → after per level, and the ranked proposals."""
     parts: list[str] = []
@@ -361,7 +361,7 @@ def _proposals_section(
                 f"<p>{html.escape(tier)}: {_pct(s['share_before'])} → "
                 f"{_pct(s['share_after'])} ({html.escape(how)})</p>"
             )
-    kinds = KIND_LABELS["zh"] if t is TEXT["zh"] else {}
+    kinds = KIND_LABELS["zh"] if lang == "zh" else {}  # English keeps the plain kind
     parts.append(
         _table(
             [t["rank"], t["id"], t["kind"], t["gain"], t["lon"], t["lat"]],

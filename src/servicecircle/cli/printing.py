@@ -111,7 +111,7 @@ def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh
 ALTERED = (
     ("outside_boundary", "demand points just outside the area boundary (kept, walking from "
      "the nearest street)"),
-    ("far_outside_boundary", "demand points more than 300 m outside the boundary (left out)"),
+    ("far_outside_boundary", "demand points more than {far:g} m outside the boundary (left out)"),
     ("ids_generated", "demand points without an id (given d<row>)"),
     ("households_estimated", "households estimated from population"),
     ("households_unreadable", "households values unreadable (estimated)"),
@@ -123,5 +123,11 @@ ALTERED = (
 def altered_line(counts: dict[str, Any]) -> str:
     """One line naming what of the input was estimated, generated or left as it was but
     outside; empty when nothing was."""
-    parts = [f"{counts[key]:,} {text}" for key, text in ALTERED if counts.get(key)]
+    from ..workflows.common import FAR_OUTSIDE_M
+
+    parts = [
+        f"{counts[key]:,} {text.format(far=FAR_OUTSIDE_M)}"
+        for key, text in ALTERED
+        if counts.get(key)
+    ]
     return "; ".join(parts)

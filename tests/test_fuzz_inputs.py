@@ -288,6 +288,21 @@ def test_swapped_lon_lat_is_named(tmp_path, capsys):
     assert "lon and lat look swapped" in capsys.readouterr().err
 
 
+def test_one_swapped_row_among_good_ones_is_named_with_its_line(tmp_path, capsys):
+    """Both values are valid degrees, so only the other rows tell: without this the facility
+    is a continent away and only shows up as one not used."""
+    fac = tmp_path / "f.csv"
+    fac.write_text(
+        "lon,lat,kind\n24.94,60.17,centre\n24.95,60.16,station\n60.16,24.94,station\n"
+        "24.93,60.17,station\n"
+    )
+    out = tmp_path / "o"
+    assert main(["coverage", "demo", "--facilities", str(fac), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 row has lon and lat that look swapped (first at line 4" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
 def test_infinite_population_and_null_facility_ids_are_refused(tmp_path, capsys):
     dem = tmp_path / "d.csv"
     dem.write_text("population,lon,lat\ninf,24.95,60.17\n")

@@ -262,6 +262,29 @@ def _rename_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame.rename(columns=new)
 
 
+SWAP_FAR_DEG, SWAP_NEAR_DEG = 1.0, 0.5
+"""A row more than SWAP_FAR_DEG from the others' median that would lie within SWAP_NEAR_DEG
+of it with lon and lat swapped is taken for a swapped row."""
+
+
+def _refuse_swapped_rows(x: np.ndarray, y: np.ndarray, path: Path, what: str) -> None:
+    """One row with lon and lat the wrong way round (both still valid degrees) is an error,
+    not a point a continent away that only shows up as unreachable."""
+    if len(x) < 3:
+        return
+    mx, my = np.median(x), np.median(y)
+    far = np.maximum(abs(x - mx), abs(y - my)) > SWAP_FAR_DEG
+    swapped = far & (np.maximum(abs(y - mx), abs(x - my)) < SWAP_NEAR_DEG)
+    if swapped.any():
+        first = int(np.flatnonzero(swapped)[0])
+        rows = "1 row has" if swapped.sum() == 1 else f"{int(swapped.sum())} rows have"
+        raise InputError(
+            f"{what} {path}: {rows} lon and lat that look swapped (first at line {first + 2}: "
+            f"lon {x[first]:g}, lat {y[first]:g}; the other way round it lies beside the other "
+            "rows); swap them"
+        )
+
+
 def _points(
     frame: pd.DataFrame, path: Path, what: str, system: str, sheet: str | None = None
 ) -> gpd.GeoDataFrame:
@@ -292,6 +315,7 @@ def _points(
         raise InputError(
             f"{what} {path}: {rows} {why} (first at line {first + 2}); fix or remove them"
         )
+    _refuse_swapped_rows(x.to_numpy(dtype=float), y.to_numpy(dtype=float), path, what)
     wx, wy = to_wgs84(x.to_numpy(dtype=float), y.to_numpy(dtype=float), system)
     return gpd.GeoDataFrame(
         frame.drop(columns=[lon, lat]), geometry=gpd.points_from_xy(wx, wy), crs=4326

@@ -185,3 +185,19 @@ def test_the_utm_zone_formula_picks_what_the_crs_database_picks(lon, lat):
 
     expected = gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).estimate_utm_crs()
     assert utm_crs(lon, lat).to_epsg() == expected.to_epsg()
+
+
+def test_a_pbf_cut_between_blocks_is_called_incomplete_not_a_boundary_problem(tmp_path):
+    """Cut after the node blocks, the file is valid but holds no ways; no boundary was given,
+    so the message must not send the user to it."""
+    from servicecircle.area import demo_path
+    from servicecircle.pbf_blocks import blob_payload, dense_block, iter_blobs
+
+    kept = []
+    for raw, kind, blob in iter_blobs(str(demo_path()), [(0, None)]):
+        if kind == "OSMHeader" or dense_block(blob_payload(blob)) is not None:
+            kept.append(raw)
+    cut = tmp_path / "cut.osm.pbf"
+    cut.write_bytes(b"".join(kept))
+    with pytest.raises(EmptyAreaError, match="holds no walkable street; check that it is the"):
+        load_area(cut)

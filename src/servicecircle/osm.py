@@ -259,6 +259,9 @@ def read_pbf(path: Path, boundary: gpd.GeoSeries | None = None) -> OsmFrames:
         if net is None or net[1] is None or len(net[1]) == 0:
             raise EmptyAreaError(
                 f"{path}: holds no walkable street inside the boundary; check the boundary"
+                if boundary is not None
+                else f"{path}: holds no walkable street; check that it is the area's file and "
+                "complete (a file cut between two blocks reads as a shorter one)"
             )
         pnodes, pedges = net
         buildings = osm.get_buildings()

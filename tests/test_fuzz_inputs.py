@@ -384,3 +384,35 @@ def test_a_poi_file_with_the_chinese_type_header(tmp_path):
     pois.write_text("名称,类型,经度,纬度\n幼儿园甲,幼儿园,24.95,60.17\n", encoding="utf-8")
     got = read_pois(pois, crs="EPSG:32635", standard="gb50180")
     assert len(got) == 1 and got["poi_id"].iloc[0] == "p00001"
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".shp", ".parquet", ".csv"])
+def test_ids_made_from_rows_do_not_depend_on_the_part_read(tmp_path, suffix):
+    """Without an id column, ids come from the file's rows; a batch task reads only the part
+    of the file near its tile, and the second feature must still be f2 / d1 there (a renumbered
+    part gave two different facilities one id, and the merge kept one of them)."""
+    from servicecircle.demand import read_demand
+    from servicecircle.facilities import read_facilities
+
+    lon = np.array([24.90, 24.95, 24.96, 25.00])
+    frame = gpd.GeoDataFrame(
+        {"kind": ["centre", "station", "station", "station"], "population": [5, 6, 7, 8]},
+        geometry=gpd.points_from_xy(lon, np.full(4, 60.17)),
+        crs=4326,
+    )
+    path = tmp_path / f"f{suffix}"
+    if suffix == ".csv":
+        frame.assign(lon=lon, lat=60.17).drop(columns="geometry").to_csv(path, index=False)
+    elif suffix == ".parquet":
+        pytest.importorskip("pyarrow", reason="GeoParquet needs pyarrow, not installed here")
+        frame.to_parquet(path)
+    else:
+        frame.to_file(path)
+    part = (24.94, 60.0, 24.97, 60.3)  # the 2nd and 3rd features
+    crs = "EPSG:32635"
+    whole = read_facilities(path, crs=crs)
+    some = read_facilities(path, crs=crs, bbox=part)
+    assert list(whole["facility_id"]) == ["f1", "f2", "f3", "f4"]
+    assert list(some["facility_id"]) == ["f2", "f3"]
+    assert read_demand(path, crs=crs, bbox=part)["demand_id"].tolist() == ["d1", "d2"]
+    assert read_demand(path, crs=crs)["demand_id"].tolist() == ["d0", "d1", "d2", "d3"]

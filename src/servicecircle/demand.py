@@ -237,6 +237,13 @@ def read_demand(
     return gdf
 
 
+def _row_ids(index: pd.Index) -> list[str]:
+    """``d<row>`` ids from the file's rows (its index, kept by a bbox read; positions when the
+    index is not one row number per feature)."""
+    rows = index if pd.api.types.is_integer_dtype(index.dtype) and index.is_unique else None
+    return [f"d{int(i)}" for i in (rows if rows is not None else range(len(index)))]
+
+
 def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDataFrame:
     """Check a demand frame: metric CRS, ``population`` a finite number ≥ 0; ids as text,
     ``d<row>`` for rows without one (counted in ``attrs["counts"]["ids_generated"]``)."""
@@ -271,7 +278,7 @@ def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDa
     missing = ids.isna().to_numpy()
     if missing.any():
         counts["ids_generated"] = int(missing.sum())
-        ids = ids.where(~missing, pd.Series([f"d{i}" for i in range(len(ids))], index=ids.index))
+        ids = ids.where(~missing, pd.Series(_row_ids(demand.index), index=ids.index))
     demand["demand_id"] = ids.astype(str)
     if demand["demand_id"].duplicated().any():
         dup = demand.loc[demand["demand_id"].duplicated(), "demand_id"].iloc[0]

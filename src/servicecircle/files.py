@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".parquet")
+ONE_BASED_FID_SUFFIXES = (".gpkg", ".sqlite")
+"""Formats whose feature ids count from 1 (GDAL's GeoJSON, Shapefile, FlatGeobuf count from 0)."""
 TABLE_SUFFIXES = (".csv", ".xlsx")
 LON_NAMES = ("lon", "lng", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
@@ -351,8 +353,10 @@ def _read_vector(
         pad = BBOX_PAD_DEG
         box = (bbox[0] - pad, bbox[1] - pad, bbox[2] + pad, bbox[3] + pad)
     try:
-        if path.suffix.lower() == ".parquet":
-            gdf = gpd.read_parquet(path, bbox=box)
+        if path.suffix.lower() == ".parquet":  # whole: a bbox read would renumber the rows
+            gdf = gpd.read_parquet(path)
+            if box is not None:
+                gdf = gdf.cx[box[0] : box[2], box[1] : box[3]]
         elif box is not None:
             import pyogrio
 
@@ -363,15 +367,16 @@ def _read_vector(
                 box = tuple(
                     gpd.GeoSeries([shapely.box(*box)], crs=4326).to_crs(file_crs).total_bounds
                 )
-            gdf = gpd.read_file(path, bbox=box, layer=layer)
+            gdf = gpd.read_file(path, bbox=box, layer=layer, fid_as_index=True)
         else:
-            gdf = gpd.read_file(path, layer=layer)
+            gdf = gpd.read_file(path, layer=layer, fid_as_index=True)
     except Exception as err:
         raise InputError(
             f"{what} {path}: cannot be read ({type(err).__name__}: {err}); check the file"
         ) from err
     if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf:
         raise InputError(f"{what} {path}: has no geometry column")
+    gdf = _rows_by_fid(gdf, path)
     if len(gdf) == 0 and (bbox is None or _feature_count(path, layer) == 0):
         raise InputError(
             f"{what} {path}: holds no features; add them (or check that the right file was "
@@ -386,6 +391,20 @@ def _read_vector(
         if bbox is not None:
             gdf = gdf.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
     return _rename_columns(gdf, f"{what} {path}")
+
+
+def _rows_by_fid(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    """Index the features by their 0-based feature id, the same whether the whole file or a bbox
+    of it was read (ids made from rows, ``f1``…, must not depend on the part read: batch tasks
+    read parts). GeoPackage fids count from 1."""
+    index = pd.Index(gdf.index)
+    if not pd.api.types.is_integer_dtype(index.dtype) or not index.is_unique:
+        return gdf.reset_index(drop=True)
+    if path.suffix.lower() in ONE_BASED_FID_SUFFIXES:
+        index = index - 1
+    out = gdf.copy(deep=False)
+    out.index = pd.RangeIndex(len(out)) if len(out) == 0 else index.rename(None)
+    return out
 
 
 def _first_layer(path: Path) -> str | None:

@@ -16,7 +16,14 @@ LAYERS: list[set[str]] = [
     {"__init__", "_errors", "_crs", "_write"},  # base: errors, CRS checks, atomic files
     # io and presets; PBF blocks as arrays
     {"coords", "files", "geometry", "osmtags", "tiers", "standard", "segments", "pbf_blocks"},
-    {"osm", "area", "scenario", "cache", "osm_split"},  # sources: OSM files, scenarios, areas
+    {
+        "osm",
+        "pbf_network",
+        "area",
+        "scenario",
+        "cache",
+        "osm_split",
+    },  # sources: OSM, scenarios, areas
     {"snapping", "network"},  # the walk network as arrays, where points meet it
     {
         "demand",

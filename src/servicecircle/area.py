@@ -20,6 +20,7 @@ import numpy as np
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
 from .cache import AreaCache, remember
+from .geometry import line_ends
 from .osm import (
     FEATURE_TAGS,
     OsmFrames,
@@ -328,12 +329,26 @@ def _boundary_to_geoseries(boundary: Any) -> gpd.GeoSeries:
     return gpd.GeoSeries([union], crs=gs.crs)
 
 
+def _meets(lines: np.ndarray, polygon: BaseGeometry) -> np.ndarray:
+    """Which lines meet the polygon: those with an end inside it, and of the others those
+    that cross it (tested one by one only for the few near its edge)."""
+    import shapely
+
+    start, end = line_ends(lines)
+    shapely.prepare(polygon)
+    meets = shapely.contains_xy(polygon, *start.T) | shapely.contains_xy(polygon, *end.T)
+    rest = np.flatnonzero(~meets)
+    if len(rest):
+        meets[rest] = shapely.intersects(polygon, lines[rest])
+    return meets
+
+
 def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, source: str) -> Area:
     """Choose the boundary and the UTM CRS once, project, clip, and count what was left out."""
     import geopandas as gpd
     import shapely
+    from pyproj import CRS
 
-    nodes, edges = frames.nodes, frames.edges
     buildings, pois, landuse = frames.buildings, frames.pois, frames.landuse
     default_boundary, report = frames.default_boundary, dict(frames.report)
 
@@ -342,23 +357,17 @@ def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, so
             boundary = default_boundary
         else:
             # the edges run between their nodes: their bounds are the used nodes' bounds
-            boundary = gpd.GeoSeries([shapely.box(*edges.total_bounds)], crs=edges.crs)
+            boundary = frames.walk_box()
             report.setdefault("default_boundary", "the bounding box of the walkable ways")
     else:
         report["default_boundary"] = None
-    crs = edges.crs
-    from pyproj import CRS
-
+    crs = frames.edges.crs if frames.edges is not None else None
     if crs is None or CRS.from_user_input(crs).is_geographic:
         crs = utm_crs_of(boundary)
     crs = CRS.from_user_input(crs)
     boundary_m = shapely.make_valid(boundary.to_crs(crs).union_all())
-    edges = edges.to_crs(crs)
-    nodes = nodes.to_crs(crs)
-
-    hits = edges.sindex.query(boundary_m, predicate="intersects")
-    inside = np.zeros(len(edges), dtype=bool)
-    inside[hits] = True
+    nodes, edges = frames.walk_frames(crs)
+    inside = _meets(edges.geometry.to_numpy(), boundary_m)
     report["walk_edges_outside_boundary"] = int((~inside).sum())
     edges = edges.loc[inside].reset_index(drop=True)
     if len(edges) == 0:

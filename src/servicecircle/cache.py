@@ -92,7 +92,7 @@ _LIBRARIES = {
     "graphml": ("osmnx",),
 }
 _COMMON_LIBRARIES = ("geopandas", "pandas", "shapely", "pyproj", "numpy")
-_AREA_MODULES = ("area.py", "osm.py")
+_AREA_MODULES = ("area.py", "osm.py", "pbf_network.py", "pbf_blocks.py")
 
 
 class CacheError(Exception):

@@ -13,6 +13,7 @@ import bz2
 import gzip
 import logging
 import tempfile
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from ._errors import EmptyAreaError, InputError
 
 if TYPE_CHECKING:
     import geopandas as gpd
+
+    from .pbf_network import WalkWays
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +78,36 @@ FEATURE_TAGS: dict[str, bool | str | list[str]] = {
 class OsmFrames:
     """What a reader found, before clipping: walk nodes/edges, features, and counts."""
 
-    nodes: gpd.GeoDataFrame
-    edges: gpd.GeoDataFrame
+    nodes: gpd.GeoDataFrame | None
+    edges: gpd.GeoDataFrame | None
     buildings: gpd.GeoDataFrame
     pois: gpd.GeoDataFrame
     landuse: gpd.GeoDataFrame
     default_boundary: gpd.GeoSeries | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    walk: WalkWays | None = None
+    """The walk network as arrays (our PBF pass), instead of ``nodes`` and ``edges``: built
+    as frames once, in the area's CRS (:func:`walk_frames`)."""
+
+    def walk_frames(self, crs: Any) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+        """``(nodes, edges)`` in ``crs``."""
+        if self.walk is not None:
+            return walk_frames(self.walk, crs)
+        if self.nodes is None or self.edges is None:
+            raise ValueError("OsmFrames without a walk network")
+        return self.nodes.to_crs(crs), self.edges.to_crs(crs)
+
+    def walk_box(self) -> gpd.GeoSeries:
+        """The bounding box of the walk edges (their ends: the used nodes)."""
+        import geopandas as gpd
+        import shapely
+
+        if self.walk is not None:
+            xy = np.concatenate([self.walk.lonlat_u, self.walk.lonlat_v])
+            return gpd.GeoSeries([shapely.box(*xy.min(axis=0), *xy.max(axis=0))], crs=4326)
+        if self.edges is None:
+            raise ValueError("OsmFrames without a walk network")
+        return gpd.GeoSeries([shapely.box(*self.edges.total_bounds)], crs=self.edges.crs)
 
 
 # --------------------------------------------------------------------------- walkable filter
@@ -234,45 +260,129 @@ def read_xml(path: Path, boundary: gpd.GeoSeries | None = None) -> OsmFrames:
 
 # --------------------------------------------------------------------------- PBF
 def read_pbf(path: Path, boundary: gpd.GeoSeries | None = None) -> OsmFrames:
-    import warnings
+    """The walk network in one pass of our own (:mod:`servicecircle.pbf_network`), pyrosm's
+    for a file that pass does not read; buildings, POIs and landuse with pyrosm, when the
+    file holds any."""
+    from .pbf_network import read_walk_ways
 
+    polygon = boundary.to_crs(4326).iloc[0] if boundary is not None else None
+    ways = read_walk_ways(path, FEATURE_TAGS, walkable_mask, polygon)
+    if ways is None:
+        return _read_pbf_pyrosm(path, polygon)
+    if len(ways.u) == 0:
+        raise _no_street(path, boundary is not None)
+    report = {
+        "highway_ways_read": ways.ways_read,
+        "highway_ways_not_walkable": ways.ways_left_out,
+    }
+    if ways.has_features:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            buildings, pois, landuse = _read_features(_pyrosm_osm(path, polygon))
+    else:
+        buildings = pois = landuse = _empty()
+    return OsmFrames(None, None, buildings, pois, landuse, None, report, walk=ways)
+
+
+def walk_frames(ways: WalkWays, crs: Any) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The nodes and edges (2-point lines) of :class:`~servicecircle.pbf_network.WalkWays`
+    in ``crs``: the nodes projected once (as ``to_crs`` would), the lines made from them."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+
+    to_crs = Transformer.from_crs(4326, crs, always_xy=True)
+    x, y = to_crs.transform(ways.node_lonlat[:, 0], ways.node_lonlat[:, 1])
+    xy = np.column_stack([x, y])
+    order = np.argsort(ways.node_ids, kind="stable")
+    at_u = order[np.searchsorted(ways.node_ids, ways.u, sorter=order)]
+    at_v = order[np.searchsorted(ways.node_ids, ways.v, sorter=order)]
+    lines = shapely.linestrings(np.stack([xy[at_u], xy[at_v]], axis=1))
+    edges = gpd.GeoDataFrame(
+        {
+            "u": ways.u,
+            "v": ways.v,
+            "highway": ways.highway.to_numpy(),
+            "name": ways.name.to_numpy()  # as pyrosm's frame has it: no names, no column
+            if ways.name.notna().any()
+            else pd.array([pd.NA] * len(ways.u), dtype="string"),
+            "osm_way_id": ways.way_id,
+        },
+        geometry=lines,
+        crs=crs,
+    )
+    nodes = gpd.GeoDataFrame(
+        geometry=shapely.points(xy), index=pd.Index(ways.node_ids, name="node_id"), crs=crs
+    )
+    return nodes, edges
+
+
+def _no_street(path: Path, bounded: bool) -> EmptyAreaError:
+    return EmptyAreaError(
+        f"{path}: holds no walkable street inside the boundary; check the boundary"
+        if bounded
+        else f"{path}: holds no walkable street; check that it is the area's file and "
+        "complete (a file cut between two blocks reads as a shorter one)"
+    )
+
+
+def _empty() -> gpd.GeoDataFrame:
     import geopandas as gpd
 
+    return gpd.GeoDataFrame(geometry=[], crs=4326)
+
+
+def _pyrosm_osm(path: Path, polygon: Any) -> Any:
     try:
         import pyrosm
     except ImportError as err:  # pragma: no cover
         raise InputError("reading .osm.pbf needs pyrosm; install it: pip install pyrosm") from err
-    bbox = None
-    if boundary is not None:
-        bbox = boundary.to_crs(4326).iloc[0]
+    try:
+        # no bar or "Reading … took" line of pyrosm's own: the CLI shows its progress
+        return pyrosm.OSM(str(path), bounding_box=polygon, progress=False)
+    except Exception as err:
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: Path, err: Exception) -> InputError:
+    return InputError(
+        f"{path}: cannot be read as an OSM PBF file ({type(err).__name__}: {err}); "
+        "check that the file is complete"
+    )
+
+
+def _read_features(osm: Any) -> tuple[gpd.GeoDataFrame, ...]:
+    """Buildings, POIs (:data:`FEATURE_TAGS`) and landuse of a ``pyrosm.OSM``."""
+    buildings = osm.get_buildings()
+    pois = osm.get_pois(
+        custom_filter={
+            k: (v if isinstance(v, list) else True)
+            for k, v in FEATURE_TAGS.items()
+            if k not in ("building", "landuse")
+        }
+    )
+    landuse = osm.get_landuse()
+    return tuple(
+        tidy_features(frame) if frame is not None else _empty()
+        for frame in (buildings, pois, landuse)
+    )
+
+
+def _read_pbf_pyrosm(path: Path, polygon: Any) -> OsmFrames:
+    """The whole read with pyrosm (network, then features)."""
+    import geopandas as gpd
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        osm = _pyrosm_osm(path, polygon)
         try:
-            # no bar or "Reading … took" line of pyrosm's own: the CLI shows its progress
-            osm = pyrosm.OSM(str(path), bounding_box=bbox, progress=False)
             net = osm.get_network(network_type="walking", nodes=True)
         except Exception as err:
-            raise InputError(
-                f"{path}: cannot be read as an OSM PBF file ({type(err).__name__}: {err}); "
-                "check that the file is complete"
-            ) from err
+            raise _unreadable(path, err) from err
         if net is None or net[1] is None or len(net[1]) == 0:
-            raise EmptyAreaError(
-                f"{path}: holds no walkable street inside the boundary; check the boundary"
-                if boundary is not None
-                else f"{path}: holds no walkable street; check that it is the area's file and "
-                "complete (a file cut between two blocks reads as a shorter one)"
-            )
+            raise _no_street(path, polygon is not None)
         pnodes, pedges = net
-        buildings = osm.get_buildings()
-        pois = osm.get_pois(
-            custom_filter={
-                k: (v if isinstance(v, list) else True)
-                for k, v in FEATURE_TAGS.items()
-                if k not in ("building", "landuse")
-            }
-        )
-        landuse = osm.get_landuse()
+        buildings, pois, landuse = _read_features(osm)
     keep = walkable_mask(pedges)
     report: dict[str, Any] = {
         "highway_ways_read": int(pedges["id"].nunique()),
@@ -305,16 +415,7 @@ def read_pbf(path: Path, boundary: gpd.GeoSeries | None = None) -> OsmFrames:
         crs=4326,
     )
     nodes = nodes[~nodes.index.duplicated()]
-    empty = gpd.GeoDataFrame(geometry=[], crs=4326)
-    return OsmFrames(
-        nodes=nodes,
-        edges=edges,
-        buildings=tidy_features(buildings) if buildings is not None else empty,
-        pois=tidy_features(pois) if pois is not None else empty,
-        landuse=tidy_features(landuse) if landuse is not None else empty,
-        default_boundary=None,
-        report=report,
-    )
+    return OsmFrames(nodes, edges, buildings, pois, landuse, None, report)
 
 
 # --------------------------------------------------------------------------- GraphML

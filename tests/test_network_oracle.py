@@ -305,7 +305,7 @@ def test_snap_refuses_points_in_another_crs(demo_network):
 def test_edge_dedup_and_csr_minimum_by_brute_force(edges):
     """The first edge of each (unordered pair, length to the mm) is kept, in order; the CSR
     holds the least weight of each (row, col): against plain Python dictionaries."""
-    from servicecircle.network import _csr_min, _first_of_each
+    from servicecircle.edge_arrays import csr_min, first_of_each
 
     u = np.array([e[0] for e in edges])
     v = np.array([e[1] for e in edges])
@@ -316,12 +316,12 @@ def test_edge_dedup_and_csr_minimum_by_brute_force(edges):
         if key not in seen:
             seen.add(key)
             want.append(i)
-    got = _first_of_each(np.minimum(u, v), np.maximum(u, v), length, 6)
+    got = first_of_each(np.minimum(u, v), np.maximum(u, v), length, 6)
     assert got.tolist() == want
     least: dict[tuple[int, int], float] = {}
     for a, b, w in edges:
         least[(a, b)] = min(w, least.get((a, b), math.inf))
-    csr = _csr_min(u, v, length, 6)
+    csr = csr_min(u, v, length, 6)
     coo = csr.tocoo()
     cells = zip(coo.row.tolist(), coo.col.tolist(), strict=True)
     assert dict(zip(cells, coo.data.tolist(), strict=True)) == least

@@ -92,7 +92,11 @@ _LIBRARIES = {
     "graphml": ("osmnx",),
 }
 _COMMON_LIBRARIES = ("geopandas", "pandas", "shapely", "pyproj", "numpy")
-_AREA_MODULES = ("area.py", "osm.py", "pbf_network.py", "pbf_blocks.py")
+# the code that makes an area, and the network stored beside it (a change there misses)
+_AREA_MODULES = (
+    "area.py", "osm.py", "pbf_network.py", "pbf_blocks.py",
+    "network.py", "edge_arrays.py", "snapping.py",
+)  # fmt: skip
 
 
 class CacheError(Exception):

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._crs import require_metric
 from ._errors import EmptyAreaError, InputError
+from .edge_arrays import csr_min, first_of_each
 from .geometry import line_ends
 from .snapping import (
     DEFAULT_FRAGMENTS,
@@ -335,7 +336,7 @@ class WalkNetwork:
         if flip.any():
             geoms[flip] = shapely.reverse(geoms[flip])
         length = shapely.length(geoms).astype("float64")
-        first = _first_of_each(np.minimum(u, v), np.maximum(u, v), length, len(node_id))
+        first = first_of_each(np.minimum(u, v), np.maximum(u, v), length, len(node_id))
         u, v, geoms, length = u[first], v[first], geoms[first], length[first]
         flipped = flip[first]
         weight = np.maximum(length, MIN_EDGE_M)
@@ -344,7 +345,7 @@ class WalkNetwork:
         rows = np.concatenate([u, v])
         cols = np.concatenate([v, u])
         w = np.concatenate([weight, weight])
-        csr = _csr_min(rows, cols, w, n)
+        csr = csr_min(rows, cols, w, n)
         _, component = connected_components(csr, directed=False)
         tree = shapely.STRtree(geoms)
         on_fragment = fragment_edges(component, u, length, fragments)
@@ -568,45 +569,3 @@ class WalkNetwork:
         ):
             graph.add_edge(a, b, key=i, length=max(w, MIN_EDGE_M))
         return graph
-
-
-def _first_of_each(a: np.ndarray, b: np.ndarray, length: np.ndarray, n: int) -> np.ndarray:
-    """The edges to keep, in their order: the first of each (unordered pair, length to the
-    millimetre), so that the reverse copy of a way is dropped. One sort of the pairs; the
-    lengths are compared only where a pair comes twice."""
-    pair = a.astype(np.int64) * n + b
-    order = np.argsort(pair, kind="stable")
-    sp_ = pair[order]
-    again = np.zeros(len(order), dtype=bool)
-    again[1:] = sp_[1:] == sp_[:-1]
-    keep = np.ones(len(order), dtype=bool)
-    if again.any():
-        grouped = again.copy()
-        grouped[:-1] |= again[1:]
-        rows = order[grouped]  # by pair, then as given
-        key = np.round(length[rows] * 1000).astype("int64")
-        sub = rows[np.lexsort((key, pair[rows]))]
-        dup = np.zeros(len(sub), dtype=bool)
-        dup[1:] = (pair[sub][1:] == pair[sub][:-1]) & (
-            np.round(length[sub][1:] * 1000) == np.round(length[sub][:-1] * 1000)
-        )
-        keep[sub[dup]] = False
-    return np.flatnonzero(keep)
-
-
-def _csr_min(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n: int) -> sp.csr_matrix:
-    """CSR matrix keeping the minimum weight of duplicate (row, col) pairs."""
-    import scipy.sparse as sp
-
-    cell = rows.astype(np.int64) * n + cols
-    order = np.argsort(cell)
-    cell = cell[order]
-    starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
-    weights = np.minimum.reduceat(weights[order], starts) if len(starts) else weights[:0]
-    rows, cols = cell[starts] // n, cell[starts] % n
-    indptr = np.zeros(n + 1, dtype="int64")
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return sp.csr_matrix(
-        (weights, cols.astype("int32"), indptr.astype("int32") if len(rows) < 2**31 else indptr),
-        shape=(n, n),
-    )

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._background import ForkedWriters
 from ._errors import InputError
 from .geometry import anchor_xy
 
@@ -129,6 +130,7 @@ class RunOutput:
         self._files: list[str] = []
         self._stage: Path | None = None
         self._committed = False
+        self._children = ForkedWriters()
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunOutput:
@@ -141,7 +143,11 @@ class RunOutput:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException:
+                self.abort()
+                raise
         else:
             self.abort()
 
@@ -170,6 +176,7 @@ class RunOutput:
         """Move every staged file into the output folder (creating it if needed)."""
         if self.out_dir is None or self._committed:
             return self.out_dir
+        self._children.wait()  # the files written in children are all there, or it raises
         self._committed = True
         stage = self._stage_dir()
         out = self.out_dir
@@ -188,12 +195,17 @@ class RunOutput:
 
     def abort(self) -> None:
         """Throw the staged files away (the output folder stays as it was)."""
+        self._children.stop()
         if self._stage is not None:
             shutil.rmtree(self._stage, ignore_errors=True)
             self._stage = None
 
     # ------------------------------------------------------------------ writers
-    def _write(self, name: str, writer: Callable[[Path], None]) -> None:
+    def _write(
+        self, name: str, writer: Callable[[Path], None], *, background: bool = False
+    ) -> None:
+        """Write one file with ``writer(path)``; with ``background``, in a forked child when
+        one is free (:mod:`servicecircle._background`), checked at :meth:`commit`."""
         if self.out_dir is None:
             return
         if "/" in name or name.startswith("."):
@@ -201,7 +213,8 @@ class RunOutput:
         path = self._stage_dir() / name
         if path.exists():
             path.unlink()
-        writer(path)
+        if not (background and self._children.start(name, lambda: writer(path))):
+            writer(path)
         if name not in self._files:
             self._files.append(name)
         log.debug("wrote %s", name)
@@ -214,6 +227,15 @@ class RunOutput:
 
         self._write(name, write)
 
+    def text_from(self, name: str, make_text: Callable[[], str]) -> None:
+        """A text file whose text ``make_text()`` builds (a page): built and written in a
+        forked child when one is free, so the run goes on meanwhile."""
+
+        def write(path: Path) -> None:
+            path.write_text(make_text(), encoding="utf-8")
+
+        self._write(name, write, background=True)
+
     def json(self, name: str, data: Any) -> None:
         """Strict JSON (NaN and infinities become ``null``)."""
         self.text(name, dumps(data) + "\n")
@@ -223,6 +245,7 @@ class RunOutput:
         self._write(
             name,
             lambda p: frame.to_csv(p, index=False, na_rep="", float_format=float_format),
+            background=True,
         )
 
     def gpkg(self, name: str, layers: dict[str, gpd.GeoDataFrame]) -> None:
@@ -234,7 +257,7 @@ class RunOutput:
                     path, driver="GPKG", layer=layer, mode="w" if i == 0 else "a"
                 )
 
-        self._write(name, write)
+        self._write(name, write, background=True)
 
     def geojson(self, name: str, frame: gpd.GeoDataFrame) -> None:
         """GeoJSON in EPSG:4326 with 7 decimals (about 1 cm)."""
@@ -242,11 +265,12 @@ class RunOutput:
         self._write(
             name,
             lambda p: ll.to_file(p, driver="GeoJSON", COORDINATE_PRECISION=7),
+            background=True,
         )
 
     def with_writer(self, name: str, writer: Callable[[Path], None]) -> None:
         """Any other format: ``writer(path)`` writes the file (e.g. an Excel workbook)."""
-        self._write(name, writer)
+        self._write(name, writer, background=True)
 
 
 def _gpkg_ready(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

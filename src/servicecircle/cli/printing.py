@@ -16,6 +16,7 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: the writers may fork (_background)
             self.bar = tqdm(total=len(steps), unit="step", file=sys.stderr, leave=False)
 
     def __call__(self, name: str) -> None:

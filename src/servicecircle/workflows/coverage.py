@@ -253,6 +253,8 @@ def _write(
     from ..outputs import write_cells, write_coverage, write_service_areas_file, write_workbook
 
     cells, micro = cell_tables
+    if write_map and out.active:  # first: the longest writer, in a child when one is free
+        _write_map(out, area, demand, cov, facilities, cell_tables, sa, lang=lang, tiles=tiles)
     write_coverage(out, cov, demand, facilities)
     if cells is not None:
         write_cells(out, cells, micro)
@@ -262,7 +264,6 @@ def _write(
     if write_map and out.active:
         from ..report import report_html
 
-        _write_map(out, area, demand, cov, facilities, cell_tables, sa, lang=lang, tiles=tiles)
         out.text("report.html", report_html(summary, cov, cells=cells, lang=lang))
 
 
@@ -280,18 +281,22 @@ def _write_map(
 ) -> None:
     from ..maps import coverage_map, map_html
 
-    page = coverage_map(
-        area,
-        demand,
-        cov,
-        facilities,
-        lang=lang,
-        tiles=tiles,
-        cells=cell_tables[0],
-        service_areas=None if sa is None else sa[1],
-        micro_grids=cell_tables[1],
-    )
-    out.text("coverage_map.html", map_html(page))
+    def page() -> str:
+        return map_html(
+            coverage_map(
+                area,
+                demand,
+                cov,
+                facilities,
+                lang=lang,
+                tiles=tiles,
+                cells=cell_tables[0],
+                service_areas=None if sa is None else sa[1],
+                micro_grids=cell_tables[1],
+            )
+        )
+
+    out.text_from("coverage_map.html", page)
 
 
 def service_areas_summary(union: gpd.GeoDataFrame) -> dict[str, Any]:

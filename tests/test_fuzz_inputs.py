@@ -241,8 +241,8 @@ def test_a_run_interrupted_after_its_first_file_leaves_out_as_it_was(tmp_path, m
     real = RunOutput._write
     calls = []
 
-    def interrupting(self, name, writer):
-        real(self, name, writer)
+    def interrupting(self, name, writer, **how):
+        real(self, name, writer, **how)
         calls.append(name)
         raise KeyboardInterrupt
 

@@ -435,3 +435,44 @@ def test_a_stored_network_keeps_its_lines_as_positions_in_the_area_s_edges():
     start = shapely.get_coordinates(shapely.get_point(back.edge_geometry, 0))
     assert np.allclose(start, net.node_xy[net.edge_u])  # every line runs from u to v
     assert np.array_equal(back.edge_length_m, net.edge_length_m)
+
+
+def test_frames_come_back_from_the_entry_exactly():
+    """Lines and points are stored as coordinate arrays, mixed polygon kinds as they are: each
+    frame comes back with its columns, order, index, CRS and geometries unchanged."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from servicecircle.cache import _pack, _unpack
+
+    lines = gpd.GeoDataFrame(
+        {"u": [1, 2], "name": pd.array(["中山路", pd.NA], dtype="string")},
+        geometry=[
+            shapely.LineString([(0, 0), (1, 1)]),
+            shapely.LineString([(1, 1), (2, 0), (3, 3)]),
+        ],
+        crs=32650,
+        index=pd.Index([7, 9], name="edge"),
+    )
+    mixed = gpd.GeoDataFrame(
+        geometry=[shapely.box(0, 0, 1, 1), shapely.MultiPolygon([shapely.box(2, 2, 3, 3)])],
+        crs=32650,
+    ).assign(building=["yes", "school"])
+    points = gpd.GeoDataFrame(
+        {"n": [1]}, geometry=gpd.GeoSeries([shapely.Point(5, 5)]), crs=32650
+    ).rename_geometry("where")
+    payload = {"edges": lines, "buildings": mixed, "pois": points, "crs": "EPSG:32650"}
+    packed = _pack(payload)
+    assert type(packed["edges"]).__name__ == "_PackedFrame"
+    assert packed["buildings"] is mixed  # would come back as two MultiPolygons
+    back = _unpack(packed)
+    for name in ("edges", "buildings", "pois"):
+        a, b = payload[name], back[name]
+        assert list(a.columns) == list(b.columns) and a.index.equals(b.index)
+        assert a.geometry.name == b.geometry.name and a.crs == b.crs
+        assert a.drop(columns=a.geometry.name).equals(b.drop(columns=b.geometry.name))
+        assert np.all(shapely.equals_exact(a.geometry.to_numpy(), b.geometry.to_numpy(), 0))
+        assert list(a.geom_type) == list(b.geom_type)
+    assert back["crs"] == "EPSG:32650"

@@ -248,7 +248,7 @@ def test_a_run_interrupted_after_its_first_file_leaves_out_as_it_was(tmp_path, m
 
     monkeypatch.setattr(RunOutput, "_write", interrupting)
     code = main(["-q", "coverage", "demo", "--out", str(out), "--no-map"])
-    assert code == 130 and calls == ["coverage.csv"]
+    assert code == 130 and calls == ["coverage.gpkg"]
     assert sorted(p.name for p in out.iterdir()) == ["coverage.csv", "keep.txt"]
     assert (out / "coverage.csv").read_text() == "old results"
     # and a new folder is not even created

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bump when what an entry holds, or how an area is built, changes in a way the key misses."""
 
 ENV_VAR = "SERVICECIRCLE_CACHE_DIR"
@@ -270,7 +270,7 @@ class AreaCache:
             hasher = hashlib.sha256()
             with open(staging / _PAYLOAD, "wb") as fh:
                 os.chmod(staging / _PAYLOAD, 0o600)
-                pickle.dump(payload, _HashingWriter(fh, hasher), protocol=5)
+                pickle.dump(_pack(payload), _HashingWriter(fh, hasher), protocol=5)
                 size = fh.tell()
             manifest = {
                 "format": CACHE_FORMAT,
@@ -453,10 +453,68 @@ def _read_entry(entry: Path, key: CacheKey, fields: set[str]) -> dict[str, Any]:
     data = payload_file.read_bytes()
     if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
         raise CacheError(f"{_PAYLOAD} does not match its checksum (truncated or changed)")
-    payload = pickle.loads(data)
+    payload = _unpack(pickle.loads(data))
     if not isinstance(payload, dict) or set(payload) != fields:
         raise CacheError("its payload does not hold the expected fields")
     return payload
+
+
+@dataclass(frozen=True)
+class _PackedFrame:
+    """A GeoDataFrame with its geometry as coordinate arrays (``shapely.to_ragged_array``):
+    read back several times faster than the WKB a GeoDataFrame pickles to."""
+
+    frame: Any
+    geometry: str
+    columns: list[Any]
+    crs: str | None
+    ragged: tuple[Any, ...]
+
+
+def _pack(payload: dict[str, Any]) -> dict[str, Any]:
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    out: dict[str, Any] = {}
+    for name, value in payload.items():
+        out[name] = value
+        if isinstance(value, gpd.GeoDataFrame) and len(value) and value.geometry.notna().all():
+            geoms = value.geometry.to_numpy()
+            if len(np.unique(shapely.get_type_id(geoms))) != 1:  # (it would make them multi)
+                continue
+            try:  # one geometry type throughout; anything else stays as it is
+                kind, coords, offsets = shapely.to_ragged_array(geoms)
+            except (ValueError, NotImplementedError):
+                continue
+            out[name] = _PackedFrame(
+                frame=value.drop(columns=value.geometry.name).copy(),
+                geometry=value.geometry.name,
+                columns=list(value.columns),
+                crs=value.crs.to_wkt() if value.crs is not None else None,
+                ragged=(int(kind), coords, offsets),
+            )
+    return out
+
+
+def _unpack(payload: Any) -> Any:
+    if not isinstance(payload, dict):
+        return payload
+    import geopandas as gpd
+    import shapely
+
+    out = {}
+    for name, value in payload.items():
+        if isinstance(value, _PackedFrame):
+            kind, coords, offsets = value.ragged
+            geoms = shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets)
+            frame = gpd.GeoDataFrame(value.frame, geometry=geoms, crs=value.crs)
+            if value.geometry != "geometry":
+                frame = frame.rename_geometry(value.geometry)
+            out[name] = frame[value.columns]
+        else:
+            out[name] = value
+    return out
 
 
 def _check_private(path: Path) -> None:

@@ -328,9 +328,9 @@ def write_coverage(
     from .coverage import coverage_table
 
     table = coverage_table(coverage)
-    out.csv("coverage.csv", with_lonlat(table, demand.geometry.to_numpy(), demand.crs, out.coords))
     points = gpd.GeoDataFrame(coverage.points, geometry=demand.geometry.to_numpy(), crs=demand.crs)
-    out.gpkg("coverage.gpkg", {"demand": points})
+    out.gpkg("coverage.gpkg", {"demand": points})  # the longer one first (writers may fork)
+    out.csv("coverage.csv", with_lonlat(table, demand.geometry.to_numpy(), demand.crs, out.coords))
     fac = coverage.facilities.drop(columns=["geometry"], errors="ignore")
     floats = fac.select_dtypes("float").columns
     fac = fac.round({c: 1 if c.endswith("_m") else 2 for c in floats})  # metres to 0.1 m

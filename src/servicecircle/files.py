@@ -403,7 +403,7 @@ def _rows_by_fid(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
     if path.suffix.lower() in ONE_BASED_FID_SUFFIXES:
         index = index - 1
     out = gdf.copy(deep=False)
-    out.index = pd.RangeIndex(len(out)) if len(out) == 0 else index.rename(None)
+    out.index = index.rename(None)
     return out
 
 

@@ -102,8 +102,8 @@ class OsmFrames:
         import geopandas as gpd
         import shapely
 
-        if self.walk is not None:
-            xy = np.concatenate([self.walk.lonlat_u, self.walk.lonlat_v])
+        if self.walk is not None:  # its nodes are the edges' ends
+            xy = self.walk.node_lonlat
             return gpd.GeoSeries([shapely.box(*xy.min(axis=0), *xy.max(axis=0))], crs=4326)
         if self.edges is None:
             raise ValueError("OsmFrames without a walk network")

@@ -30,6 +30,7 @@ import pandas as pd
 from .pbf_blocks import (
     DenseBlock,
     ElementBlock,
+    LocationTable,
     blob_payload,
     delta_runs,
     dense_block,
@@ -77,15 +78,14 @@ CLOSED = ("no", "private")
 
 @dataclass(frozen=True)
 class WalkWays:
-    """The walk edges and nodes of a PBF (EPSG:4326 degrees), and what the pass saw."""
+    """The walk edges (node ids ``u``, ``v``) and their nodes (EPSG:4326 degrees), and what the
+    pass saw."""
 
     u: np.ndarray
     v: np.ndarray
     way_id: np.ndarray
     highway: pd.Series
     name: pd.Series
-    lonlat_u: np.ndarray
-    lonlat_v: np.ndarray
     node_ids: np.ndarray
     node_lonlat: np.ndarray
     ways_read: int
@@ -102,7 +102,7 @@ class _Pass:
     has_features: bool = False
 
     def __post_init__(self) -> None:
-        self.node_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.node_parts: list[tuple[np.ndarray, ...]] = []  # (ids, x, y) of each block
         self.way_parts: list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]]
         self.way_parts = []
 
@@ -261,10 +261,8 @@ def _edges(
     lengths = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0, np.int64)
     pyrosm_kept, kept = _walkable(tags, walkable)
     owner = np.repeat(np.arange(len(way_ids)), lengths)
-    node_ids, e7 = _node_table(seen.node_parts)
-    pos = np.minimum(np.searchsorted(node_ids, refs), max(len(node_ids) - 1, 0))
-    found = node_ids[pos] == refs if len(node_ids) else np.zeros(len(refs), dtype=bool)
-    lonlat = (e7[pos] * 100).astype(np.float64) / 1e9 if len(node_ids) else np.zeros((0, 2))
+    e7, found = LocationTable(seen.node_parts).lookup(refs)
+    lonlat = (e7 * 100).astype(np.float64) / 1e9  # as pyrosm: nanodegrees / 1e9
     use = found & np.repeat(pyrosm_kept, lengths)
     if boundary is not None:  # ways with a node in the bounds (pyrosm's complete ways)
         w, s, e, n = boundary.bounds
@@ -296,24 +294,9 @@ def _edges(
         way_id=way_ids[seg_way],
         highway=pd.Series(tags["highway"][seg_way], dtype="string"),
         name=pd.Series(tags["name"][seg_way], dtype="string"),
-        lonlat_u=lonlat[a],
-        lonlat_v=lonlat[b],
         node_ids=refs[first],
         node_lonlat=lonlat[first],
         ways_read=ways_read,
         ways_left_out=ways_left_out,
         has_features=seen.has_features,
     )
-
-
-def _node_table(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[Any, Any]:
-    """Node ids sorted, with their ``(x, y)`` in 1e-7°."""
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros((0, 2), np.int64)
-    ids = np.concatenate([p[0] for p in parts])
-    xy = np.column_stack([np.concatenate([p[1] for p in parts]),
-                          np.concatenate([p[2] for p in parts])])  # fmt: skip
-    if len(ids) > 1 and not (np.diff(ids) > 0).all():  # files are sorted by id; some are not
-        order = np.argsort(ids, kind="stable")
-        ids, xy = ids[order], xy[order]
-    return ids, xy

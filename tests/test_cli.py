@@ -206,6 +206,26 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     assert not (tmp_path / "o" / "summary.json").exists()
 
 
+def test_console_script_finishes_every_file_and_line_before_it_exits(tmp_path):
+    """The program ends with os._exit once main returns: what it printed to a pipe and what
+    the forked writers wrote must all be there (the same as main() in-process gives)."""
+    out = tmp_path / "o"
+    proc = subprocess.run(
+        [sys.executable, "-m", "servicecircle", "coverage", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("wrote ") and last.endswith(f" to {out}")
+    for name in last[len("wrote ") : -len(f" to {out}")].split(", "):
+        assert (out / name).stat().st_size > 0, name
+    assert "</html>" in (out / "coverage_map.html").read_text(encoding="utf-8")[-200:]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["residents"] > 0 and summary["files"]
+
+
 def test_help_shows_examples(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["coverage", "--help"])

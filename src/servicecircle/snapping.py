@@ -200,9 +200,15 @@ def nearest_edges(
         return empty, empty, np.zeros(0)
 
     def within(sel: np.ndarray, radius: np.ndarray | float) -> tuple[np.ndarray, ...]:
-        hp, he = tree.query(pts[sel], predicate="dwithin", distance=radius)
+        # the boxes' hits, then one distance each (a "dwithin" query computes every distance,
+        # and they are needed again: this makes the same pairs in about half the time)
+        b = shapely.bounds(pts[sel])
+        r = np.broadcast_to(np.asarray(radius, dtype="float64"), len(sel))
+        boxes = shapely.box(b[:, 0] - r, b[:, 1] - r, b[:, 2] + r, b[:, 3] + r)
+        hp, he = tree.query(boxes)
         dist = np.asarray(shapely.distance(pts[sel[hp]], tree.geometries[he]), dtype="float64")
-        return sel[hp].astype("int64"), he.astype("int64"), dist
+        near = dist <= r[hp]
+        return sel[hp[near]].astype("int64"), he[near].astype("int64"), dist[near]
 
     src, dst, dist = within(which, min(limit_m, FIRST_RADIUS_M))
     best = np.full(len(pts), np.inf)

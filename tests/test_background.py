@@ -93,3 +93,48 @@ def test_no_child_while_another_thread_runs(monkeypatch):
     assert child_slots() == 3
     monkeypatch.setenv(JOBS_ENV, "many")
     assert child_slots() == 0
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_writers_in_one_child_run_in_order_in_one_process(tmp_path, monkeypatch, jobs):
+    """in_one_child: the block's writers run one after another in one child (here, with
+    SERVICECIRCLE_WRITE_JOBS=1) while what follows is written here; all are committed."""
+    monkeypatch.setenv(JOBS_ENV, jobs)
+    out_dir = tmp_path / "out"
+    with RunOutput(out_dir) as out:
+        with out.in_one_child():
+            out.text_from("a.html", lambda: str(os.getpid()))
+            out.with_writer(
+                "b.txt", lambda p: p.write_text(f"{os.getpid()} {p.with_name('a.html').exists()}")
+            )
+            out.text("c.txt", "plain")
+        out.text("here.txt", str(os.getpid()))
+    assert sorted(os.listdir(out_dir)) == ["a.html", "b.txt", "c.txt", "here.txt"]
+    a = (out_dir / "a.html").read_text()
+    assert (out_dir / "b.txt").read_text() == f"{a} True"  # the same process, a.html first
+    here = str(os.getpid())
+    assert (a == here) == (jobs == "1")
+    assert (out_dir / "c.txt").read_text() == "plain"
+
+
+def test_a_failure_in_one_child_fails_the_run_and_an_error_in_the_block_starts_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv(JOBS_ENV, "2")
+
+    def bad(path) -> None:
+        raise InputError("the workbook cannot be written; close it in Excel")
+
+    with pytest.raises(InputError, match="close it in Excel"), RunOutput(tmp_path / "o") as out:
+        with out.in_one_child():
+            out.text_from("a.html", lambda: "fine")
+            out.with_writer("b.xlsx", bad)
+        out.text("after.txt", "written here")
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setenv(JOBS_ENV, "1")  # a writer that ran would have run here, seen in ran
+    ran = []
+    with pytest.raises(ValueError, match="inside"), RunOutput(tmp_path / "p") as out:
+        with out.in_one_child():
+            out.with_writer("x.txt", lambda p: ran.append(p))
+            raise ValueError("a step inside the block failed")
+    assert ran == [] and not (tmp_path / "p").exists()

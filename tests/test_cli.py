@@ -73,6 +73,7 @@ def test_summary_counts_add_up(demo_run):
 
 def test_map_has_layers_legend_and_attribution(demo_run):
     html = (demo_run / "coverage_map.html").read_text()
+    assert "<title>社区服务圈覆盖 · demo</title>" in html  # the browser tab names the map
     assert "© OpenStreetMap contributors" in html
     assert "servicecircleMapInit" in html and "党群服务中心" in html
     data = json.loads(html.split('id="sc-data">', 1)[1].split("</script>", 1)[0])
@@ -224,6 +225,17 @@ def test_console_script_finishes_every_file_and_line_before_it_exits(tmp_path):
     assert "</html>" in (out / "coverage_map.html").read_text(encoding="utf-8")[-200:]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["residents"] > 0 and summary["files"]
+
+
+def test_map_title_is_text_not_markup(demo_area):
+    from servicecircle.maps import layers_map, map_html
+
+    title = "</title><script>window.__pwned=1</script> 驿站 & co"
+    page = map_html(layers_map(demo_area, lambda pc: {}, tiles="none", title=title))
+    assert (
+        "<title>&lt;/title&gt;&lt;script&gt;window.__pwned=1&lt;/script&gt; 驿站 &amp; co</title>"
+        in page
+    )
 
 
 def test_help_shows_examples(capsys):

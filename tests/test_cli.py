@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -218,13 +219,35 @@ def test_console_script_finishes_every_file_and_line_before_it_exits(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    last = proc.stdout.rstrip().splitlines()[-1]
-    assert last.startswith("wrote ") and last.endswith(f" to {out}")
+    lines = proc.stdout.rstrip().splitlines()
+    last = next(line for line in lines if line.startswith("wrote "))
+    assert last.endswith(f" to {out}")
+    assert lines[-1] == f"open {out / 'coverage_map.html'} and {out / 'report.html'} in a browser"
     for name in last[len("wrote ") : -len(f" to {out}")].split(", "):
         assert (out / name).stat().st_size > 0, name
     assert "</html>" in (out / "coverage_map.html").read_text(encoding="utf-8")[-200:]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["residents"] > 0 and summary["files"]
+
+
+def test_a_reader_that_stops_reading_ends_the_program_without_a_traceback(tmp_path):
+    """``servicecircle … | head -1`` with unbuffered output (PYTHONUNBUFFERED=1, common in
+    containers): the summary cannot be printed, the files are all written, exit code 141."""
+    out = tmp_path / "o"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servicecircle", "coverage", "demo", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before anything is printed
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert (out / "coverage_map.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["files"]
 
 
 def test_map_title_is_text_not_markup(demo_area):

@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+PIPE_CLOSED = 141
+"""Exit code when the program's output was piped to a reader that stopped reading (as for a
+process ended by SIGPIPE, 128 + 13); what the run wrote before that is all there."""
+
+
 def console() -> NoReturn:
     """The ``servicecircle`` program: :func:`main` run as a short-lived process.
 
@@ -54,20 +59,24 @@ def console() -> NoReturn:
     returned — every file written and closed, every helper process joined — the process ends
     without freeing its objects one by one (the areas read are held until then,
     :data:`~servicecircle.cli.commands.HELD_UNTIL_EXIT`). Together this saves about a fifth of
-    a city run. An exception (a bug) leaves the normal way, with its traceback.
+    a city run. A reader that stops reading (``| head -1``) ends it with :data:`PIPE_CLOSED`
+    and no traceback; any other exception (a bug) leaves the normal way, with its traceback.
     """
     from . import commands
 
     gc.set_threshold(100_000, 50, 1000)
     gc.freeze()
     commands.HELD_UNTIL_EXIT = []
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # the reader went away (``| head -1``): the files are written
+        code = PIPE_CLOSED
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing more can be said
-            code = code or 1
+            code = code or PIPE_CLOSED
     os._exit(code)
 
 

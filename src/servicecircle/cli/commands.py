@@ -240,6 +240,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         progress.close()
     if not args.quiet:
         print_summary(result.summary, out)
+        pages = [p for p in ("coverage_map.html", "report.html") if p in result.files]
+        if pages:
+            print(f"open {' and '.join(str(out / p) for p in pages)} in a browser")
     return 0
 
 

@@ -138,3 +138,14 @@ def test_a_failure_in_one_child_fails_the_run_and_an_error_in_the_block_starts_n
             out.with_writer("x.txt", lambda p: ran.append(p))
             raise ValueError("a step inside the block failed")
     assert ran == [] and not (tmp_path / "p").exists()
+
+
+def test_a_block_that_raises_lists_none_of_its_files(tmp_path, monkeypatch):
+    monkeypatch.setenv(JOBS_ENV, "2")
+    with RunOutput(tmp_path / "o") as out:
+        out.text("kept.txt", "kept")
+        with pytest.raises(ValueError), out.in_one_child():
+            out.text_from("page.html", lambda: "never")
+            raise ValueError("the map could not be made")
+        assert out.files == ["kept.txt"]
+    assert os.listdir(tmp_path / "o") == ["kept.txt"]

@@ -326,3 +326,50 @@ def test_edge_dedup_and_csr_minimum_by_brute_force(edges):
     cells = zip(coo.row.tolist(), coo.col.tolist(), strict=True)
     assert dict(zip(cells, coo.data.tolist(), strict=True)) == least
     assert csr.has_sorted_indices
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    radius=st.sampled_from([0.0, 5.0, 30.0, "per point"]),
+    chunk=st.sampled_from([1, 3, 100_000]),
+)
+def test_edges_within_is_every_pair_at_most_the_radius(seed, radius, chunk, monkeypatch):
+    """The bulk snapping query against brute force (every point × every edge, shapely's
+    distance), in point order, in chunks of any size, one radius or one per point."""
+    import shapely
+
+    from servicecircle import snapping
+
+    monkeypatch.setattr(snapping, "QUERY_CHUNK", chunk)
+    rng = np.random.default_rng(seed)
+    ends = rng.uniform(0, 100, (25, 2, 2))
+    lines = shapely.linestrings(ends)
+    pts = shapely.points(rng.uniform(-10, 110, (12, 2)))
+    sel = np.sort(rng.choice(12, 8, replace=False)).astype("int64")
+    r = rng.uniform(0, 40, len(sel)) if radius == "per point" else float(radius)
+    src, dst, dist = snapping.edges_within(shapely.STRtree(lines), pts, sel, r)
+    every = shapely.distance(pts[sel][:, None], lines[None, :])
+    want_p, want_e = np.nonzero(every <= np.broadcast_to(np.asarray(r), len(sel))[:, None])
+    got = sorted(zip(src.tolist(), dst.tolist(), dist.tolist(), strict=True))
+    want = sorted(
+        zip(sel[want_p].tolist(), want_e.tolist(), every[want_p, want_e].tolist(), strict=True)
+    )
+    assert got == want
+    assert np.all(np.diff(src) >= 0)  # in point order
+
+
+def test_edges_within_keeps_a_pair_exactly_at_the_radius():
+    import shapely
+
+    from servicecircle.snapping import edges_within
+
+    lines = shapely.linestrings([[(0, 0), (10, 0)], [(0, 20), (10, 20)]])
+    pts = shapely.points([(5, 5), (5, 0), (30, 30)])
+    src, dst, dist = edges_within(shapely.STRtree(lines), pts, np.array([0, 1, 2]), 5.0)
+    assert list(zip(src.tolist(), dst.tolist(), dist.tolist(), strict=True)) == [
+        (0, 0, 5.0),
+        (1, 0, 0.0),
+    ]

@@ -67,3 +67,23 @@ def test_write_csv_with_duplicate_column_names_and_no_columns(tmp_path):
         write_csv(frame, ours)
         frame.to_csv(theirs, index=False, na_rep="")
         assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_write_csv_leaves_labels_it_cannot_write_to_pandas_and_writes_in_chunks(
+    tmp_path, monkeypatch
+):
+    from servicecircle import outputs
+
+    frames = [
+        pd.DataFrame([[1.5, "x"]], columns=[None, np.nan]),
+        pd.DataFrame([[1.5, "x"]], columns=pd.to_datetime(["2020-01-01", "2021-01-01"])),
+        pd.DataFrame([[1.5, "x"]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")])),
+        pd.DataFrame({3: [1.0, 2.0], "b": ["驿站", None]}),
+    ]
+    monkeypatch.setattr(outputs, "CSV_CHUNK_ROWS", 2)
+    frames.append(pd.DataFrame({"a": np.arange(7) / 3, "b": [str(i) for i in range(7)]}))
+    for i, frame in enumerate(frames):
+        ours, theirs = tmp_path / f"ours{i}.csv", tmp_path / f"pandas{i}.csv"
+        outputs.write_csv(frame, ours)
+        frame.to_csv(theirs, index=False, na_rep="")
+        assert ours.read_bytes() == theirs.read_bytes(), i

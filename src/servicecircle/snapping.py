@@ -189,28 +189,15 @@ def nearest_edges(
     """(point, edge, distance) for every edge of ``tree`` within :data:`TIE_TOL_M` of each
     selected point's nearest one, for points with an edge within ``limit_m``.
 
-    One bulk ``dwithin`` query at :data:`FIRST_RADIUS_M` settles most points exactly (an edge
-    nearer than the radius is among the hits); the rest go through ``query_nearest``.
+    One bulk query (:func:`edges_within`) at :data:`FIRST_RADIUS_M` settles most points exactly
+    (an edge nearer than the radius is among the hits); the rest go through ``query_nearest``.
     """
-    import shapely
-
     which = np.asarray(which, dtype="int64")
     empty = np.zeros(0, dtype="int64")
     if len(which) == 0:
         return empty, empty, np.zeros(0)
 
-    def within(sel: np.ndarray, radius: np.ndarray | float) -> tuple[np.ndarray, ...]:
-        # the boxes' hits, then one distance each (a "dwithin" query computes every distance,
-        # and they are needed again: this makes the same pairs in about half the time)
-        b = shapely.bounds(pts[sel])
-        r = np.broadcast_to(np.asarray(radius, dtype="float64"), len(sel))
-        boxes = shapely.box(b[:, 0] - r, b[:, 1] - r, b[:, 2] + r, b[:, 3] + r)
-        hp, he = tree.query(boxes)
-        dist = np.asarray(shapely.distance(pts[sel[hp]], tree.geometries[he]), dtype="float64")
-        near = dist <= r[hp]
-        return sel[hp[near]].astype("int64"), he[near].astype("int64"), dist[near]
-
-    src, dst, dist = within(which, min(limit_m, FIRST_RADIUS_M))
+    src, dst, dist = edges_within(tree, pts, which, min(limit_m, FIRST_RADIUS_M))
     best = np.full(len(pts), np.inf)
     np.minimum.at(best, src, dist)
     keep = dist <= best[src] + TIE_TOL_M
@@ -222,10 +209,39 @@ def nearest_edges(
         )
         ok = d <= limit_m
         if ok.any():
-            s2, e2, d2 = within(rest[s[ok]], d[ok] + TIE_TOL_M)
+            s2, e2, d2 = edges_within(tree, pts, rest[s[ok]], d[ok] + TIE_TOL_M)
             src = np.concatenate([src, s2])
             dst = np.concatenate([dst, e2])
             dist = np.concatenate([dist, d2])
+    return src, dst, dist
+
+
+QUERY_CHUNK = 100_000
+"""Points queried at once by :func:`edges_within` (each gets a box polygon while it is)."""
+
+
+def edges_within(
+    tree: STRtree, pts: np.ndarray, sel: np.ndarray, radius: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, edge, distance) for every edge of ``tree`` within ``radius`` (metres; one, or
+    one per point) of each point ``pts[sel]``, in point order.
+
+    The hits of each point's box grown by its radius, one ``shapely.distance`` each, kept when
+    ``≤ radius``: the pairs of a ``dwithin`` query in about half the time (that query computes
+    every distance, and they are needed again), and a pair exactly at the radius is always kept.
+    """
+    import shapely
+
+    r_all = np.broadcast_to(np.asarray(radius, dtype="float64"), len(sel))
+    parts = [(np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"), np.zeros(0))]
+    for start in range(0, len(sel), QUERY_CHUNK):
+        s, r = sel[start : start + QUERY_CHUNK], r_all[start : start + QUERY_CHUNK]
+        b = shapely.bounds(pts[s])
+        hp, he = tree.query(shapely.box(b[:, 0] - r, b[:, 1] - r, b[:, 2] + r, b[:, 3] + r))
+        dist = np.asarray(shapely.distance(pts[s[hp]], tree.geometries[he]), dtype="float64")
+        near = dist <= r[hp]
+        parts.append((s[hp[near]].astype("int64"), he[near].astype("int64"), dist[near]))
+    src, dst, dist = (np.concatenate(column) for column in zip(*parts, strict=True))
     return src, dst, dist
 
 

@@ -64,17 +64,20 @@ def console() -> NoReturn:
     """
     from . import commands
 
-    gc.set_threshold(100_000, 50, 1000)
+    gc.set_threshold(*commands.SHORT_RUN_GC)
     gc.freeze()
     commands.HELD_UNTIL_EXIT = []
     try:
         code = main()
     except BrokenPipeError:  # the reader went away (``| head -1``): the files are written
         code = PIPE_CLOSED
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # under a profiler or coverage tool: let it write its results
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # (None: started with the stream closed)
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing more can be said
             code = code or PIPE_CLOSED
     os._exit(code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,14 @@ def _facilities_or_demo(args: argparse.Namespace, *, required: bool) -> str | No
         )
     return None
 
+
+PYTHON_GC = gc.get_threshold()
+"""The cyclic collector's thresholds Python started with."""
+
+SHORT_RUN_GC = (100_000, 50, 1000)
+"""The program's thresholds (:func:`servicecircle.cli.console`): a run makes millions of
+objects and few cycles, and ends soon; ``batch``, which hosts a Dask scheduler for minutes,
+goes back to :data:`PYTHON_GC`."""
 
 HELD_UNTIL_EXIT: list[object] | None = None
 """A list when the program ends with ``os._exit`` (:func:`servicecircle.cli.console`): the
@@ -442,6 +451,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from ..batch import read_partitions, run_batch, scenario_boundary, tile_partitions
     from ..outputs import check_out_dir
     from ..scenario import load_scenario
+
+    gc.set_threshold(*PYTHON_GC)  # a long run with a scheduler's cycles, not a short one
 
     sc = load_scenario(args.scenario)
     check_out_dir(args.out if args.out is not None else sc.output["dir"])

@@ -385,11 +385,12 @@ def test_hostile_text_stays_text_and_english(browser, demo_area, demo_network, t
     ).to_crs(demo_area.crs)  # fmt: skip
     demand = resolve_demand(demo_area, None)
     html = whatif_html(demo_area, demand, fac, None, None, DEFAULT_TIERS, demo_network,
-                       lang="en", tiles="none")  # fmt: skip
+                       lang="en", tiles="none", title=HOSTILE[4])  # fmt: skip
     assert "<img src=x" not in html and "window.__pwned=3</script>" not in html
     path = tmp_path / "whatif.html"
     path.write_text(html, encoding="utf-8")
     page, errors, _ = open_page(browser, path)
+    assert page.title() == HOSTILE[4]  # the browser tab: text, not markup
     tips = "\n".join(page.evaluate(f"servicecircleWhatIf.tip({json.dumps(i)})") for i in HOSTILE)
     for text in HOSTILE:
         assert text in tips

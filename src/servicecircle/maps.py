@@ -9,7 +9,6 @@ set with ``textContent`` (see :mod:`servicecircle.pages`).
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from ._write import write_text
 from .pages import (
     SHARE_COLOURS,
     PageCoords,
+    add_title,
     aggregate_cells,
     b64,
     base_map,
@@ -288,9 +288,7 @@ def _page(area: Area, data: dict[str, Any], board: Tiles, pc: PageCoords) -> fol
     if not board.urls:
         data["attribution_only"] = board.attribution
     root: Any = fmap.get_root()
-    root.header.add_child(
-        raw_element(f"<title>{html.escape(str(data['title']))}</title>"), name="servicecircle_title"
-    )
+    add_title(fmap, str(data["title"]))
     root.header.add_child(raw_element(STYLE), name="servicecircle_style")
     root.html.add_child(raw_element(json_script(data, "sc-data")), name="servicecircle_data")
     root.header.add_child(raw_element(script("map.js")), name="servicecircle_js")

@@ -162,6 +162,15 @@ def script(name: str) -> str:
     return "<script>" + (SCRIPTS / name).read_text(encoding="utf-8") + "</script>"
 
 
+def add_title(fmap: folium.Map, title: str) -> None:
+    """The page's ``<title>`` (what the browser tab shows), escaped: it names a user's area."""
+    from html import escape
+
+    root: Any = fmap.get_root()
+    element = raw_element(f"<title>{escape(title)}</title>")
+    root.header.add_child(element, name="servicecircle_title")
+
+
 def base_map(bounds: tuple[float, float, float, float], tiles: Tiles) -> folium.Map:
     """A folium map over ``bounds`` (west, south, east, north in the page's coordinates) with
     Leaflet inlined and the base tiles (or a plain background carrying the attribution)."""

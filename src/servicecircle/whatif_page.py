@@ -62,6 +62,7 @@ from .maps import STATUS_LABELS, resident_arrays
 from .network import DEFAULT_SNAP_LIMIT_M, WalkNetwork
 from .pages import (
     PageCoords,
+    add_title,
     b64,
     base_map,
     call_on_map,
@@ -497,6 +498,7 @@ def whatif_html(
     if not board.urls:
         data["attribution_only"] = board.attribution
     fmap = base_map(pc.bounds(gpd.GeoSeries([area.boundary], crs=area.crs)), board)
+    add_title(fmap, str(data["title"]))
     root: Any = fmap.get_root()
     root.header.add_child(raw_element(STYLE), name="servicecircle_whatif_style")
     root.html.add_child(raw_element(json_script(data, "sc-whatif")), name="servicecircle_whatif")

@@ -222,7 +222,7 @@ def test_console_script_finishes_every_file_and_line_before_it_exits(tmp_path):
     lines = proc.stdout.rstrip().splitlines()
     last = next(line for line in lines if line.startswith("wrote "))
     assert last.endswith(f" to {out}")
-    assert lines[-1] == f"open {out / 'coverage_map.html'} and {out / 'report.html'} in a browser"
+    assert lines[-1] == f"open {out / 'coverage_map.html'} and report.html in a browser"
     for name in last[len("wrote ") : -len(f" to {out}")].split(", "):
         assert (out / name).stat().st_size > 0, name
     assert "</html>" in (out / "coverage_map.html").read_text(encoding="utf-8")[-200:]

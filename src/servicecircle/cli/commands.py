@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import InputError
-from .printing import Progress, print_audit, print_summary
+from .printing import Progress, print_audit, print_pages, print_summary
 
 if TYPE_CHECKING:
     from ..area import Area
@@ -249,9 +249,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         progress.close()
     if not args.quiet:
         print_summary(result.summary, out)
-        pages = [p for p in ("coverage_map.html", "report.html") if p in result.files]
-        if pages:
-            print(f"open {' and '.join(str(out / p) for p in pages)} in a browser")
+        print_pages(out, result.files)
     return 0
 
 
@@ -430,9 +428,7 @@ def cmd_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
                 for k, v in summary["audit"]["levels"].items()
             )
             print(f"  life-circle audit, every basic type within reach: {levels}")
-        pages = [p for p in ("report.html", "audit_report.html", "whatif.html")
-                 if p in summary.get("files", [])]  # fmt: skip
-        print(f"open {where / 'coverage_map.html'} and {', '.join(pages)} in a browser")
+        print_pages(where, summary.get("files", []))
     return 0
 
 

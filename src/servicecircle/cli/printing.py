@@ -84,6 +84,18 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     print(f"wrote {', '.join(summary.get('files', []))} to {out}")
 
 
+PAGES = ("coverage_map.html", "report.html", "audit_report.html", "whatif.html")
+"""The pages a run writes for a browser, in the order they are named."""
+
+
+def print_pages(out: Path, files: Sequence[str]) -> None:
+    """Which of the run's pages to open, the first with its folder (none: nothing printed)."""
+    pages = [p for p in PAGES if p in files]
+    if pages:
+        rest = f" and {', '.join(pages[1:])}" if len(pages) > 1 else ""
+        print(f"open {out / pages[0]}{rest} in a browser")
+
+
 def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh") -> None:
     """The audit's lines: per level the share with every basic type, the absent types."""
     print(

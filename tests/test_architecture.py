@@ -24,7 +24,8 @@ LAYERS: list[set[str]] = [
         "cache",
         "osm_split",
     },  # sources: OSM, scenarios, areas
-    {"snapping", "edge_arrays", "network"},  # the walk network as arrays, where points meet it
+    # the walk network as arrays, where points meet it
+    {"snap_grid", "snapping", "edge_arrays", "network"},
     {
         "demand",
         "facilities",

@@ -371,8 +371,9 @@ def test_the_demo_file_is_keyed_by_its_content(tmp_path):
 
 
 def test_the_walk_network_is_cached_beside_its_area_per_fragment_rule(tmp_path):
-    """A second run restores the network's arrays (trees rebuilt) — equal to a fresh
-    conversion — and another fragment rule is another entry, never a stale one."""
+    """A second run restores the network's arrays — equal to a fresh conversion, with no line
+    made until one is asked for — and another fragment rule is another entry, never a stale
+    one."""
     import numpy as np
 
     from servicecircle.area import load_area
@@ -383,6 +384,7 @@ def test_the_walk_network_is_cached_beside_its_area_per_fragment_rule(tmp_path):
     first = WalkNetwork.from_area(load_area("demo", cache=cache))
     area = load_area("demo", cache=cache)
     again = WalkNetwork.from_area(area)
+    assert "edge_geometry" not in vars(again)  # the lines are made on first use
     before = area.edges.geometry.to_numpy().copy()
     fresh = WalkNetwork.from_frames(area.nodes, area.edges)
     import shapely
@@ -393,19 +395,19 @@ def test_the_walk_network_is_cached_beside_its_area_per_fragment_rule(tmp_path):
         assert np.array_equal(net.edge_u, fresh.edge_u)
         assert np.array_equal(net.fragment_edge, fresh.fragment_edge)
         assert (net.csr != fresh.csr).nnz == 0
-        # the lines kept as positions in the area's edges come back as they were made
         assert shapely.equals_exact(net.edge_geometry, fresh.edge_geometry, 0).all()
     pts = np.random.default_rng(0).uniform(fresh.node_xy.min(0), fresh.node_xy.max(0), (300, 2))
     a, b = again.snap(pts), fresh.snap(pts)
     assert np.array_equal(a.edge, b.edge) and np.array_equal(a.tie_edge, b.tie_edge)
     kept = WalkNetwork.from_area(load_area("demo", cache=cache), fragments=FragmentRule(keep=True))
-    assert kept.main_tree is None and again.main_tree is not None
+    assert kept.main_segments is None and again.main_segments is not None
     assert len(cache.entries()) == 3  # the area, and a network per fragment rule
 
 
-def test_a_stored_network_keeps_its_lines_as_positions_in_the_area_s_edges():
-    """Lines drawn from v to u are reversed copies in the network; the stored network keeps
-    which ones, and comes back equal, with the frame it was made of left as it was."""
+def test_a_stored_network_keeps_its_lines_from_u_to_v():
+    """Lines drawn from v to u are reversed copies in the network; the stored network comes
+    back with the same lines, each from u to v, and the frame it was made of is left as it
+    was."""
     import geopandas as gpd
     import numpy as np
     import shapely
@@ -426,11 +428,8 @@ def test_a_stored_network_keeps_its_lines_as_positions_in_the_area_s_edges():
     before = edges.geometry.to_numpy().copy()
     net = WalkNetwork.from_frames(nodes, edges)
     assert all(a is b for a, b in zip(edges.geometry.to_numpy(), before, strict=True))
-    assert net.n_edges == 4 and net.source_reversed is not None
-    assert net.source_reversed.sum() == 2
-    back = WalkNetwork.from_stored(
-        net.stored(), fragments=net.fragments, edges=edges.geometry.to_numpy()
-    )
+    assert net.n_edges == 4
+    back = WalkNetwork.from_stored(net.stored(), fragments=net.fragments)
     assert shapely.equals_exact(back.edge_geometry, net.edge_geometry, 0).all()
     start = shapely.get_coordinates(shapely.get_point(back.edge_geometry, 0))
     assert np.allclose(start, net.node_xy[net.edge_u])  # every line runs from u to v
@@ -476,3 +475,25 @@ def test_frames_come_back_from_the_entry_exactly():
         assert np.all(shapely.equals_exact(a.geometry.to_numpy(), b.geometry.to_numpy(), 0))
         assert list(a.geom_type) == list(b.geom_type)
     assert back["crs"] == "EPSG:32650"
+
+
+def test_an_area_from_the_cache_makes_its_frames_when_first_read(tmp_path):
+    """From the cache, an area's frames stay arrays until read (the network from the cache
+    reads none of them), then come back equal to the first run's, made once."""
+    from geopandas.testing import assert_geodataframe_equal
+
+    from servicecircle.area import load_area
+    from servicecircle.cache import AreaCache, DeferredFrame
+    from servicecircle.network import WalkNetwork
+
+    cache = AreaCache(tmp_path / "c")
+    first = load_area("demo", cache=cache)
+    WalkNetwork.from_area(first)  # stores the network beside the area
+    again = load_area("demo", cache=cache)
+    net = WalkNetwork.from_area(again)
+    assert all(isinstance(vars(again)[f], DeferredFrame) for f in ("nodes", "edges"))
+    assert net.snap(net.node_xy[:5]).ok.all()  # snapping makes no frame either
+    assert isinstance(vars(again)["edges"], DeferredFrame)
+    assert_geodataframe_equal(again.edges, first.edges)
+    assert_geodataframe_equal(again.nodes, first.nodes)
+    assert vars(again)["edges"] is again.edges  # made once, then kept

@@ -329,47 +329,94 @@ def test_edge_dedup_and_csr_minimum_by_brute_force(edges):
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     seed=st.integers(0, 2**31 - 1),
-    radius=st.sampled_from([0.0, 5.0, 30.0, "per point"]),
-    chunk=st.sampled_from([1, 3, 100_000]),
+    radius=st.sampled_from([0.0, 5.0, 30.0, 250.0]),
+    chunk=st.sampled_from([1, 7, 2_000_000]),
+    rounded=st.booleans(),
 )
-def test_edges_within_is_every_pair_at_most_the_radius(seed, radius, chunk, monkeypatch):
-    """The bulk snapping query against brute force (every point × every edge, shapely's
-    distance), in point order, in chunks of any size, one radius or one per point."""
+def test_segment_grid_finds_every_edge_within_the_radius(seed, radius, chunk, rounded, monkeypatch):
+    """The grid query against brute force (every point × every line, shapely's distance and
+    line_locate_point): the same (point, edge) pairs, the same distances to the last bit, and
+    the same place along the edge, in chunks of any size; lines with repeated vertices, points
+    on vertices and far outside."""
     import shapely
 
-    from servicecircle import snapping
+    from servicecircle import snap_grid
+    from servicecircle.snap_grid import EdgeSegments
+    from servicecircle.snapping import _per_edge
 
-    monkeypatch.setattr(snapping, "QUERY_CHUNK", chunk)
+    monkeypatch.setattr(snap_grid, "PAIR_CHUNK", chunk)
     rng = np.random.default_rng(seed)
-    ends = rng.uniform(0, 100, (25, 2, 2))
-    lines = shapely.linestrings(ends)
-    pts = shapely.points(rng.uniform(-10, 110, (12, 2)))
-    sel = np.sort(rng.choice(12, 8, replace=False)).astype("int64")
-    r = rng.uniform(0, 40, len(sel)) if radius == "per point" else float(radius)
-    src, dst, dist = snapping.edges_within(shapely.STRtree(lines), pts, sel, r)
+    lines = []
+    for _ in range(int(rng.integers(1, 25))):
+        xy = rng.uniform(0, 100, (int(rng.integers(2, 6)), 2))
+        if rng.random() < 0.2:
+            xy[1] = xy[0]  # a segment of no length
+        lines.append(shapely.linestrings(np.round(xy) if rounded else xy))
+    lines = np.array(lines)
+    _, coords, (offsets,) = shapely.to_ragged_array(lines)
+    segs = EdgeSegments.of_lines(coords, offsets)
+    xy = rng.uniform(-60, 160, (14, 2))
+    xy = np.round(xy) if rounded else xy
+    xy[0] = coords[int(rng.integers(len(coords)))]  # on a vertex
+    pts = shapely.points(xy)
+    sel = np.sort(rng.choice(14, 10, replace=False)).astype("int64")
+    p, s, d, f = segs.within(xy[:, 0], xy[:, 1], sel, radius)
+    rows = _per_edge(segs, xy[:, 0], xy[:, 1], p, s, d, f)
     every = shapely.distance(pts[sel][:, None], lines[None, :])
-    want_p, want_e = np.nonzero(every <= np.broadcast_to(np.asarray(r), len(sel))[:, None])
-    got = sorted(zip(src.tolist(), dst.tolist(), dist.tolist(), strict=True))
+    want_p, want_e = np.nonzero(every <= radius)
+    got = sorted(zip(rows.point.tolist(), rows.edge.tolist(), rows.dist.tolist(), strict=True))
     want = sorted(
         zip(sel[want_p].tolist(), want_e.tolist(), every[want_p, want_e].tolist(), strict=True)
     )
     assert got == want
-    assert np.all(np.diff(src) >= 0)  # in point order
+    located = shapely.line_locate_point(lines[rows.edge], pts[rows.point])
+    assert np.allclose(rows.offset_m, located, rtol=0, atol=1e-9)
+    on_line = shapely.line_interpolate_point(lines[rows.edge], located)
+    assert np.allclose(np.column_stack([rows.x, rows.y]), shapely.get_coordinates(on_line))
 
 
-def test_edges_within_keeps_a_pair_exactly_at_the_radius():
-    import shapely
+def test_segment_grid_keeps_a_pair_exactly_at_the_radius():
+    from servicecircle.snap_grid import EdgeSegments
 
-    from servicecircle.snapping import edges_within
-
-    lines = shapely.linestrings([[(0, 0), (10, 0)], [(0, 20), (10, 20)]])
-    pts = shapely.points([(5, 5), (5, 0), (30, 30)])
-    src, dst, dist = edges_within(shapely.STRtree(lines), pts, np.array([0, 1, 2]), 5.0)
-    assert list(zip(src.tolist(), dst.tolist(), dist.tolist(), strict=True)) == [
+    coords = np.array([(0, 0), (10, 0), (0, 20), (10, 20)], dtype=float)
+    segs = EdgeSegments.of_lines(coords, np.array([0, 2, 4]))
+    xy = np.array([(5, 5), (5, 0), (30, 30)], dtype=float)
+    p, s, d, _ = segs.within(xy[:, 0], xy[:, 1], np.array([0, 1, 2]), 5.0)
+    assert sorted(set(zip(p.tolist(), segs.edge[s].tolist(), d.tolist(), strict=True))) == [
         (0, 0, 5.0),
         (1, 0, 0.0),
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), limit=st.sampled_from([20.0, 50.0, 130.0, 400.0]))
+def test_nearest_edges_are_the_nearest_and_their_ties_by_brute_force(seed, limit):
+    """Growing radii (50 m, 100 m, … up to the limit) find what one look at every line finds:
+    for each point with a line within the limit, every line within TIE_TOL_M of the nearest."""
+    import shapely
+
+    from servicecircle.snap_grid import EdgeSegments
+    from servicecircle.snapping import TIE_TOL_M, nearest_edges
+
+    rng = np.random.default_rng(seed)
+    ends = np.round(rng.uniform(0, 300, (30, 2, 2)))
+    lines = shapely.linestrings(ends)
+    _, coords, (offsets,) = shapely.to_ragged_array(lines)
+    xy = np.round(rng.uniform(-200, 500, (20, 2)))
+    rows = nearest_edges(
+        EdgeSegments.of_lines(coords, offsets), xy[:, 0], xy[:, 1], np.arange(20), limit
+    )
+    every = shapely.distance(shapely.points(xy)[:, None], lines[None, :])
+    nearest = every.min(axis=1)
+    want = {
+        (i, e)
+        for i in range(20)
+        if nearest[i] <= limit
+        for e in np.flatnonzero(every[i] <= nearest[i] + TIE_TOL_M).tolist()
+    }
+    assert set(zip(rows.point.tolist(), rows.edge.tolist(), strict=True)) == want
+    assert len(rows.point) == len(want)

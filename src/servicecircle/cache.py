@@ -225,14 +225,20 @@ class AreaCache:
         return digest, signature
 
     # ------------------------------------------------------------------ read
-    def load(self, key: CacheKey, *, fields: Iterable[str]) -> dict[str, Any] | None:
-        """The stored fields under ``key``, or ``None`` on a miss (a broken entry is removed)."""
+    def load(
+        self, key: CacheKey, *, fields: Iterable[str], deferred: bool = False
+    ) -> dict[str, Any] | None:
+        """The stored fields under ``key``, or ``None`` on a miss (a broken entry is removed).
+
+        With ``deferred``, GeoDataFrames come back as :class:`DeferredFrame`: their arrays
+        (checked like the rest), made into frames when first asked for.
+        """
         entry = self.folder / "areas" / key.digest
         if not entry.is_dir():
             log.debug("area cache: miss %s in %s", key.digest[:12], self.folder)
             return None
         try:
-            payload = _read_entry(entry, key, set(fields))
+            payload = _read_entry(entry, key, set(fields), deferred)
         except _Untrusted as err:
             _warn(f"entry {entry} is not loaded", err, "reading the file instead")
             return None
@@ -441,7 +447,7 @@ class _HashingWriter:
         return int(self._fh.write(data))
 
 
-def _read_entry(entry: Path, key: CacheKey, fields: set[str]) -> dict[str, Any]:
+def _read_entry(entry: Path, key: CacheKey, fields: set[str], deferred: bool) -> dict[str, Any]:
     """Check an entry's owner, manifest, size and checksum, then unpickle its payload."""
     payload_file = entry / _PAYLOAD
     for path in (entry, entry / _MANIFEST, payload_file):
@@ -453,7 +459,7 @@ def _read_entry(entry: Path, key: CacheKey, fields: set[str]) -> dict[str, Any]:
     data = payload_file.read_bytes()
     if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
         raise CacheError(f"{_PAYLOAD} does not match its checksum (truncated or changed)")
-    payload = _unpack(pickle.loads(data))
+    payload = _unpack(pickle.loads(data), deferred)
     if not isinstance(payload, dict) or set(payload) != fields:
         raise CacheError("its payload does not hold the expected fields")
     return payload
@@ -497,21 +503,38 @@ def _pack(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _unpack(payload: Any) -> Any:
+class DeferredFrame:
+    """A GeoDataFrame the cache holds as arrays, made on first use (:meth:`make`): a run that
+    never reads it (coverage from the cache reads the network's own arrays) makes no lines."""
+
+    def __init__(self, packed: _PackedFrame) -> None:
+        self._packed = packed
+
+    def __len__(self) -> int:
+        return len(self._packed.frame)
+
+    def make(self) -> Any:
+        """The GeoDataFrame."""
+        import geopandas as gpd
+        import shapely
+
+        value = self._packed
+        kind, coords, offsets = value.ragged
+        geoms = shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets)
+        frame = gpd.GeoDataFrame(value.frame, geometry=geoms, crs=value.crs)
+        if value.geometry != "geometry":
+            frame = frame.rename_geometry(value.geometry)
+        return frame[value.columns]
+
+
+def _unpack(payload: Any, deferred: bool = False) -> Any:
     if not isinstance(payload, dict):
         return payload
-    import geopandas as gpd
-    import shapely
-
     out = {}
     for name, value in payload.items():
         if isinstance(value, _PackedFrame):
-            kind, coords, offsets = value.ragged
-            geoms = shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets)
-            frame = gpd.GeoDataFrame(value.frame, geometry=geoms, crs=value.crs)
-            if value.geometry != "geometry":
-                frame = frame.rename_geometry(value.geometry)
-            out[name] = frame[value.columns]
+            lazy = DeferredFrame(value)
+            out[name] = lazy if deferred else lazy.make()
         else:
             out[name] = value
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,12 +19,15 @@ from ._crs import require_metric
 from ._errors import EmptyAreaError, InputError
 from .edge_arrays import csr_min, first_of_each
 from .geometry import line_ends
+from .snap_grid import EdgeSegments
 from .snapping import (
     DEFAULT_FRAGMENTS,
     TIE_TOL_M,
     FragmentRule,
     Snap,
+    SnapRows,
     fragment_edges,
+    link_past_fragments,
     nearest_edges,
 )
 
@@ -34,7 +38,8 @@ STORED_FIELDS = (
     "edge_u",
     "edge_v",
     "edge_length_m",
-    "geometry",
+    "edge_coords",
+    "edge_offsets",
     "csr",
     "component",
     "fragment_edge",
@@ -55,7 +60,6 @@ if TYPE_CHECKING:
     import networkx as nx
     import scipy.sparse as sp
     from pyproj import CRS
-    from shapely import STRtree
 
     from .area import Area
 
@@ -88,25 +92,21 @@ class WalkNetwork:
         Node indices at the start and end of each edge's geometry.
     edge_length_m
         Length of each edge's geometry (the weight of the edge).
-    edge_geometry
-        Shapely LineStrings from ``u`` to ``v``.
+    edge_coords, edge_offsets
+        Each edge's line from ``u`` to ``v`` as coordinates: rows
+        ``edge_offsets[i]:edge_offsets[i + 1]`` of ``edge_coords`` are edge ``i``'s vertices.
+        Snapping works on these (:mod:`~servicecircle.snap_grid`); :attr:`edge_geometry` makes
+        shapely lines of them when something asks.
     csr
         ``(N, N)`` symmetric adjacency with lengths in metres.
     component
         Connected-component label of each node.
-    tree
-        STRtree over ``edge_geometry`` for snapping.
     fragments
         The rule that tells fragments (small disconnected pieces) from the main network.
     fragment_edge
         Which edges lie on a fragment.
-    main_tree, main_edges
-        STRtree over the edges not on a fragment, and their edge indices (``None`` and empty
-        when there is no fragment or fragments are kept).
-    source_edge, source_reversed
-        Where each edge came from in the edge frame it was made of, and whether its geometry
-        was reversed to run from ``u`` to ``v`` (``None`` when geometry was made up); the cache
-        keeps these instead of the lines.
+    main_edges
+        The edges not on a fragment (empty when there is no fragment or fragments are kept).
     """
 
     crs: CRS
@@ -115,16 +115,15 @@ class WalkNetwork:
     edge_u: np.ndarray
     edge_v: np.ndarray
     edge_length_m: np.ndarray
-    edge_geometry: np.ndarray
+    edge_coords: np.ndarray
+    edge_offsets: np.ndarray
     csr: sp.csr_matrix
     component: np.ndarray
-    tree: STRtree
     fragments: FragmentRule = DEFAULT_FRAGMENTS
     fragment_edge: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    main_tree: STRtree | None = None
     main_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
-    source_edge: np.ndarray | None = None
-    source_reversed: np.ndarray | None = None
+    lines: np.ndarray | None = field(default=None, repr=False)
+    """The shapely lines of the edges when they were at hand (else made on first use)."""
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -133,31 +132,18 @@ class WalkNetwork:
         beside the area, when the area came from it)."""
         from .cache import derived
 
-        entry = derived(area, f"network v2 {fragments!r}")
+        entry = derived(area, f"network v3 {fragments!r}")
         if entry is not None:
             stored = entry[0].load(entry[1], fields=STORED_FIELDS)
             if stored is not None:
-                return cls.from_stored(
-                    stored, fragments=fragments, edges=area.edges.geometry.to_numpy()
-                )
+                return cls.from_stored(stored, fragments=fragments)
         net = cls.from_frames(area.nodes, area.edges, fragments=fragments)
         if entry is not None:
             entry[0].store(entry[1], net.stored())
         return net
 
     def stored(self) -> dict[str, Any]:
-        """The arrays that make this network (for the cache; trees are rebuilt on load).
-
-        The geometry is kept as the positions of the edges in the frame they came from (and
-        which were reversed) when that is known, else as coordinates.
-        """
-        import shapely
-
-        if self.source_edge is not None and self.source_reversed is not None:
-            geometry: tuple[Any, ...] = ("source", self.source_edge, self.source_reversed)
-        else:
-            kind, coords, offsets = shapely.to_ragged_array(self.edge_geometry)
-            geometry = (int(kind), coords, offsets)
+        """The arrays that make this network (for the cache)."""
         return {
             "crs": self.crs.to_wkt(),
             "node_id": self.node_id,
@@ -165,41 +151,24 @@ class WalkNetwork:
             "edge_u": self.edge_u,
             "edge_v": self.edge_v,
             "edge_length_m": self.edge_length_m,
-            "geometry": geometry,
+            "edge_coords": self.edge_coords,
+            "edge_offsets": self.edge_offsets,
             "csr": (self.csr.data, self.csr.indices, self.csr.indptr, self.csr.shape),
             "component": self.component,
             "fragment_edge": self.fragment_edge,
         }
 
     @classmethod
-    def from_stored(
-        cls, s: dict[str, Any], *, fragments: FragmentRule, edges: np.ndarray | None = None
-    ) -> WalkNetwork:
-        """The network :meth:`stored` kept, with its STRtrees rebuilt; ``edges`` are the
-        geometries of the frame it was made from (the area's edges)."""
+    def from_stored(cls, s: dict[str, Any], *, fragments: FragmentRule) -> WalkNetwork:
+        """The network :meth:`stored` kept (no shapely object is made until one is asked
+        for)."""
         import scipy.sparse as sp
-        import shapely
         from pyproj import CRS
 
-        source_edge = source_reversed = None
-        if s["geometry"][0] == "source":
-            if edges is None:
-                raise ValueError("this stored network needs the edges it was made from")
-            _, source_edge, source_reversed = s["geometry"]
-            geoms = np.asarray(edges, dtype=object)[source_edge]
-            if source_reversed.any():
-                geoms[source_reversed] = shapely.reverse(geoms[source_reversed])
-        else:
-            kind, coords, offsets = s["geometry"]
-            geoms = np.asarray(
-                shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets),
-                dtype=object,
-            )
         on_fragment = np.asarray(s["fragment_edge"], dtype=bool)
-        main_edges = np.flatnonzero(~on_fragment).astype("int64")
-        main_tree = None
+        main_edges = np.zeros(0, dtype="int64")
         if on_fragment.any() and not fragments.keep:
-            main_tree = shapely.STRtree(geoms[main_edges])
+            main_edges = np.flatnonzero(~on_fragment).astype("int64")
         data, indices, indptr, shape = s["csr"]
         return cls(
             crs=CRS.from_wkt(s["crs"]),
@@ -208,16 +177,13 @@ class WalkNetwork:
             edge_u=s["edge_u"],
             edge_v=s["edge_v"],
             edge_length_m=s["edge_length_m"],
-            edge_geometry=geoms,
+            edge_coords=s["edge_coords"],
+            edge_offsets=s["edge_offsets"],
             csr=sp.csr_matrix((data, indices, indptr), shape=shape),
             component=s["component"],
-            tree=shapely.STRtree(geoms),
             fragments=fragments,
             fragment_edge=on_fragment,
-            main_tree=main_tree,
             main_edges=main_edges,
-            source_edge=source_edge,
-            source_reversed=source_reversed,
         )
 
     @classmethod
@@ -338,7 +304,6 @@ class WalkNetwork:
         length = shapely.length(geoms).astype("float64")
         first = first_of_each(np.minimum(u, v), np.maximum(u, v), length, len(node_id))
         u, v, geoms, length = u[first], v[first], geoms[first], length[first]
-        flipped = flip[first]
         weight = np.maximum(length, MIN_EDGE_M)
 
         n = len(node_id)
@@ -347,12 +312,16 @@ class WalkNetwork:
         w = np.concatenate([weight, weight])
         csr = csr_min(rows, cols, w, n)
         _, component = connected_components(csr, directed=False)
-        tree = shapely.STRtree(geoms)
         on_fragment = fragment_edges(component, u, length, fragments)
-        main_edges = np.flatnonzero(~on_fragment)
-        main_tree = None
+        main_edges = np.zeros(0, dtype="int64")
         if on_fragment.any() and not fragments.keep:
-            main_tree = shapely.STRtree(geoms[main_edges])
+            main_edges = np.flatnonzero(~on_fragment)
+        kind, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
+        if kind != shapely.GeometryType.LINESTRING:
+            raise InputError(
+                f"walk network edges must be LineStrings; got {kind.name.title()}s "
+                "(explode multi-part lines into one edge per part)"
+            )
         log.debug(
             "walk network: %d nodes, %d edges (%d on fragments)", n, len(u), int(on_fragment.sum())
         )
@@ -363,19 +332,44 @@ class WalkNetwork:
             edge_u=u.astype("int64"),
             edge_v=v.astype("int64"),
             edge_length_m=length,
-            edge_geometry=geoms,
+            edge_coords=coords,
+            edge_offsets=offsets[0].astype("int64"),
             csr=sp.csr_matrix(csr),
             component=component.astype("int32"),
-            tree=tree,
             fragments=fragments,
             fragment_edge=on_fragment,
-            main_tree=main_tree,
             main_edges=main_edges.astype("int64"),
-            source_edge=None if missing.any() else first.astype("int64"),
-            source_reversed=None if missing.any() else flipped,
+            lines=geoms,
         )
 
     # ------------------------------------------------------------------ queries
+    @cached_property
+    def edge_geometry(self) -> np.ndarray:
+        """Shapely LineStrings from ``u`` to ``v`` (made of :attr:`edge_coords` on first use
+        when the network came from arrays or the cache)."""
+        if self.lines is not None:
+            return self.lines
+        import shapely
+
+        return np.asarray(
+            shapely.from_ragged_array(
+                shapely.GeometryType.LINESTRING, self.edge_coords, (self.edge_offsets,)
+            ),
+            dtype=object,
+        )
+
+    @cached_property
+    def segments(self) -> EdgeSegments:
+        """The straight segments of every edge, for snapping."""
+        return EdgeSegments.of_lines(self.edge_coords, self.edge_offsets)
+
+    @cached_property
+    def main_segments(self) -> EdgeSegments | None:
+        """The segments of the edges not on a fragment (``None`` when none is set apart)."""
+        if len(self.main_edges) == 0:
+            return None
+        return EdgeSegments.of_lines(self.edge_coords, self.edge_offsets, self.main_edges)
+
     @property
     def n_nodes(self) -> int:
         """Number of nodes."""
@@ -414,57 +408,34 @@ class WalkNetwork:
         pts = self._as_points(points)
         n = len(pts)
         valid = np.flatnonzero(~(shapely.is_missing(pts) | shapely.is_empty(pts)))
-        src, dst, dist = nearest_edges(self.tree, pts, valid, snap_limit_m)
+        px, py = shapely.get_x(pts), shapely.get_y(pts)
+        rows = nearest_edges(self.segments, px, py, valid, snap_limit_m)
         linked = np.zeros(n, dtype=bool)
-        if self.main_tree is not None and len(src):
-            on_frag = self.fragment_edge[dst]
-            p_frag = np.unique(src[on_frag])
-            # a tie with a main edge wins over the fragment: drop the fragment rows
-            has_main = np.zeros(n, dtype=bool)
-            has_main[src[~on_frag]] = True
-            drop = on_frag & has_main[src]
-            src, dst, dist = src[~drop], dst[~drop], dist[~drop]
-            stuck = p_frag[~has_main[p_frag]]
-            m_src, m_dst, m_dist = nearest_edges(self.main_tree, pts, stuck, snap_limit_m)
-            if len(m_src):
-                moved = np.isin(src, m_src)
-                src = np.concatenate([src[~moved], m_src])
-                dst = np.concatenate([dst[~moved], self.main_edges[m_dst]])
-                dist = np.concatenate([dist[~moved], m_dist])
-                linked[m_src] = True
-        return self._snap_rows(pts, src, dst, dist, linked, float(snap_limit_m))
+        if self.main_segments is not None and len(rows.point):
+            rows, linked = link_past_fragments(
+                rows, self.fragment_edge, self.main_segments, px, py, snap_limit_m
+            )
+        return self._snap_rows(n, rows, linked, float(snap_limit_m))
 
-    def _snap_rows(
-        self,
-        pts: np.ndarray,
-        src: np.ndarray,
-        dst: np.ndarray,
-        dist: np.ndarray,
-        linked: np.ndarray,
-        snap_limit_m: float,
-    ) -> Snap:
-        """(point, edge, distance) rows → a Snap: the nearest row per point is its snap (ties by
-        edge index), the others its ties, less those starting at the very same node."""
-        import shapely
-
-        n = len(pts)
+    def _snap_rows(self, n: int, rows: SnapRows, linked: np.ndarray, snap_limit_m: float) -> Snap:
+        """(point, edge, distance, …) rows → a Snap: the nearest row per point is its snap (ties
+        by edge index), the others its ties, less those starting at the very same node."""
         edge = np.full(n, -1, dtype="int64")
         offset = np.full(n, np.nan)
         access = np.full(n, np.nan)
         px = np.full(n, np.nan)
         py = np.full(n, np.nan)
-        if len(src) == 0:
+        if len(rows.point) == 0:
             return Snap(edge, offset, access, px, py, snap_limit_m, linked)
-        order = np.lexsort((dst, dist, src))
-        src, dst, dist = src[order], dst[order], dist[order]
-        geoms = self.edge_geometry[dst]
-        off = np.clip(shapely.line_locate_point(geoms, pts[src]), 0.0, self.edge_length_m[dst])
-        xy = shapely.get_coordinates(shapely.line_interpolate_point(geoms, off))
+        order = np.lexsort((rows.edge, rows.dist, rows.point))
+        src, dst, dist = rows.point[order], rows.edge[order], rows.dist[order]
+        off = np.clip(rows.offset_m[order], 0.0, self.edge_length_m[dst])
+        x, y = rows.x[order], rows.y[order]
         first = np.ones(len(src), dtype=bool)
         first[1:] = src[1:] != src[:-1]
         p = src[first]
         edge[p], offset[p], access[p] = dst[first], off[first], dist[first]
-        px[p], py[p] = xy[first, 0], xy[first, 1]
+        px[p], py[p] = x[first], y[first]
         # where a row starts: at a node (an end of its edge) or inside the edge
         length = self.edge_length_m[dst]
         at_u, at_v = off <= TIE_TOL_M, off >= length - TIE_TOL_M
@@ -478,7 +449,7 @@ class WalkNetwork:
         t = np.flatnonzero(tie)
         return Snap(
             edge, offset, access, px, py, snap_limit_m, linked,
-            src[t], dst[t], off[t], dist[t], xy[t, 0], xy[t, 1],
+            src[t], dst[t], off[t], dist[t], x[t], y[t],
         )  # fmt: skip
 
     def fragment_summary(self) -> dict[str, Any]:

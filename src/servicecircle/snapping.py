@@ -10,14 +10,14 @@ instead, when that lies within the snap limit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ._errors import InputError
 
 if TYPE_CHECKING:
-    from shapely import STRtree
+    from .snap_grid import EdgeSegments
 
 TIE_TOL_M = 1e-3
 """Edges whose distance to a point is within this of the nearest one are tied: the walk may
@@ -179,70 +179,111 @@ class Snap:
 
 
 FIRST_RADIUS_M = 50.0
-"""Snapping first looks this far around every point (one bulk query); the few points with no
-street that close are searched again up to the snap limit."""
+"""Snapping first looks this far around every point; the few points with no street that close
+are searched again at twice the radius, and so on up to the snap limit."""
+
+
+class SnapRows(NamedTuple):
+    """(point, edge) rows of a snap: the distance, where along the edge (from ``u``) the point
+    projects, and the projection point."""
+
+    point: np.ndarray
+    edge: np.ndarray
+    dist: np.ndarray
+    offset_m: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    def take(self, rows: np.ndarray) -> SnapRows:
+        """The selected rows (a mask or row numbers)."""
+        return SnapRows(*(column[rows] for column in self))
+
+    @staticmethod
+    def concat(parts: list[SnapRows]) -> SnapRows:
+        """The rows of ``parts`` one after another."""
+        return SnapRows(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def _no_rows() -> SnapRows:
+    empty_i, empty_f = np.zeros(0, dtype="int64"), np.zeros(0)
+    return SnapRows(empty_i, empty_i, empty_f, empty_f, empty_f, empty_f)
 
 
 def nearest_edges(
-    tree: STRtree, pts: np.ndarray, which: np.ndarray, limit_m: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(point, edge, distance) for every edge of ``tree`` within :data:`TIE_TOL_M` of each
-    selected point's nearest one, for points with an edge within ``limit_m``.
+    segments: EdgeSegments, px: np.ndarray, py: np.ndarray, which: np.ndarray, limit_m: float
+) -> SnapRows:
+    """A row for every edge within :data:`TIE_TOL_M` of each selected point's nearest one,
+    for points with an edge within ``limit_m``.
 
-    One bulk query (:func:`edges_within`) at :data:`FIRST_RADIUS_M` settles most points exactly
-    (an edge nearer than the radius is among the hits); the rest go through ``query_nearest``.
+    Points are looked up at :data:`FIRST_RADIUS_M`, then the ones with no edge that near at
+    twice the radius, and so on up to ``limit_m``: a point is settled by the first radius its
+    nearest edge lies within (the query reaches :data:`TIE_TOL_M` further, for its ties).
     """
     which = np.asarray(which, dtype="int64")
-    empty = np.zeros(0, dtype="int64")
-    if len(which) == 0:
-        return empty, empty, np.zeros(0)
-
-    src, dst, dist = edges_within(tree, pts, which, min(limit_m, FIRST_RADIUS_M))
-    best = np.full(len(pts), np.inf)
-    np.minimum.at(best, src, dist)
-    keep = dist <= best[src] + TIE_TOL_M
-    src, dst, dist = src[keep], dst[keep], dist[keep]
-    rest = which[~np.isfinite(best[which])]
-    if len(rest) and limit_m > FIRST_RADIUS_M:
-        (s, _), d = tree.query_nearest(
-            pts[rest], max_distance=limit_m, return_distance=True, all_matches=False
-        )
-        ok = d <= limit_m
-        if ok.any():
-            s2, e2, d2 = edges_within(tree, pts, rest[s[ok]], d[ok] + TIE_TOL_M)
-            src = np.concatenate([src, s2])
-            dst = np.concatenate([dst, e2])
-            dist = np.concatenate([dist, d2])
-    return src, dst, dist
+    parts = [_no_rows()]
+    radius = min(limit_m, FIRST_RADIUS_M)
+    best = np.full(len(px), np.inf)
+    while len(which):
+        p, s, d, f = segments.within(px, py, which, radius + TIE_TOL_M)
+        np.minimum.at(best, p, d)
+        keep = (best[p] <= radius) & (d <= best[p] + TIE_TOL_M)
+        parts.append(_per_edge(segments, px, py, p[keep], s[keep], d[keep], f[keep]))
+        if radius >= limit_m:
+            break
+        which = which[~(best[which] <= radius)]
+        radius = min(2.0 * radius, limit_m)
+    return SnapRows.concat(parts)
 
 
-QUERY_CHUNK = 100_000
-"""Points queried at once by :func:`edges_within` (each gets a box polygon while it is)."""
+def _per_edge(
+    segments: EdgeSegments,
+    px: np.ndarray,
+    py: np.ndarray,
+    p: np.ndarray,
+    s: np.ndarray,
+    d: np.ndarray,
+    f: np.ndarray,
+) -> SnapRows:
+    """(point, segment) rows → one row per (point, edge): its least distance, on the first
+    segment that has it (where ``line_locate_point`` projects)."""
+    e = segments.edge[s]
+    order = np.lexsort((s, d, e, p))
+    p, s, d, f, e = p[order], s[order], d[order], f[order], e[order]
+    first = np.ones(len(p), dtype=bool)
+    first[1:] = (p[1:] != p[:-1]) | (e[1:] != e[:-1])
+    p, s, d, f, e = p[first], s[first], d[first], f[first], e[first]
+    ax, ay, bx, by = segments.ax[s], segments.ay[s], segments.bx[s], segments.by[s]
+    dx, dy = bx - ax, by - ay
+    offset = segments.start_m[s] + f * np.sqrt(dx * dx + dy * dy)
+    x = np.where(f >= 1.0, bx, ax + f * dx)
+    y = np.where(f >= 1.0, by, ay + f * dy)
+    return SnapRows(p, e, d, offset, x, y)
 
 
-def edges_within(
-    tree: STRtree, pts: np.ndarray, sel: np.ndarray, radius: np.ndarray | float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(point, edge, distance) for every edge of ``tree`` within ``radius`` (metres; one, or
-    one per point) of each point ``pts[sel]``, in point order.
-
-    The hits of each point's box grown by its radius, one ``shapely.distance`` each, kept when
-    ``≤ radius``: the pairs of a ``dwithin`` query in about half the time (that query computes
-    every distance, and they are needed again), and a pair exactly at the radius is always kept.
-    """
-    import shapely
-
-    r_all = np.broadcast_to(np.asarray(radius, dtype="float64"), len(sel))
-    parts = [(np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"), np.zeros(0))]
-    for start in range(0, len(sel), QUERY_CHUNK):
-        s, r = sel[start : start + QUERY_CHUNK], r_all[start : start + QUERY_CHUNK]
-        b = shapely.bounds(pts[s])
-        hp, he = tree.query(shapely.box(b[:, 0] - r, b[:, 1] - r, b[:, 2] + r, b[:, 3] + r))
-        dist = np.asarray(shapely.distance(pts[s[hp]], tree.geometries[he]), dtype="float64")
-        near = dist <= r[hp]
-        parts.append((s[hp[near]].astype("int64"), he[near].astype("int64"), dist[near]))
-    src, dst, dist = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return src, dst, dist
+def link_past_fragments(
+    rows: SnapRows,
+    fragment_edge: np.ndarray,
+    main: EdgeSegments,
+    px: np.ndarray,
+    py: np.ndarray,
+    limit_m: float,
+) -> tuple[SnapRows, np.ndarray]:
+    """Points whose nearest edges all lie on fragments, linked to the nearest edges of the
+    main network (``main``) when those are within ``limit_m``; a tie between a fragment and
+    the main network keeps only the main network's rows. Returns the rows and which points
+    were linked."""
+    linked = np.zeros(len(px), dtype=bool)
+    on_frag = fragment_edge[rows.edge]
+    p_frag = np.unique(rows.point[on_frag])
+    has_main = np.zeros(len(px), dtype=bool)
+    has_main[rows.point[~on_frag]] = True
+    rows = rows.take(~(on_frag & has_main[rows.point]))
+    stuck = p_frag[~has_main[p_frag]]
+    moved = nearest_edges(main, px, py, stuck, limit_m)
+    if len(moved.point):
+        rows = SnapRows.concat([rows.take(~np.isin(rows.point, moved.point)), moved])
+        linked[moved.point] = True
+    return rows, linked
 
 
 def fragment_edges(

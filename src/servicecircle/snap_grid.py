@@ -7,23 +7,25 @@ GEOS's point-to-segment formula (what ``shapely.distance`` computes for a point 
 the position along an edge is the one ``shapely.line_locate_point`` gives: the first segment of
 least distance, its projection factor clamped to the segment.
 
-Each radius has its own grid (cells as wide as the radius, built on first use): every point
-within ``r`` of a segment lies in the 3 × 3 cells around the point's cell, so a query reads
-nine sorted ranges per point. Long segments are registered piece by piece (pieces no longer
-than a cell), so a grid holds about as many entries as the streets have cells to cross.
+One grid serves every radius: segments longer than a cell are cut into pieces no longer than
+one, and each piece is listed in the cell of its middle. Cells are at least :data:`CELL_M` wide,
+no narrower than the median segment, and not so narrow that there are more than about four
+cells per segment. A piece within ``r`` of a point has its middle within ``r`` + half a piece
+of it, so a query reads the square of cells that far around each point's cell.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-MIN_CELL_M = 10.0
-"""The narrowest grid cell (a smaller radius reads a grid this wide)."""
+CELL_M = 50.0
+"""The narrowest grid cell (the first radius snapping looks at)."""
 
 PAIR_CHUNK = 2_000_000
-"""Candidate (point, segment) pairs held at once by a query."""
+"""Candidate (point, segment) pairs, or cells read, held at once by a query."""
 
 
 def point_segment_distance(
@@ -51,26 +53,27 @@ def point_segment_distance(
 @dataclass(frozen=True, eq=False)
 class _Grid:
     cell_m: float
+    half_m: float  # half the longest piece: a piece within r of a point has its middle within
+    # r + half_m of it
     x0: float
     y0: float
     ncol: int
     nrow: int
-    keys: np.ndarray  # sorted cell keys, one per registered piece
-    seg: np.ndarray  # the segment of each registered piece
+    start: np.ndarray  # where each cell's pieces start in ``seg`` (one more than cells)
+    seg: np.ndarray  # the segment of each piece, cell by cell (a piece is in its middle's cell)
 
-    def ranges(self, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, 9)`` start and end positions in ``keys`` of the 3 × 3 cells around each point."""
+    def ranges(self, px: np.ndarray, py: np.ndarray, ring: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, (2 ring + 1)²)`` start and end positions in ``seg`` of the cells within
+        ``ring`` cells of each point's cell."""
         cx = np.floor((px - self.x0) / self.cell_m).astype("int64")
         cy = np.floor((py - self.y0) / self.cell_m).astype("int64")
-        step = np.array([-1, 0, 1])
-        nx = (cx[:, None, None] + step[None, None, :]).repeat(3, axis=1)
-        ny = (cy[:, None, None] + step[None, :, None]).repeat(3, axis=2)
-        inside = (nx >= 0) & (nx < self.ncol) & (ny >= 0) & (ny < self.nrow)
-        key = (ny * self.ncol + nx).reshape(len(px), 9)
-        lo = np.searchsorted(self.keys, key, side="left")
-        hi = np.searchsorted(self.keys, key, side="right")
-        hi = np.where(inside.reshape(len(px), 9), hi, lo)
-        return lo, hi
+        step = np.arange(-ring, ring + 1)
+        nx = (cx[:, None] + step[None, :])[:, None, :]
+        ny = (cy[:, None] + step[None, :])[:, :, None]
+        inside = ((nx >= 0) & (nx < self.ncol)) & ((ny >= 0) & (ny < self.nrow))
+        key = np.where(inside, ny * self.ncol + nx, 0).reshape(len(px), -1)
+        lo, hi = self.start[key], self.start[key + 1]
+        return lo, np.where(inside.reshape(len(px), -1), hi, lo)
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +96,6 @@ class EdgeSegments:
     by: np.ndarray
     edge: np.ndarray
     start_m: np.ndarray
-    _grids: dict[float, _Grid] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of_lines(
@@ -125,39 +127,29 @@ class EdgeSegments:
     def __len__(self) -> int:
         return len(self.edge)
 
-    def grid(self, cell_m: float) -> _Grid:
-        """The grid with cells ``cell_m`` wide (made on first use, then kept)."""
-        got = self._grids.get(cell_m)
-        if got is None:
-            got = self._grids[cell_m] = self._make_grid(cell_m)
-        return got
-
-    def _make_grid(self, cell_m: float) -> _Grid:
-        length = np.hypot(self.bx - self.ax, self.by - self.ay)
-        pieces = np.maximum(np.ceil(length / cell_m), 1).astype("int64")
-        seg = np.repeat(np.arange(len(self)), pieces)
-        j = np.arange(len(seg)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-        t0, t1 = j / pieces[seg], (j + 1) / pieces[seg]
-        dx, dy = (self.bx - self.ax)[seg], (self.by - self.ay)[seg]
-        xa, xb = self.ax[seg] + t0 * dx, self.ax[seg] + t1 * dx
-        ya, yb = self.ay[seg] + t0 * dy, self.ay[seg] + t1 * dy
-        x0 = float(min(self.ax.min(), self.bx.min())) if len(self) else 0.0
-        y0 = float(min(self.ay.min(), self.by.min())) if len(self) else 0.0
-
-        def cell(v: np.ndarray, origin: float) -> np.ndarray:
-            return np.floor((v - origin) / cell_m).astype("int64")
-
-        ix0, ix1 = cell(np.minimum(xa, xb), x0), cell(np.maximum(xa, xb), x0)
-        iy0, iy1 = cell(np.minimum(ya, yb), y0), cell(np.maximum(ya, yb), y0)
-        ncol = int(ix1.max()) + 1 if len(seg) else 1
-        nrow = int(iy1.max()) + 1 if len(seg) else 1
-        wide, high = ix1 - ix0 + 1, iy1 - iy0 + 1  # each at most 2: a piece is ≤ one cell
-        count = wide * high
-        piece = np.repeat(np.arange(len(seg)), count)
-        k = np.arange(len(piece)) - np.repeat(np.cumsum(count) - count, count)
-        key = (iy0[piece] + k // wide[piece]) * ncol + ix0[piece] + k % wide[piece]
-        order = np.argsort(key, kind="stable")
-        return _Grid(cell_m, x0, y0, ncol, nrow, key[order], seg[piece[order]])
+    @cached_property
+    def grid(self) -> _Grid:
+        """The grid of these segments (made on first use, then kept)."""
+        ax, ay, bx, by = self.ax, self.ay, self.bx, self.by
+        length = np.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
+        x0 = float(np.minimum(ax, bx).min(initial=np.inf)) if len(self) else 0.0
+        y0 = float(np.minimum(ay, by).min(initial=np.inf)) if len(self) else 0.0
+        width = float(np.maximum(ax, bx).max(initial=x0)) - x0
+        height = float(np.maximum(ay, by).max(initial=y0)) - y0
+        sparse = float(np.sqrt(width * height / max(4 * len(self), 1)))
+        c = max(CELL_M, sparse, float(np.median(length)) if len(self) else 0.0)
+        n = np.maximum(np.ceil(length / c), 1).astype("int64")  # pieces no longer than a cell
+        seg = np.repeat(np.arange(len(self)), n)
+        mid = (np.arange(len(seg)) - np.repeat(np.cumsum(n) - n, n) + 0.5) / n[seg]
+        col = np.floor((ax[seg] + mid * (bx - ax)[seg] - x0) / c).astype("int64")
+        row = np.floor((ay[seg] + mid * (by - ay)[seg] - y0) / c).astype("int64")
+        col, row = np.clip(col, 0, None), np.clip(row, 0, None)
+        ncol, nrow = int(col.max(initial=0)) + 1, int(row.max(initial=0)) + 1
+        key = row * ncol + col
+        start = np.zeros(ncol * nrow + 1, dtype="int64")
+        np.cumsum(np.bincount(key, minlength=ncol * nrow), out=start[1:])
+        half = float((length / n).max(initial=0.0)) / 2
+        return _Grid(c, half, x0, y0, ncol, nrow, start, seg[np.argsort(key, kind="stable")])
 
     def within(
         self, px: np.ndarray, py: np.ndarray, sel: np.ndarray, radius_m: float
@@ -169,23 +161,38 @@ class EdgeSegments:
         parts = [(empty_i, empty_i, empty_f, empty_f)]
         if len(self) == 0 or len(sel) == 0:
             return parts[0]
-        grid = self.grid(max(float(radius_m), MIN_CELL_M))
-        lo, hi = grid.ranges(px[sel], py[sel])
-        counts = hi - lo
-        per_point = counts.sum(axis=1)
-        cum = np.cumsum(per_point)
-        cuts = np.unique(np.searchsorted(cum, np.arange(PAIR_CHUNK, int(cum[-1]), PAIR_CHUNK)))
-        for rows in np.split(np.arange(len(sel)), cuts):
-            if len(rows) == 0:
-                continue
-            c = counts[rows].ravel()
-            pos = np.repeat(lo[rows].ravel() - (np.cumsum(c) - c), c) + np.arange(int(c.sum()))
-            point = sel[np.repeat(rows, per_point[rows])]
-            seg = grid.seg[pos]
-            dist, factor = point_segment_distance(
-                px[point], py[point], self.ax[seg], self.ay[seg], self.bx[seg], self.by[seg]
-            )
-            near = dist <= radius_m
-            parts.append((point[near], seg[near], dist[near], factor[near]))
+        grid = self.grid
+        ring = int(np.ceil((radius_m + grid.half_m) / grid.cell_m + 1e-6))
+        step = max(1, PAIR_CHUNK // (2 * ring + 1) ** 2)
+        for first in range(0, len(sel), step):
+            part = sel[first : first + step]
+            lo, hi = grid.ranges(px[part], py[part], ring)
+            counts = hi - lo
+            per_point = counts.sum(axis=1)
+            cum = np.cumsum(per_point)
+            cuts = np.unique(np.searchsorted(cum, np.arange(PAIR_CHUNK, int(cum[-1]), PAIR_CHUNK)))
+            for rows in np.split(np.arange(len(part)), cuts):
+                if len(rows):
+                    parts.append(self._pairs(px, py, part, rows, lo, counts, radius_m))
         point, seg, dist, factor = (np.concatenate(column) for column in zip(*parts, strict=True))
         return point, seg, dist, factor
+
+    def _pairs(
+        self,
+        px: np.ndarray,
+        py: np.ndarray,
+        part: np.ndarray,
+        rows: np.ndarray,
+        lo: np.ndarray,
+        counts: np.ndarray,
+        radius_m: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        c = counts[rows].ravel()
+        pos = np.repeat(lo[rows].ravel() - (np.cumsum(c) - c), c) + np.arange(int(c.sum()))
+        point = part[np.repeat(rows, counts[rows].sum(axis=1))]
+        seg = self.grid.seg[pos]
+        dist, factor = point_segment_distance(
+            px[point], py[point], self.ax[seg], self.ay[seg], self.bx[seg], self.by[seg]
+        )
+        near = dist <= radius_m
+        return point[near], seg[near], dist[near], factor[near]

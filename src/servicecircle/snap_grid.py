@@ -1,4 +1,4 @@
-"""Snapping on coordinate arrays: the edges' straight segments binned in uniform grids.
+"""Snapping on coordinate arrays: the edges' straight segments listed in a uniform grid.
 
 :class:`EdgeSegments` answers, in numpy and without a shapely object, what
 :meth:`WalkNetwork.snap <servicecircle.network.WalkNetwork.snap>` asks: which edges lie within

@@ -179,6 +179,16 @@ def test_user_errors_exit_2_with_one_line(args, message, tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_a_facility_file_with_a_header_only_says_it_has_no_rows(tmp_path, capsys):
+    fac = tmp_path / "fac.csv"
+    fac.write_text("name,lon,lat,kind\n", encoding="utf-8")
+    code = main(["-q", "coverage", "demo", "--facilities", str(fac), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"facility file {fac} has no rows" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_non_demo_area_needs_facilities(tmp_path, capsys):
     assert main(["coverage", str(shared_file(NANJING)), "--out", str(tmp_path)]) == 2
     assert "--facilities is required" in capsys.readouterr().err

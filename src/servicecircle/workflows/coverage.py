@@ -116,9 +116,12 @@ def run_coverage(
         tick("facilities")
         fac_gdf = resolve_facilities(area, facilities, files=files)
         if len(fac_gdf) == 0:
+            given = isinstance(facilities, str | Path) and Path(facilities).is_file()
             raise InputError(
-                f"no facility found ({source_label(facilities, 'none')}); give a facility file "
-                "with --facilities FILE"
+                f"facility file {facilities} has no rows; add one row per centre or station"
+                if given
+                else f"no facility found ({source_label(facilities, 'none')}); give a facility "
+                "file with --facilities FILE"
             )
         tick("coverage")
         cov = compute_coverage(

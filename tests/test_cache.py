@@ -497,3 +497,15 @@ def test_an_area_from_the_cache_makes_its_frames_when_first_read(tmp_path):
     assert_geodataframe_equal(again.edges, first.edges)
     assert_geodataframe_equal(again.nodes, first.nodes)
     assert vars(again)["edges"] is again.edges  # made once, then kept
+
+
+def test_an_area_s_repr_makes_no_frame(tmp_path):
+    from servicecircle.area import load_area
+    from servicecircle.cache import AreaCache, DeferredFrame
+
+    cache = AreaCache(tmp_path / "c")
+    load_area("demo", cache=cache)
+    area = load_area("demo", cache=cache)
+    assert "edges" in repr(area) and area.name in repr(area)
+    assert isinstance(vars(area)["edges"], DeferredFrame)  # repr made no frame
+    assert hasattr(area, "edges")

@@ -420,3 +420,67 @@ def test_nearest_edges_are_the_nearest_and_their_ties_by_brute_force(seed, limit
     }
     assert set(zip(rows.point.tolist(), rows.edge.tolist(), strict=True)) == want
     assert len(rows.point) == len(want)
+
+
+def test_towns_far_apart_and_a_far_point_snap_as_brute_force_finds():
+    """Two clusters 1000 km apart (the grid keeps only its occupied cells), a point 90 km from
+    the only street with a snap limit of 100 km, and points that are not finite."""
+    import shapely
+
+    from servicecircle.network import FragmentRule, WalkNetwork
+
+    rng = np.random.default_rng(3)
+    ends = np.round(rng.uniform(0, 300, (40, 2, 2)))
+    ends[20:] += 1_000_000.0
+    lines = shapely.linestrings(ends)
+    xy = ends.reshape(-1, 2)
+    net = WalkNetwork.from_arrays(
+        node_id=np.arange(len(xy)),
+        node_xy=xy,
+        edge_u_id=np.arange(0, len(xy), 2),
+        edge_v_id=np.arange(1, len(xy), 2),
+        edge_geometry=lines,
+        crs=32650,
+        fragments=FragmentRule(keep=True),  # every line is its own piece: snap onto any
+    )
+    assert net.segments.grid.start is None  # (the sparse grid is what this test is about)
+    pts = np.vstack([rng.uniform(-50, 350, (30, 2)), rng.uniform(-50, 350, (30, 2)) + 1e6])
+    snap = net.snap(pts, snap_limit_m=1000.0)
+    every = shapely.distance(shapely.points(pts)[:, None], net.edge_geometry[None, :])
+    assert np.allclose(snap.access_m, every.min(axis=1), rtol=0, atol=1e-9)
+    assert snap.ok.all()
+    one = WalkNetwork.from_arrays(
+        node_id=np.array([0, 1]),
+        node_xy=np.array([[0.0, 0.0], [100.0, 0.0]]),
+        edge_u_id=np.array([0]),
+        edge_v_id=np.array([1]),
+        crs=32650,
+    )
+    far = one.snap(np.array([[50.0, 90_000.0], [np.inf, 0.0], [np.nan, 1.0]]), snap_limit_m=1e5)
+    assert far.edge.tolist() == [0, -1, -1] and far.access_m[0] == 90_000.0
+
+
+def test_edges_drawn_as_multi_lines_are_joined_and_other_shapes_refused():
+    import shapely
+
+    from servicecircle._errors import InputError
+    from servicecircle.network import WalkNetwork
+
+    xy = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0]])
+
+    def net(first_edge):
+        return WalkNetwork.from_arrays(
+            node_id=np.arange(3),
+            node_xy=xy,
+            edge_u_id=np.array([0, 1]),
+            edge_v_id=np.array([1, 2]),
+            edge_geometry=np.array([first_edge, None], dtype=object),
+            crs=32650,
+        )
+
+    joined = net(shapely.MultiLineString([[(100, 0), (50, 0)], [(50, 0), (0, 0)]]))
+    assert joined.edge_length_m.tolist() == [100.0, 100.0]
+    assert joined.snap(np.array([[40.0, 5.0]])).offset_m.tolist() == [40.0]
+    for bad in (shapely.MultiLineString([[(0, 0), (10, 0)], [(50, 0), (100, 0)]]), shapely.Point()):
+        with pytest.raises(InputError, match="not one line each"):
+            net(bad)

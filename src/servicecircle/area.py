@@ -58,7 +58,10 @@ class _Frame:
     def __get__(self, obj: object | None, owner: type | None = None) -> Any:
         if obj is None:
             raise AttributeError(self.name)  # (a dataclass field with no default)
-        value = obj.__dict__[self.name]
+        try:
+            value = obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
         if isinstance(value, DeferredFrame):
             value = obj.__dict__[self.name] = value.make()
         return value
@@ -107,6 +110,11 @@ class Area:
     pois: _Frame = _Frame()
     landuse: _Frame = _Frame()
     report: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # (the generated one would make every deferred frame)
+        rows = {f: len(self.__dict__[f]) for f in ("nodes", "edges", "buildings", "pois")}
+        counts = ", ".join(f"{n} {f}" for f, n in rows.items())
+        return f"Area({self.name!r}, {self.source!r}, {self.crs.to_string()}: {counts})"
 
     def boundary_wgs84(self) -> BaseGeometry:
         """The boundary in EPSG:4326 (for maps)."""

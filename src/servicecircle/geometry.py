@@ -156,3 +156,25 @@ def line_ends(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     last = np.cumsum(counts) - 1
     first = last - counts + 1
     return coords[first], coords[last]
+
+
+def single_lines(geoms: np.ndarray, what: str) -> np.ndarray:
+    """Each geometry as one LineString (a new array; missing ones stay missing): a
+    MultiLineString whose parts join end to end becomes that line; anything else is an
+    :class:`~servicecircle._errors.InputError` naming ``what``."""
+    import shapely
+
+    geoms = np.array(geoms, dtype=object)
+    kind = shapely.get_type_id(geoms)
+    multi = np.flatnonzero(kind == shapely.GeometryType.MULTILINESTRING)
+    if len(multi):
+        geoms[multi] = shapely.line_merge(geoms[multi])
+        kind = shapely.get_type_id(geoms)
+    bad = (kind != shapely.GeometryType.LINESTRING) & (kind != shapely.GeometryType.MISSING)
+    if bad.any():
+        raise InputError(
+            f"{what}: {int(bad.sum())} edges are not one line each (e.g. a "
+            f"{geoms[bad][0].geom_type}); give every edge one LineString, split multi-part "
+            "lines into one edge per part"
+        )
+    return geoms

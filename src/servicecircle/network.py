@@ -18,7 +18,7 @@ import numpy as np
 from ._crs import require_metric
 from ._errors import EmptyAreaError, InputError
 from .edge_arrays import csr_min, first_of_each
-from .geometry import line_ends
+from .geometry import line_ends, single_lines
 from .snap_grid import EdgeSegments
 from .snapping import (
     DEFAULT_FRAGMENTS,
@@ -288,8 +288,8 @@ class WalkNetwork:
         v = to_index(np.asarray(edge_v_id, dtype="int64"), "v")
         if edge_geometry is None:
             edge_geometry = np.full(len(u), None, dtype=object)
-        geoms = np.array(edge_geometry, dtype=object)  # a copy: the caller's frame stays as it is
-        missing = np.asarray(shapely.is_missing(geoms), dtype=bool)
+        geoms = single_lines(edge_geometry, "walk network")  # a copy: the caller's stays as it is
+        missing = np.asarray(shapely.is_missing(geoms) | shapely.is_empty(geoms), dtype=bool)
         if missing.any():
             idx = np.flatnonzero(missing)
             coords = np.stack([node_xy[u[idx]], node_xy[v[idx]]], axis=1)
@@ -316,12 +316,7 @@ class WalkNetwork:
         main_edges = np.zeros(0, dtype="int64")
         if on_fragment.any() and not fragments.keep:
             main_edges = np.flatnonzero(~on_fragment)
-        kind, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
-        if kind != shapely.GeometryType.LINESTRING:
-            raise InputError(
-                f"walk network edges must be LineStrings; got {kind.name.title()}s "
-                "(explode multi-part lines into one edge per part)"
-            )
+        _, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
         log.debug(
             "walk network: %d nodes, %d edges (%d on fragments)", n, len(u), int(on_fragment.sum())
         )
@@ -345,8 +340,8 @@ class WalkNetwork:
     # ------------------------------------------------------------------ queries
     @cached_property
     def edge_geometry(self) -> np.ndarray:
-        """Shapely LineStrings from ``u`` to ``v`` (made of :attr:`edge_coords` on first use
-        when the network came from arrays or the cache)."""
+        """Shapely LineStrings from ``u`` to ``v``: the lines the network was made of, or, for
+        a network from the cache, made of :attr:`edge_coords` (in 2-D) on first use."""
         if self.lines is not None:
             return self.lines
         import shapely
@@ -368,7 +363,7 @@ class WalkNetwork:
         """The segments of the edges not on a fragment (``None`` when none is set apart)."""
         if len(self.main_edges) == 0:
             return None
-        return EdgeSegments.of_lines(self.edge_coords, self.edge_offsets, self.main_edges)
+        return self.segments.take(~self.fragment_edge[self.segments.edge])
 
     @property
     def n_nodes(self) -> int:
@@ -407,8 +402,8 @@ class WalkNetwork:
             raise InputError(f"snap limit must be a positive number of metres; got {snap_limit_m}")
         pts = self._as_points(points)
         n = len(pts)
-        valid = np.flatnonzero(~(shapely.is_missing(pts) | shapely.is_empty(pts)))
-        px, py = shapely.get_x(pts), shapely.get_y(pts)
+        px, py = shapely.get_x(pts), shapely.get_y(pts)  # (NaN for a missing or empty point)
+        valid = np.flatnonzero(np.isfinite(px) & np.isfinite(py))
         rows = nearest_edges(self.segments, px, py, valid, snap_limit_m)
         linked = np.zeros(n, dtype=bool)
         if self.main_segments is not None and len(rows.point):

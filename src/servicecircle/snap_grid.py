@@ -8,10 +8,11 @@ the position along an edge is the one ``shapely.line_locate_point`` gives: the f
 least distance, its projection factor clamped to the segment.
 
 One grid serves every radius: segments longer than a cell are cut into pieces no longer than
-one, and each piece is listed in the cell of its middle. Cells are at least :data:`CELL_M` wide,
-no narrower than the median segment, and not so narrow that there are more than about four
-cells per segment. A piece within ``r`` of a point has its middle within ``r`` + half a piece
-of it, so a query reads the square of cells that far around each point's cell.
+one, and each piece is listed in the cell of its middle (when cells far outnumber pieces, only
+cells that hold one take room). Cells are at least :data:`CELL_M` wide and no narrower than
+the median segment. A piece within ``r`` of a point has its middle within ``r`` + half a piece
+of it, so a query reads the square of cells that far around each point's cell, one run of
+columns per row of the grid.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ import numpy as np
 CELL_M = 50.0
 """The narrowest grid cell (the first radius snapping looks at)."""
 
+DENSE_CELLS_PER_PIECE = 8
+"""Up to this many cells per piece, the grid keeps a table of every cell (a lookup per run of
+cells); beyond, as for towns far apart, it keeps the occupied cells only (a binary search)."""
+
 PAIR_CHUNK = 2_000_000
-"""Candidate (point, segment) pairs, or cells read, held at once by a query."""
+"""Candidate (point, segment) pairs, or runs of cells read, held at once by a query."""
 
 
 def point_segment_distance(
@@ -59,21 +64,30 @@ class _Grid:
     y0: float
     ncol: int
     nrow: int
-    start: np.ndarray  # where each cell's pieces start in ``seg`` (one more than cells)
-    seg: np.ndarray  # the segment of each piece, cell by cell (a piece is in its middle's cell)
+    keys: np.ndarray  # the cell (row * ncol + column) of each piece, sorted
+    seg: np.ndarray  # the segment of each piece, in the order of ``keys``
+    start: np.ndarray | None  # where each cell's pieces start (when cells are few enough)
 
     def ranges(self, px: np.ndarray, py: np.ndarray, ring: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, (2 ring + 1)²)`` start and end positions in ``seg`` of the cells within
-        ``ring`` cells of each point's cell."""
+        """Start and end positions in ``seg`` of the cells within ``ring`` cells of each
+        point's cell, one run of columns per grid row (an ``(n, rows)`` pair of arrays):
+        the cost grows with the ring, not with its square, and only rows of the grid count."""
         cx = np.floor((px - self.x0) / self.cell_m).astype("int64")
         cy = np.floor((py - self.y0) / self.cell_m).astype("int64")
-        step = np.arange(-ring, ring + 1)
-        nx = (cx[:, None] + step[None, :])[:, None, :]
-        ny = (cy[:, None] + step[None, :])[:, :, None]
-        inside = ((nx >= 0) & (nx < self.ncol)) & ((ny >= 0) & (ny < self.nrow))
-        key = np.where(inside, ny * self.ncol + nx, 0).reshape(len(px), -1)
-        lo, hi = self.start[key], self.start[key + 1]
-        return lo, np.where(inside.reshape(len(px), -1), hi, lo)
+        col_lo = np.clip(cx - ring, 0, self.ncol - 1)
+        col_hi = np.clip(cx + ring, 0, self.ncol - 1)
+        row_lo, row_hi = np.maximum(cy - ring, 0), np.minimum(cy + ring, self.nrow - 1)
+        width = min(2 * ring + 1, self.nrow)
+        rows = row_lo[:, None] + np.arange(width)[None, :]
+        inside = (rows <= row_hi[:, None]) & ((cx + ring >= 0) & (cx - ring < self.ncol))[:, None]
+        first = np.where(inside, rows * self.ncol + col_lo[:, None], 0)
+        last = np.where(inside, rows * self.ncol + col_hi[:, None], 0)
+        if self.start is not None:
+            lo, hi = self.start[first], self.start[last + 1]
+        else:
+            lo = np.searchsorted(self.keys, first, side="left")
+            hi = np.searchsorted(self.keys, last, side="right")
+        return lo, np.where(inside, hi, lo)
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +102,8 @@ class EdgeSegments:
         The line (edge index) each segment belongs to.
     start_m
         Length along its line before the segment (GEOS's running sum of segment lengths).
+    length_m
+        The segment's length.
     """
 
     ax: np.ndarray
@@ -96,22 +112,18 @@ class EdgeSegments:
     by: np.ndarray
     edge: np.ndarray
     start_m: np.ndarray
+    length_m: np.ndarray
 
     @classmethod
-    def of_lines(
-        cls, coords: np.ndarray, offsets: np.ndarray, edges: np.ndarray | None = None
-    ) -> EdgeSegments:
-        """From ragged line coordinates (``offsets[i]:offsets[i+1]`` are line ``i``'s rows),
-        keeping only the lines ``edges`` when given (segments still name the original index).
-        """
+    def of_lines(cls, coords: np.ndarray, offsets: np.ndarray) -> EdgeSegments:
+        """From ragged line coordinates (``offsets[i]:offsets[i+1]`` are line ``i``'s rows)."""
         offsets = np.asarray(offsets, dtype="int64")
-        n_coords = np.diff(offsets)
-        lines = np.arange(len(n_coords)) if edges is None else np.asarray(edges, dtype="int64")
-        n_seg = np.maximum(n_coords[lines] - 1, 0)
+        n_seg = np.maximum(np.diff(offsets) - 1, 0)
+        lines = np.arange(len(n_seg))
         total = int(n_seg.sum())
         first_seg = np.cumsum(n_seg) - n_seg
         within = np.arange(total) - np.repeat(first_seg, n_seg)
-        at = np.repeat(offsets[lines], n_seg) + within
+        at = np.repeat(offsets[:-1], n_seg) + within
         xy = np.asarray(coords, dtype="float64")
         ax, ay, bx, by = xy[at, 0], xy[at, 1], xy[at + 1, 0], xy[at + 1, 1]
         dx, dy = bx - ax, by - ay
@@ -122,22 +134,30 @@ class EdgeSegments:
         cuts = np.searchsorted(within[order], np.arange(1, int(within.max(initial=0)) + 1))
         for rows in np.split(order, cuts)[1:]:
             start[rows] = start[rows - 1] + seg_len[rows - 1]
-        return cls(ax, ay, bx, by, np.repeat(lines, n_seg), start)
+        return cls(ax, ay, bx, by, np.repeat(lines, n_seg), start, seg_len)
 
     def __len__(self) -> int:
         return len(self.edge)
 
+    def take(self, keep: np.ndarray) -> EdgeSegments:
+        """The selected segments (a mask or positions), with their place along their lines."""
+        return EdgeSegments(
+            self.ax[keep], self.ay[keep], self.bx[keep], self.by[keep],
+            self.edge[keep], self.start_m[keep], self.length_m[keep],
+        )  # fmt: skip
+
     @cached_property
     def grid(self) -> _Grid:
         """The grid of these segments (made on first use, then kept)."""
-        ax, ay, bx, by = self.ax, self.ay, self.bx, self.by
-        length = np.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
+        ax, ay, bx, by, length = self.ax, self.ay, self.bx, self.by, self.length_m
         x0 = float(np.minimum(ax, bx).min(initial=np.inf)) if len(self) else 0.0
         y0 = float(np.minimum(ay, by).min(initial=np.inf)) if len(self) else 0.0
-        width = float(np.maximum(ax, bx).max(initial=x0)) - x0
-        height = float(np.maximum(ay, by).max(initial=y0)) - y0
-        sparse = float(np.sqrt(width * height / max(4 * len(self), 1)))
-        c = max(CELL_M, sparse, float(np.median(length)) if len(self) else 0.0)
+        extent = max(
+            float(np.maximum(ax, bx).max(initial=x0)) - x0,
+            float(np.maximum(ay, by).max(initial=y0)) - y0,
+        )
+        median = float(np.median(length)) if len(self) else 0.0
+        c = max(CELL_M, median, extent / 2**30)  # (row * ncol + column fits in 64 bits)
         n = np.maximum(np.ceil(length / c), 1).astype("int64")  # pieces no longer than a cell
         seg = np.repeat(np.arange(len(self)), n)
         mid = (np.arange(len(seg)) - np.repeat(np.cumsum(n) - n, n) + 0.5) / n[seg]
@@ -146,10 +166,13 @@ class EdgeSegments:
         col, row = np.clip(col, 0, None), np.clip(row, 0, None)
         ncol, nrow = int(col.max(initial=0)) + 1, int(row.max(initial=0)) + 1
         key = row * ncol + col
-        start = np.zeros(ncol * nrow + 1, dtype="int64")
-        np.cumsum(np.bincount(key, minlength=ncol * nrow), out=start[1:])
+        order = np.argsort(key, kind="stable")
         half = float((length / n).max(initial=0.0)) / 2
-        return _Grid(c, half, x0, y0, ncol, nrow, start, seg[np.argsort(key, kind="stable")])
+        start = None
+        if ncol * nrow <= DENSE_CELLS_PER_PIECE * len(seg) + 1024:  # a city: one table of cells
+            start = np.zeros(ncol * nrow + 1, dtype="int64")
+            np.cumsum(np.bincount(key, minlength=ncol * nrow), out=start[1:])
+        return _Grid(c, half, x0, y0, ncol, nrow, key[order], seg[order], start)
 
     def within(
         self, px: np.ndarray, py: np.ndarray, sel: np.ndarray, radius_m: float
@@ -163,7 +186,7 @@ class EdgeSegments:
             return parts[0]
         grid = self.grid
         ring = int(np.ceil((radius_m + grid.half_m) / grid.cell_m + 1e-6))
-        step = max(1, PAIR_CHUNK // (2 * ring + 1) ** 2)
+        step = max(1, PAIR_CHUNK // (2 * ring + 1))
         for first in range(0, len(sel), step):
             part = sel[first : first + step]
             lo, hi = grid.ranges(px[part], py[part], ring)

@@ -254,7 +254,7 @@ def _per_edge(
     p, s, d, f, e = p[first], s[first], d[first], f[first], e[first]
     ax, ay, bx, by = segments.ax[s], segments.ay[s], segments.bx[s], segments.by[s]
     dx, dy = bx - ax, by - ay
-    offset = segments.start_m[s] + f * np.sqrt(dx * dx + dy * dy)
+    offset = segments.start_m[s] + f * segments.length_m[s]
     x = np.where(f >= 1.0, bx, ax + f * dx)
     y = np.where(f >= 1.0, by, ay + f * dy)
     return SnapRows(p, e, d, offset, x, y)

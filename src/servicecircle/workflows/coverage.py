@@ -116,13 +116,7 @@ def run_coverage(
         tick("facilities")
         fac_gdf = resolve_facilities(area, facilities, files=files)
         if len(fac_gdf) == 0:
-            given = isinstance(facilities, str | Path) and Path(facilities).is_file()
-            raise InputError(
-                f"facility file {facilities} has no rows; add one row per centre or station"
-                if given
-                else f"no facility found ({source_label(facilities, 'none')}); give a facility "
-                "file with --facilities FILE"
-            )
+            raise _no_facility(facilities)
         tick("coverage")
         cov = compute_coverage(
             network,
@@ -263,7 +257,7 @@ def _write(
         with out.in_one_child():
             _write_map(out, area, demand, cov, facilities, cell_tables, sa, lang=lang, tiles=tiles)
             write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
-            out.text("report.html", report_html(summary, cov, cells=cells, lang=lang))
+            out.text_from("report.html", lambda: report_html(summary, cov, cells=cells, lang=lang))
     write_coverage(out, cov, demand, facilities)
     if cells is not None:
         write_cells(out, cells, micro)
@@ -271,6 +265,18 @@ def _write(
         write_service_areas_file(out, *sa)
     if not with_map:
         write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
+
+
+def _no_facility(facilities: object) -> InputError:
+    """The error for a run without facilities: an empty file says so."""
+    if isinstance(facilities, str | Path) and Path(facilities).is_file():
+        return InputError(
+            f"facility file {facilities} has no rows; add one row per centre or station"
+        )
+    return InputError(
+        f"no facility found ({source_label(facilities, 'none')}); give a facility file with "
+        "--facilities FILE"
+    )
 
 
 def _write_map(

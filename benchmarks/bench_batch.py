@@ -131,6 +131,7 @@ def one_run(scenario: Path, parts: list, workers: int, out: Path) -> dict:
         "largest_partition_nodes": table["walk_nodes"].max(),
         "largest_extract_nodes": max(split.get("nodes_written", [0])),
         "failed": len(summary["failed"]),
+        "phases": summary.get("seconds", {}),
         "load_before": load,
         "residents": summary.get("residents", 0),
         "shares": {k: v["share"] for k, v in summary.get("tiers", {}).items()},
@@ -179,7 +180,7 @@ def main() -> None:
                 f"{run['split_s']:.1f} s = scan {run['split_scan_s']:.1f} + write "
                 f"{run['split_write_s']:.1f}; tasks {run['task_s']:.0f} s); worker peak "
                 f"{run['worker_peak_rss_mb']:.0f} MB; load before {run['load_before']:.2f}; "
-                f"failed {run['failed']}",
+                f"failed {run['failed']}; phases {run['phases']}",
                 flush=True,
             )
     frame = pd.DataFrame(runs)

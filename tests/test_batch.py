@@ -149,8 +149,8 @@ def test_split_pbf_keeps_complete_ways_and_their_relations(tmp_path, jobs, dense
     import servicecircle.osm_split as split
 
     xy, ways, rels = make_pbf(tmp_path / "src.osm.pbf", dense=dense)
-    _, writes, scans = split._layout(tmp_path / "src.osm.pbf", jobs)
-    assert (len(writes) == 1) == (len(scans) == 1) == (jobs == 1)
+    _, writes, node_jobs, way_jobs = split._layout(tmp_path / "src.osm.pbf", jobs)
+    assert (len(writes) == 1) == (len(way_jobs) == 1) == (len(node_jobs) == 0) == (jobs == 1)
     boxes = [
         (0.0, 0.0, 0.0035, 0.0035),
         (0.004, 0.004, 0.0115, 0.0115),
@@ -182,6 +182,41 @@ def test_split_pbf_keeps_complete_ways_and_their_relations(tmp_path, jobs, dense
             len(want_rels),
         )
     assert result.extracts[3].nodes == 0 and result.extracts[1].ways > result.extracts[0].ways
+
+
+@pytest.mark.parametrize("unknown_block", [False, True])
+def test_split_pbf_node_jobs_and_way_jobs_equal_one_pass(tmp_path, monkeypatch, unknown_block):
+    """Several node blocks shared out to node jobs, then way jobs reading all their tables,
+    write the same extracts as one job reading the file once; so does a node block whose
+    content the census cannot tell (it is read by every way job instead)."""
+    import osmium
+
+    import servicecircle.osm_split as split
+
+    make_pbf(tmp_path / "src.osm.pbf", n=100)  # 10,000 nodes: two dense blocks or more
+    census = split._census
+    seen = []
+
+    def census_unsure_of_the_first(blob):
+        kinds, count = census(blob)
+        if unknown_block and kinds == {2} and not seen:
+            seen.append(bytes(blob))
+        return ({0} if seen and bytes(blob) == seen[0] else kinds), count
+
+    monkeypatch.setattr(split, "_census", census_unsure_of_the_first)
+    _, _, node_jobs, way_jobs = split._layout(tmp_path / "src.osm.pbf", 3)
+    assert len(node_jobs) == (1 if unknown_block else 2) and len(way_jobs) >= 2
+    boxes = [(0.0, 0.0, 0.03, 0.03), (0.02, 0.05, 0.07, 0.099), (0.06, 0.0, 0.099, 0.05)]
+    got = []
+    for jobs in (1, 3):
+        (out := tmp_path / f"jobs{jobs}").mkdir()
+        result = split.split_pbf(tmp_path / "src.osm.pbf", boxes, out, jobs=jobs)
+        got.append([
+            sorted((o.type_str(), o.id) for o in osmium.FileProcessor(str(e.path)))
+            for e in result.extracts
+        ])  # fmt: skip
+        assert not list(out.glob("nodes-*.npy"))  # the node tables are gone
+    assert got[0] == got[1] and all(len(g) > 1000 for g in got[0])
 
 
 def test_split_pbf_refuses_a_broken_file(tmp_path):

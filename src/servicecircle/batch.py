@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -168,7 +169,9 @@ def run_batch(
     Returns
     -------
     dict
-        The summary written (``"partitions"`` lists each with its figures or its error).
+        The summary written (``"partitions"`` lists each with its figures or its error), and
+        ``"seconds"``: the wall time of the cluster's start, the split, the tasks and the merge
+        (the cluster's close included).
     """
     from .outputs import RunOutput, check_out_dir
     from .scenario import load_scenario
@@ -190,9 +193,14 @@ def run_batch(
         raise InputError(f"--workers must be 1 or more; got {n_workers}")
     tasks = _tasks(sc, partitions, buf)
     _check_inputs(tasks[0])
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
     with _cluster(scheduler, n_workers, out_dir) as (client, folder):
+        seconds["cluster"], t = _lap(t)
         tasks, split = _split(tasks, client, folder)
+        seconds["split"], t = _lap(t)
         results, failures = _run_tasks(tasks, client, retries, on_done)
+        seconds["tasks"], t = _lap(t)
     if failures and not results:  # nothing to merge: one error, the output folder untouched
         first = next(iter(failures.values()))
         same = all(f == first for f in failures.values())
@@ -204,7 +212,15 @@ def run_batch(
     with RunOutput(out_dir) as out:
         summary = _write_merged(out, sc, tasks, ordered, results, failures, buf, split)
     summary["out_dir"] = str(out.out_dir)
+    seconds["merge"], _ = _lap(t)  # the cluster's close is charged to it
+    summary["seconds"] = seconds
     return summary
+
+
+def _lap(start: float) -> tuple[float, float]:
+    """Seconds since ``start`` (rounded) and now."""
+    now = time.perf_counter()
+    return round(now - start, 2), now
 
 
 def _check_inputs(task: PartitionTask) -> None:

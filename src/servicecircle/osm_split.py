@@ -12,9 +12,11 @@ Two passes, their jobs run by ``run`` (e.g. on Dask workers), none holding the f
 objects: blocks are read as arrays (:mod:`~servicecircle.pbf_blocks`: dense nodes, ways,
 relations), and only a block in another encoding (plain nodes, lzma) goes through pyosmium.
 
-1. scan (all blocks with nodes and a share of those with ways, per job): a table of node
-   locations, each way's points looked up in it and tested against all boxes at once → per box
-   the ways it touches, and where the nodes outside it of leaving ways lie;
+1. scan: node jobs, a share of the node blocks each, save their node locations in the
+   folder; then way jobs, a share of the blocks of ways each, read all of them into one table,
+   look up each way's points in it and test them against all boxes at once → per box the ways
+   it touches, and where the nodes outside it of leaving ways lie (one job: one pass doing
+   both);
 2. write (a range of blocks per job): a node goes to the boxes that hold it and to those that
    need its location for a leaving way (by location, not id; another node at the very same spot
    is written too, which no reader minds), a way or relation to the boxes that picked it — each
@@ -135,9 +137,9 @@ def split_pbf(
     box_arr = np.asarray(boxes, dtype=float).reshape(-1, 4) + margin
     seconds: dict[str, float] = {}
     try:
-        header_end, ranges, scan_spans = _layout(source, jobs)
+        header_end, ranges, node_spans, way_spans = _layout(source, jobs)
         run = run or (lambda f, a: [f(*x) for x in a])
-        scans = run(_scan_ways, [(str(source), header_end, sp, box_arr) for sp in scan_spans])
+        scans = _scan(run, str(source), header_end, node_spans, way_spans, box_arr, folder)
         merged = (_cat([getattr(sc, k) for sc in scans]) for k in ("touched", "outside", "members"))
         plan = _plan(box_arr, _Scan(*merged))
         seconds["scan"] = time.perf_counter() - started
@@ -198,11 +200,12 @@ def _balanced(items: list[tuple[int, int, int]], n: int) -> list[list[tuple[int,
     return [[(a, b) for a, b, _ in items[i:j]] for i, j in itertools.pairwise(edges)]
 
 
-def _layout(path: Path, jobs: int) -> tuple[int, list[Any], list[Any]]:
+def _layout(path: Path, jobs: int) -> tuple[int, list[Any], list[Any], list[Any]]:
     """The header blob's end; the block ranges of the write jobs (``jobs``, none above
-    :data:`RANGE_BYTES` unless one blob is); the spans of the scan jobs: all blocks with nodes
-    and a share of the others (``None``: one scan of the whole file — one job, or its nodes too
-    big to hold twice)."""
+    :data:`RANGE_BYTES` unless one blob is); the spans of the node jobs of the scan (a share
+    each of the blocks of nodes alone) and of its way jobs (a share each of the blocks of ways
+    and relations, and every block that may hold nodes with other elements). With one job, or
+    nodes too big to hold twice: no node jobs and one way job over the whole file (``None``)."""
     blobs: list[tuple[int, int, set[int], int]] = []
     start = 0
     for raw, kind, blob in iter_blobs(str(path), [(0, None)]):
@@ -213,11 +216,13 @@ def _layout(path: Path, jobs: int) -> tuple[int, list[Any], list[Any]]:
     items = [(a, b, n) for a, b, k, n in blobs[1:] if -1 not in k]
     runs = _balanced(items, max(jobs, -(-sum(b - a for a, b, _ in items) // RANGE_BYTES)))
     writes = [(r[0][0], r[-1][1]) for r in runs]
-    nodes = [(a, b) for a, b, k, _ in blobs[1:] if k - {3, 4} and -1 not in k]
+    nodes = [(a, b, n) for a, b, k, n in blobs[1:] if k and k <= {1, 2}]
+    mixed = [(a, b) for a, b, k, _ in blobs[1:] if k - {3, 4} and not k <= {1, 2} and -1 not in k]
     ways = [(a, b, n) for a, b, k, n in blobs[1:] if k and not k - {3, 4}]
-    if jobs < 2 or sum(b - a for a, b in nodes) > 4 * RANGE_BYTES or not ways:
-        return blobs[0][1], writes, [None]
-    return blobs[0][1], writes, [nodes + part for part in _balanced(ways, jobs)]
+    node_bytes = sum(b - a for a, b, _ in nodes) + sum(b - a for a, b in mixed)
+    if jobs < 2 or node_bytes > 4 * RANGE_BYTES or not ways:
+        return blobs[0][1], writes, [], [None]
+    return blobs[0][1], writes, _balanced(nodes, jobs), [mixed + p for p in _balanced(ways, jobs)]
 
 
 # --------------------------------------------------------------------------- pass 1
@@ -231,11 +236,14 @@ class _Scan:
     members: tuple[np.ndarray, np.ndarray]
 
 
-def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _Scan:
-    """Pass 1 over the blocks ``spans`` of ``source`` (``None``: all of it): dense nodes into a
-    location table, ways' node ids and relations' way members read as arrays
-    (:mod:`~servicecircle.pbf_blocks`); any other block through pyosmium; then each way's
-    points are looked up in the table and tested against the boxes, a block at a time."""
+def _read_blocks(source: str, header_end: int, spans: Any, *, elements: bool) -> tuple[
+    list[tuple[np.ndarray, ...]],
+    list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    list[tuple[np.ndarray, np.ndarray]],
+]:
+    """The blocks ``spans`` of ``source`` (``None``: all of it) as arrays: dense nodes' (ids,
+    x, y); with ``elements``, ways' (ids, lengths, node refs) and relations' (relation id, way
+    member id) pairs (:mod:`~servicecircle.pbf_blocks`); any other block through pyosmium."""
     import osmium
 
     nodes: list[tuple[np.ndarray, ...]] = []
@@ -243,7 +251,7 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
     rels: list[tuple[np.ndarray, np.ndarray]] = []
     slow: dict[str, list[Any]] = {"way": [], "rel": [], "node": []}
 
-    def elements(block: Any) -> None:
+    def element_block(block: Any) -> None:
         vals, starts = block.runs[8 if block.kind == 3 else 9]
         lengths = np.diff(np.append(starts, len(vals)))
         refs = delta_runs(vals, starts)
@@ -267,7 +275,8 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
     handler.way, handler.relation, handler.node = way, relation, node  # type: ignore[attr-defined]
     dense = lambda b: nodes.append((b.ids, b.x, b.y))  # noqa: E731
     fields_ = (8, 9, 10)  # ways' refs; relations' member ids and types
-    for chunk in blocks_for_pyosmium(source, header_end, spans, dense, elements, fields_, False):
+    on_elements = element_block if elements else None
+    for chunk in blocks_for_pyosmium(source, header_end, spans, dense, on_elements, fields_, False):
         handler.apply_buffer(chunk, "pbf")
     if slow["node"]:
         nodes.append(tuple(np.array(slow["node"], dtype=np.int64).reshape(-1, 3).T))
@@ -280,6 +289,26 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
         ))  # fmt: skip
     if slow["rel"]:
         rels.append(tuple(np.array(slow["rel"], dtype=np.int64).reshape(-1, 2).T))  # type: ignore[arg-type]
+    return nodes, ways, rels
+
+
+def _scan_nodes(source: str, header_end: int, spans: list[tuple[int, int]], out: str) -> str:
+    """Pass 1, node job: the locations of the nodes of the blocks ``spans`` (ids, x, y in
+    1e-7°, one row each) saved as ``out`` (``.npy``) for the way jobs; returns ``out``."""
+    nodes, _, _ = _read_blocks(source, header_end, spans, elements=False)
+    parts = [np.stack([np.asarray(a, np.int64) for a in p]) for p in nodes]
+    np.save(out, np.concatenate(parts, axis=1) if parts else np.zeros((3, 0), np.int64))
+    return out
+
+
+def _scan_ways(
+    source: str, header_end: int, spans: Any, boxes: np.ndarray, tables: Sequence[str] = ()
+) -> _Scan:
+    """Pass 1, way job, over the blocks ``spans`` of ``source`` (``None``: all of it): the
+    locations of the node jobs' ``tables`` and of the nodes in ``spans`` into one table; each
+    way's points looked up in it and tested against the boxes, a block at a time."""
+    nodes, ways, rels = _read_blocks(source, header_end, spans, elements=True)
+    nodes += [tuple(np.load(t)) for t in tables]
     table = LocationTable(nodes)
     hits = []
     for ids, lengths, refs in ways:
@@ -287,6 +316,28 @@ def _scan_ways(source: str, header_end: int, spans: Any, boxes: np.ndarray) -> _
         owner = np.repeat(np.arange(len(ids)), lengths)[found]
         hits.append(_box_hits(ids, e7[found], owner, boxes))
     return _Scan(_cat([h[0] for h in hits]), _cat([h[1] for h in hits]), _cat(rels))
+
+
+def _scan(
+    run: Runner,
+    source: str,
+    header_end: int,
+    node_spans: list[Any],
+    way_spans: list[Any],
+    boxes: np.ndarray,
+    folder: Path,
+) -> list[_Scan]:
+    """Pass 1: the node jobs (each saving its share of node locations in ``folder``), then the
+    way jobs (each reading all those shares); the shares are removed at the end."""
+    tables = [str(folder / f"nodes-{k:04d}.npy") for k in range(len(node_spans))]
+    try:
+        if node_spans:
+            jobs = zip(node_spans, tables, strict=True)
+            run(_scan_nodes, [(source, header_end, sp, t) for sp, t in jobs])
+        return run(_scan_ways, [(source, header_end, sp, boxes, tables) for sp in way_spans])
+    finally:
+        for t in tables:
+            Path(t).unlink(missing_ok=True)
 
 
 def _cat(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

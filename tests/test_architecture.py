@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
         "scenario",
         "cache",
         "osm_split",
+        "osm_split_scan",
     },  # sources: OSM, scenarios, areas
     # the walk network as arrays, where points meet it
     {"snap_grid", "snapping", "edge_arrays", "network"},

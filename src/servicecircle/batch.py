@@ -250,8 +250,14 @@ def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[t
         import dask
 
         # Dask's default MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold: every
-        # large numpy temporary is then mapped and unmapped (page faults, system time)
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        # large numpy temporary is then mapped and unmapped (page faults, system time). One
+        # task at a time per worker (none queued on it): the largest partitions go first and
+        # the small ones fill in at the end, not held behind a busy worker
+        settings = {
+            "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+        with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=n_workers,
                 threads_per_worker=1,
@@ -344,6 +350,9 @@ def _run_tasks(
 
     results: dict[str, PartitionResult] = {}
     failures: dict[str, str] = {}
+    size = {t.name: os.path.getsize(t.source) // 1024 if t.split_from else 0 for t in tasks}
+    # submitted largest first too: the scheduler hands out the first ones before it has seen
+    # the later ones' priorities
     futures = {
         client.submit(
             run_partition,
@@ -351,9 +360,9 @@ def _run_tasks(
             key=f"servicecircle-{t.name}-{id(t)}",
             retries=retries,
             pure=False,
-            priority=os.path.getsize(t.source) // 1024 if t.split_from else 0,
+            priority=size[t.name],
         ): t.name
-        for t in tasks
+        for t in sorted(tasks, key=lambda t: -size[t.name])
     }
     for fut in as_completed(futures):
         name = futures[fut]

@@ -12,11 +12,9 @@ Two passes, their jobs run by ``run`` (e.g. on Dask workers), none holding the f
 objects: blocks are read as arrays (:mod:`~servicecircle.pbf_blocks`: dense nodes, ways,
 relations), and only a block in another encoding (plain nodes, lzma) goes through pyosmium.
 
-1. scan: node jobs, a share of the node blocks each, save their node locations in the
-   folder; then way jobs, a share of the blocks of ways each, read all of them into one table,
-   look up each way's points in it and test them against all boxes at once → per box the ways
-   it touches, and where the nodes outside it of leaving ways lie (one job: one pass doing
-   both);
+1. scan (:mod:`~servicecircle.osm_split_scan`): node jobs save their share of node locations,
+   way jobs look up each way's points in all of them and test them against all boxes at once
+   → per box the ways it touches, and where the nodes outside it of leaving ways lie;
 2. write (a range of blocks per job): a node goes to the boxes that hold it and to those that
    need its location for a leaving way (by location, not id; another node at the very same spot
    is written too, which no reader minds), a way or relation to the boxes that picked it — each
@@ -35,7 +33,7 @@ import logging
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,20 +41,13 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
-from .pbf_blocks import (
-    LocationTable,
-    blob_payload,
-    blocks_for_pyosmium,
-    delta_runs,
-    fields,
-    iter_blobs,
-)
+from .osm_split_scan import Runner, Scan, cat, scan
+from .pbf_blocks import blob_payload, blocks_for_pyosmium, fields, iter_blobs
 
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 _KINDS = ("nodes", "ways", "relations")
-Runner = Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
 
 #: Degrees added on every side of a box: more than the rounding between readers of the same
 #: PBF coordinates (1e-7°), so an extract never misses a node its reader will see in the box.
@@ -139,9 +130,9 @@ def split_pbf(
     try:
         header_end, ranges, node_spans, way_spans = _layout(source, jobs)
         run = run or (lambda f, a: [f(*x) for x in a])
-        scans = _scan(run, str(source), header_end, node_spans, way_spans, box_arr, folder)
-        merged = (_cat([getattr(sc, k) for sc in scans]) for k in ("touched", "outside", "members"))
-        plan = _plan(box_arr, _Scan(*merged))
+        scans = scan(run, str(source), header_end, node_spans, way_spans, box_arr, folder)
+        merged = (cat([getattr(sc, k) for sc in scans]) for k in ("touched", "outside", "members"))
+        plan = _plan(box_arr, Scan(*merged))
         seconds["scan"] = time.perf_counter() - started
         every = list(range(len(box_arr)))
         groups = [every[i : i + WRITERS_PER_JOB] for i in range(0, len(every), WRITERS_PER_JOB)]
@@ -174,20 +165,17 @@ def grow_box(box: Box, buffer_m: float) -> Box:
 # --------------------------------------------------------------------------- blocks
 def _census(blob: bytes | memoryview) -> tuple[set[int], int]:
     """The element kinds in a data blob (1 or 2 nodes, 3 ways, 4 relations; 0: not known) and
-    about how many elements it holds (jobs are balanced by these counts)."""
+    its weight, what jobs are balanced by: the bytes it holds uncompressed, twice for nodes
+    (writing a byte of nodes — routed per box and re-encoded — costs about twice a byte of ways,
+    copied as they are)."""
     payload = blob_payload(blob)
     if payload is None:  # lzma, lz4 or zstd: not looked into
-        return {0}, 8000
-    kinds, count = set(), 0
+        return {0}, 4 * len(blob)
+    kinds = set()
     for k, group in fields(payload):
-        kind, value = next(fields(group), (0, b"")) if k == 2 else (-1, b"")
-        kinds.add(kind)
-        if kind == 2:  # dense nodes: one varint per id
-            ids = next((v for i, v in fields(value) if i == 1), b"")
-            count += int(np.count_nonzero(np.frombuffer(ids, np.uint8) < 128))
-        elif kind > 0:  # a group of ways, relations or plain nodes: about 50 bytes each
-            count += len(group) // 50 + 1
-    return kinds - {-1}, count
+        kinds.add(next(fields(group), (0, b""))[0] if k == 2 else -1)
+    kinds -= {-1}
+    return kinds, len(payload) * (2 if kinds & {1, 2} else 1)
 
 
 def _balanced(items: list[tuple[int, int, int]], n: int) -> list[list[tuple[int, int]]]:
@@ -225,161 +213,6 @@ def _layout(path: Path, jobs: int) -> tuple[int, list[Any], list[Any], list[Any]
     return blobs[0][1], writes, _balanced(nodes, jobs), [mixed + p for p in _balanced(ways, jobs)]
 
 
-# --------------------------------------------------------------------------- pass 1
-@dataclass
-class _Scan:
-    """Pass 1, as pairs: (way id, box) of the ways with a node in a box; (location key, box) of
-    the nodes outside a box of the ways that leave it; (relation id, way id) of way members."""
-
-    touched: tuple[np.ndarray, np.ndarray]
-    outside: tuple[np.ndarray, np.ndarray]
-    members: tuple[np.ndarray, np.ndarray]
-
-
-def _read_blocks(source: str, header_end: int, spans: Any, *, elements: bool) -> tuple[
-    list[tuple[np.ndarray, ...]],
-    list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    list[tuple[np.ndarray, np.ndarray]],
-]:
-    """The blocks ``spans`` of ``source`` (``None``: all of it) as arrays: dense nodes' (ids,
-    x, y); with ``elements``, ways' (ids, lengths, node refs) and relations' (relation id, way
-    member id) pairs (:mod:`~servicecircle.pbf_blocks`); any other block through pyosmium."""
-    import osmium
-
-    nodes: list[tuple[np.ndarray, ...]] = []
-    ways: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # ids, lengths, refs per block
-    rels: list[tuple[np.ndarray, np.ndarray]] = []
-    slow: dict[str, list[Any]] = {"way": [], "rel": [], "node": []}
-
-    def element_block(block: Any) -> None:
-        vals, starts = block.runs[8 if block.kind == 3 else 9]
-        lengths = np.diff(np.append(starts, len(vals)))
-        refs = delta_runs(vals, starts)
-        if block.kind == 3:
-            ways.append((block.ids, lengths, refs))
-        else:  # member types are not delta-coded: 1 = way
-            is_way = block.runs[10][0] == 1
-            rels.append((np.repeat(block.ids, lengths)[is_way], refs[is_way]))
-
-    def way(w: Any) -> None:  # ways of blocks not read as arrays (rare)
-        slow["way"].append((w.id, [n.ref for n in w.nodes]))
-
-    def relation(r: Any) -> None:
-        slow["rel"].extend((r.id, m.ref) for m in r.members if m.type == "w")
-
-    def node(n: Any) -> None:
-        if n.location.valid():
-            slow["node"].append((n.id, n.location.x, n.location.y))
-
-    handler = osmium.SimpleHandler()
-    handler.way, handler.relation, handler.node = way, relation, node  # type: ignore[attr-defined]
-    dense = lambda b: nodes.append((b.ids, b.x, b.y))  # noqa: E731
-    fields_ = (8, 9, 10)  # ways' refs; relations' member ids and types
-    on_elements = element_block if elements else None
-    for chunk in blocks_for_pyosmium(source, header_end, spans, dense, on_elements, fields_, False):
-        handler.apply_buffer(chunk, "pbf")
-    if slow["node"]:
-        nodes.append(tuple(np.array(slow["node"], dtype=np.int64).reshape(-1, 3).T))
-    if slow["way"]:
-        slow_refs = [r for _, r in slow["way"]]
-        ways.append((
-            np.array([i for i, _ in slow["way"]], dtype=np.int64),
-            np.array([len(r) for r in slow_refs], dtype=np.int64),
-            np.array([x for r in slow_refs for x in r], dtype=np.int64),
-        ))  # fmt: skip
-    if slow["rel"]:
-        rels.append(tuple(np.array(slow["rel"], dtype=np.int64).reshape(-1, 2).T))  # type: ignore[arg-type]
-    return nodes, ways, rels
-
-
-def _scan_nodes(source: str, header_end: int, spans: list[tuple[int, int]], out: str) -> str:
-    """Pass 1, node job: the locations of the nodes of the blocks ``spans`` (ids, x, y in
-    1e-7°, one row each) saved as ``out`` (``.npy``) for the way jobs; returns ``out``."""
-    nodes, _, _ = _read_blocks(source, header_end, spans, elements=False)
-    parts = [np.stack([np.asarray(a, np.int64) for a in p]) for p in nodes]
-    np.save(out, np.concatenate(parts, axis=1) if parts else np.zeros((3, 0), np.int64))
-    return out
-
-
-def _scan_ways(
-    source: str, header_end: int, spans: Any, boxes: np.ndarray, tables: Sequence[str] = ()
-) -> _Scan:
-    """Pass 1, way job, over the blocks ``spans`` of ``source`` (``None``: all of it): the
-    locations of the node jobs' ``tables`` and of the nodes in ``spans`` into one table; each
-    way's points looked up in it and tested against the boxes, a block at a time."""
-    nodes, ways, rels = _read_blocks(source, header_end, spans, elements=True)
-    nodes += [tuple(np.load(t)) for t in tables]
-    table = LocationTable(nodes)
-    hits = []
-    for ids, lengths, refs in ways:
-        e7, found = table.lookup(refs)
-        owner = np.repeat(np.arange(len(ids)), lengths)[found]
-        hits.append(_box_hits(ids, e7[found], owner, boxes))
-    return _Scan(_cat([h[0] for h in hits]), _cat([h[1] for h in hits]), _cat(rels))
-
-
-def _scan(
-    run: Runner,
-    source: str,
-    header_end: int,
-    node_spans: list[Any],
-    way_spans: list[Any],
-    boxes: np.ndarray,
-    folder: Path,
-) -> list[_Scan]:
-    """Pass 1: the node jobs (each saving its share of node locations in ``folder``), then the
-    way jobs (each reading all those shares); the shares are removed at the end."""
-    tables = [str(folder / f"nodes-{k:04d}.npy") for k in range(len(node_spans))]
-    try:
-        if node_spans:
-            jobs = zip(node_spans, tables, strict=True)
-            run(_scan_nodes, [(source, header_end, sp, t) for sp, t in jobs])
-        return run(_scan_ways, [(source, header_end, sp, boxes, tables) for sp in way_spans])
-    finally:
-        for t in tables:
-            Path(t).unlink(missing_ok=True)
-
-
-def _cat(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    a, b = ([p[k] for p in pairs] or [np.zeros(0, np.int64)] for k in (0, 1))
-    return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64)
-
-
-def _box_hits(
-    ids: np.ndarray, e7: np.ndarray, owner: np.ndarray, boxes: np.ndarray
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """For a batch of ways (their points in 1e-7°, consecutive per way, and the way of each):
-    (way id, box) pairs of the ways with a point in a box, and (location key, box) pairs of
-    the points outside a box of the ways that leave it."""
-    xy = e7 / 1e7  # degrees, as osmium's Location.lon/lat give them
-    n_points = np.bincount(owner, minlength=len(ids))
-    first = np.cumsum(n_points) - n_points
-    keys = e7[:, 0] * 2**32 + e7[:, 1]
-    order = np.argsort(xy[:, 0], kind="stable")
-    xs = xy[order, 0]
-    lo = np.searchsorted(xs, boxes[:, 0], side="left")
-    hi = np.searchsorted(xs, boxes[:, 2], side="right")
-    t_way, t_box, o_key, o_box = [], [], [], []
-    for b, (w, s, e, n) in enumerate(boxes):
-        cand = order[lo[b] : hi[b]]
-        y = xy[cand, 1]
-        inside = cand[(y >= s) & (y <= n)]
-        if len(inside) == 0:
-            continue
-        way, count = np.unique(owner[inside], return_counts=True)
-        t_way.append(ids[way])
-        t_box.append(np.full(len(way), b))
-        out = way[count < n_points[way]]
-        if len(out):
-            pts = np.repeat(first[out] - np.cumsum(n_points[out]) + n_points[out], n_points[out])
-            pts += np.arange(len(pts))
-            x, y = xy[pts, 0], xy[pts, 1]
-            away = pts[(x < w) | (x > e) | (y < s) | (y > n)]
-            o_key.append(keys[away])
-            o_box.append(np.full(len(away), b))
-    return _cat(list(zip(t_way, t_box, strict=True))), _cat(list(zip(o_key, o_box, strict=True)))
-
-
 def _group_pairs(
     ids: np.ndarray, boxes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, tuple[tuple[int, ...], ...]]:
@@ -408,18 +241,18 @@ def _group_pairs(
     return ids[first], inverse.reshape(-1).astype(np.int32), combos
 
 
-def _plan(boxes: np.ndarray, scan: _Scan) -> SplitPlan:
+def _plan(boxes: np.ndarray, found: Scan) -> SplitPlan:
     """The routing tables of the write pass; a relation goes where one of its ways goes."""
-    way_ids, way_boxes = scan.touched
+    way_ids, way_boxes = found.touched
     order = np.argsort(way_ids, kind="stable")
     sorted_ways, sorted_boxes = way_ids[order], way_boxes[order]
-    member_rel, member_way = scan.members
+    member_rel, member_way = found.members
     lo = np.searchsorted(sorted_ways, member_way, side="left")
     count = np.searchsorted(sorted_ways, member_way, side="right") - lo
     at = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
     rel_ids, rel_combo, rel_sets = _group_pairs(np.repeat(member_rel, count), sorted_boxes[at])
     w_ids, w_combo, w_sets = _group_pairs(way_ids, way_boxes)
-    n_ids, n_combo, n_sets = _group_pairs(*scan.outside)
+    n_ids, n_combo, n_sets = _group_pairs(*found.outside)
     combos = tuple(dict.fromkeys((*w_sets, *rel_sets, *n_sets)))
     index = {c: i for i, c in enumerate(combos)}
 

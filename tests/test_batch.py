@@ -70,6 +70,31 @@ def test_batch_equals_single_run_on_the_demo(tmp_path, demo_area, cluster):
     assert not list(tmp_path.glob(".servicecircle-extracts-*"))  # removed at the end
 
 
+def test_batch_runs_the_largest_extracts_first(tmp_path, demo_area):
+    """One worker thread: partitions finish in the order of their extracts' sizes, largest
+    first (submitted in the order of the tiles, the small edge tiles went first); the run's
+    phases are timed."""
+    from servicecircle.area import demo_path
+
+    parts = tile_partitions(demo_area.boundary_wgs84(), 0.6)
+    done: list[str] = []
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as one:
+        s = run_batch(
+            scenario(tmp_path, "demo", "demo"),
+            parts,
+            scheduler=one.scheduler_address,
+            buffer_m=100,  # extracts of different sizes (the default buffer holds the demo)
+            on_done=lambda name, status: done.append(name),
+        )
+    sizes = s["split"][str(demo_path())]["nodes_written"]
+    table = pd.DataFrame(s["partition_table"]).set_index("partition")
+    assert len(sizes) == len(parts) and table["extract_mb"].nunique() > 2, (sizes, table)
+    assert table.loc[done, "extract_mb"].is_monotonic_decreasing
+    assert set(s["seconds"]) == {"cluster", "split", "tasks", "merge"}
+
+
 @pytest.mark.slow
 def test_batch_on_extracts_equals_whole_area_run_on_a_real_pbf(tmp_path, cluster):
     """Nanjing as a PBF, tiers short enough that each extract is a part of the file (with ways

@@ -91,17 +91,16 @@ def _read_blocks(
     return nodes, ways, rels
 
 
-def _scan_nodes(source: str, header_end: int, spans: list[tuple[int, int]], out: str) -> str:
+def _scan_nodes(source: str, header_end: int, spans: list[tuple[int, int]], out: str) -> None:
     """Pass 1, node job: the locations of the nodes of the blocks ``spans`` (ids, x, y in
-    1e-7°, one row each) saved as ``out`` (``.npy``) for the way jobs; returns ``out``."""
+    1e-7°, one row each) saved as ``out`` (``.npy``) for the way jobs."""
     nodes, _, _ = _read_blocks(source, header_end, spans, elements=False)
     parts = [np.stack([np.asarray(a, np.int64) for a in p]) for p in nodes]
     np.save(out, np.concatenate(parts, axis=1) if parts else np.zeros((3, 0), np.int64))
-    return out
 
 
 def _scan_ways(
-    source: str, header_end: int, spans: Any, boxes: np.ndarray, tables: Sequence[str] = ()
+    source: str, header_end: int, spans: Any, boxes: np.ndarray, tables: Sequence[str]
 ) -> Scan:
     """Pass 1, way job, over the blocks ``spans`` of ``source`` (``None``: all of it): the
     locations of the node jobs' ``tables`` and of the nodes in ``spans`` into one table; each

@@ -104,12 +104,18 @@ def test_the_walking_filter_and_missing_nodes_as_pyrosm_has_them(tmp_path):
     assert list(zip(cut["u"], cut["v"], strict=True)) == [(91, 92), (92, 93)]
 
 
+DIAGONAL_BAND = [(0.4, 0.0), (0.6, 0.0), (11.6, 11.0), (11.4, 11.0)]
+
+
 @pytest.mark.parametrize(
     "box",
     [
         shapely.box(118.7795, 32.0395, 118.7846, 32.0446),  # the south-west quarter
         shapely.Point(118.786, 32.045).buffer(0.0025),  # a circle: segments cut by its edge
-        shapely.box(118.7835, 32.0395, 118.7845, 32.0500),  # a strip no lattice node is in
+        shapely.box(118.7835, 32.0395, 118.7845, 32.0500),  # a strip one column of nodes is in
+        # a thin diagonal band between the lattice's nodes (x/0.0011 - y/0.0009 between 0.4
+        # and 0.6 from the first node): segments cross it with neither end in it
+        shapely.Polygon([(118.78 + 0.0011 * u, 32.04 + 0.0009 * v) for u, v in DIAGONAL_BAND]),
     ],
 )
 def test_a_boundary_keeps_what_pyrosm_keeps(tmp_path, box):

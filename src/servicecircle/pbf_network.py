@@ -278,10 +278,7 @@ def _edges(
     used = at[np.isin(owner[at], seg_way)]
     first = used[np.sort(np.unique(refs[used], return_index=True)[1])]
     if boundary is not None and len(a):
-        import shapely
-
-        lines = shapely.linestrings(np.stack([lonlat[a], lonlat[b]], axis=1))
-        meets = shapely.intersects(lines, boundary)
+        meets = _meets_boundary(lonlat[a], lonlat[b], boundary)
         a, b, seg_way = a[meets], b[meets], seg_way[meets]
     ways_read = len(np.unique(seg_way))
     walk = kept[seg_way]
@@ -300,3 +297,18 @@ def _edges(
         ways_left_out=ways_left_out,
         has_features=seen.has_features,
     )
+
+
+def _meets_boundary(a: np.ndarray, b: np.ndarray, boundary: BaseGeometry) -> np.ndarray:
+    """Whether each segment ``a[i] → b[i]`` (lon, lat rows) meets ``boundary``: at once where
+    an end lies in it (most segments, no line made), as a line for the others."""
+    import shapely
+
+    shapely.prepare(boundary)
+    meets = shapely.intersects_xy(boundary, a[:, 0], a[:, 1])
+    meets |= shapely.intersects_xy(boundary, b[:, 0], b[:, 1])
+    rest = np.flatnonzero(~meets)
+    if len(rest):
+        lines = shapely.linestrings(np.stack([a[rest], b[rest]], axis=1))
+        meets[rest] = shapely.intersects(lines, boundary)
+    return meets

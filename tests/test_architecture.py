@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "servicecircle"
 
 # Lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS: list[set[str]] = [
-    {"__init__", "_errors", "_crs", "_write", "_background"},  # base: errors, CRS, files
+    {"__init__", "_errors", "_crs", "_write", "_background", "_arrays"},  # base: errors, CRS, files
     # io and presets; PBF blocks as arrays
     {"coords", "files", "geometry", "osmtags", "tiers", "standard", "segments", "pbf_blocks"},
     {

@@ -484,3 +484,33 @@ def test_edges_drawn_as_multi_lines_are_joined_and_other_shapes_refused():
     for bad in (shapely.MultiLineString([[(0, 0), (10, 0)], [(50, 0), (100, 0)]]), shapely.Point()):
         with pytest.raises(InputError, match="not one line each"):
             net(bad)
+
+
+def test_edges_are_tied_to_their_nodes_by_id_in_any_order_and_unknown_ids_refused():
+    """Node ids are looked up whatever their order (a hash lookup, not a search of sorted
+    ids); an edge naming a node that is not there, or a repeated node id, is one error."""
+    from servicecircle._errors import InputError
+
+    ids = np.array([907, 3, 12_000_000_001, 55])  # not sorted, one above 2**32
+    xy = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 50.0], [0.0, 50.0]])
+    net = WalkNetwork.from_arrays(
+        node_id=ids,
+        node_xy=xy,
+        edge_u_id=np.array([907, 3, 12_000_000_001]),
+        edge_v_id=np.array([3, 12_000_000_001, 55]),
+        crs=32650,
+    )
+    assert net.edge_u.tolist() == [0, 1, 2] and net.edge_v.tolist() == [1, 2, 3]
+    assert net.edge_length_m.tolist() == [100.0, 50.0, 100.0]
+    with pytest.raises(InputError, match=r"1 edges name an unknown v node \(e.g. 56\)"):
+        WalkNetwork.from_arrays(
+            node_id=ids, node_xy=xy, edge_u_id=np.array([3]), edge_v_id=np.array([56]), crs=32650
+        )
+    with pytest.raises(InputError, match="duplicate node ids"):
+        WalkNetwork.from_arrays(
+            node_id=np.array([3, 4, 3]),
+            node_xy=xy[:3],
+            edge_u_id=np.array([3]),
+            edge_v_id=np.array([4]),
+            crs=32650,
+        )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._arrays import index_of
 from ._crs import require_metric
 from ._errors import EmptyAreaError, InputError
 from .edge_arrays import csr_min, first_of_each
@@ -274,15 +275,14 @@ class WalkNetwork:
             raise InputError("walk network has duplicate node ids; give each node one id")
 
         def to_index(ids: np.ndarray, what: str) -> np.ndarray:
-            pos = np.searchsorted(sorted_ids, ids)
-            pos = np.clip(pos, 0, len(sorted_ids) - 1)
-            bad = sorted_ids[pos] != ids
+            pos = index_of(node_id, ids)
+            bad = pos < 0
             if bad.any():
                 raise InputError(
                     f"walk network: {int(bad.sum())} edges name an unknown {what} node "
                     f"(e.g. {int(ids[bad][0])}); every edge end must be a node"
                 )
-            return order[pos]
+            return pos
 
         u = to_index(np.asarray(edge_u_id, dtype="int64"), "u")
         v = to_index(np.asarray(edge_v_id, dtype="int64"), "v")

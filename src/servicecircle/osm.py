@@ -23,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
+from ._arrays import index_of
 from ._errors import EmptyAreaError, InputError
 
 if TYPE_CHECKING:
@@ -294,10 +295,7 @@ def walk_frames(ways: WalkWays, crs: Any) -> tuple[gpd.GeoDataFrame, gpd.GeoData
     to_crs = Transformer.from_crs(4326, crs, always_xy=True)
     x, y = to_crs.transform(ways.node_lonlat[:, 0], ways.node_lonlat[:, 1])
     xy = np.column_stack([x, y])
-    order = np.argsort(ways.node_ids, kind="stable")
-    sorted_ids = ways.node_ids[order]  # searched as a sorted copy: 3x faster than via sorter=
-    at_u = order[np.searchsorted(sorted_ids, ways.u)]
-    at_v = order[np.searchsorted(sorted_ids, ways.v)]
+    at_u, at_v = index_of(ways.node_ids, ways.u), index_of(ways.node_ids, ways.v)
     lines = shapely.linestrings(np.stack([xy[at_u], xy[at_v]], axis=1))
     edges = gpd.GeoDataFrame(
         {

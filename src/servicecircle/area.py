@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from ._arrays import index_of, isin_ids
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
 from .cache import AreaCache, DeferredFrame, remember
@@ -374,6 +375,7 @@ def _meets(lines: np.ndarray, polygon: BaseGeometry) -> np.ndarray:
 def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, source: str) -> Area:
     """Choose the boundary and the UTM CRS once, project, clip, and count what was left out."""
     import geopandas as gpd
+    import pandas as pd
     import shapely
     from pyproj import CRS
 
@@ -404,12 +406,12 @@ def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, so
             f"{source}: no walkable street inside the boundary (lon {minx:.4f}–{maxx:.4f}, "
             f"lat {miny:.4f}–{maxy:.4f}); pass a boundary that overlaps the file's streets"
         )
-    used = np.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
+    used = pd.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
     nodes = nodes.loc[nodes.index.isin(used)]
     nodes = nodes[~nodes.index.duplicated()]
-    missing = np.setdiff1d(used, nodes.index.to_numpy())
+    missing = used[index_of(nodes.index.to_numpy(), used) < 0]
     if len(missing):
-        bad = np.isin(edges["u"], missing) | np.isin(edges["v"], missing)
+        bad = isin_ids(edges["u"].to_numpy(), missing) | isin_ids(edges["v"].to_numpy(), missing)
         report["walk_edges_with_missing_nodes"] = int(bad.sum())
         edges = edges.loc[~bad].reset_index(drop=True)
 

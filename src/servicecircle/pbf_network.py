@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._arrays import first_seen, isin_ids
 from .pbf_blocks import (
     DenseBlock,
     ElementBlock,
@@ -276,7 +277,7 @@ def _edges(
     seg_way = owner[a]
     # the nodes in the order pyrosm lists them: of first use by a way with a segment
     used = at[np.isin(owner[at], seg_way)]
-    first = used[np.sort(np.unique(refs[used], return_index=True)[1])]
+    first = used[first_seen(refs[used])]
     if boundary is not None and len(a):
         meets = _meets_boundary(lonlat[a], lonlat[b], boundary)
         a, b, seg_way = a[meets], b[meets], seg_way[meets]
@@ -284,7 +285,7 @@ def _edges(
     walk = kept[seg_way]
     ways_left_out = ways_read - len(np.unique(seg_way[walk]))
     a, b, seg_way = a[walk], b[walk], seg_way[walk]
-    first = first[np.isin(refs[first], np.concatenate([refs[a], refs[b]]))]
+    first = first[isin_ids(refs[first], np.concatenate([refs[a], refs[b]]))]
     return WalkWays(
         u=refs[a],
         v=refs[b],

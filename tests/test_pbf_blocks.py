@@ -245,3 +245,23 @@ def test_a_split_survives_an_empty_group_and_reads_the_rest(tmp_path):
     result = split_pbf(odd, [(-180.0, -90.0, 180.0, 90.0)], tmp_path)
     got = {n.id for n in osmium.FileProcessor(str(result.extracts[0].path), osmium.osm.NODE)}
     assert got == set(osmium_nodes(src)) and result.extracts[0].ways == 1
+
+
+def test_location_table_finds_nodes_from_sorted_or_unsorted_parts():
+    """Parts in id order (a sorted file) are taken as they are, others sorted first; a node
+    given twice is found where it was first given; a missing one is not found."""
+    from servicecircle.pbf_blocks import LocationTable
+
+    ids = np.array([5, 9, 12_000_000_000, 40], dtype=np.int64)
+    x, y = ids * 10 + 1, ids * 10 + 2
+    sorted_parts = [(ids[:2], x[:2], y[:2]), (np.sort(ids[2:]), np.sort(x[2:]), np.sort(y[2:]))]
+    unsorted_parts = [(ids[::-1], x[::-1], y[::-1])]
+    refs = np.array([40, 7, 5, 12_000_000_000, 9, 40], dtype=np.int64)
+    for parts in (sorted_parts, unsorted_parts):
+        e7, found = LocationTable(parts).lookup(refs)
+        assert found.tolist() == [True, False, True, True, True, True]
+        assert e7[found].tolist() == [[r * 10 + 1, r * 10 + 2] for r in refs[found]]
+    twice = [(np.array([3, 1, 3]), np.array([30, 10, 31]), np.array([0, 0, 0]))]
+    e7, found = LocationTable(twice).lookup(np.array([3, 1]))
+    assert found.all() and e7[:, 0].tolist() == [30, 10]
+    assert not LocationTable([]).lookup(np.array([1]))[1].any()

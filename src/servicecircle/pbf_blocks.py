@@ -433,14 +433,18 @@ def delta_runs(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- routing
 class LocationTable:
-    """Node locations (1e-7°) by id, sorted once."""
+    """Node locations (1e-7°) by id, sorted once (not at all when they come sorted, as the
+    blocks of a file sorted by id do)."""
 
     def __init__(self, parts: list[tuple[np.ndarray, ...]]) -> None:
         ids, x, y = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
                      for k in range(3))  # fmt: skip
-        order = np.argsort(ids, kind="stable")
-        self.ids = ids[order]
-        self.e7 = np.column_stack([x[order], y[order]]).astype(np.int64)
+        if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():
+            order = np.argsort(ids, kind="stable")
+            ids, x, y = ids[order], x[order], y[order]
+        self.ids = ids
+        self.e7 = np.empty((len(ids), 2), dtype=np.int64)
+        self.e7[:, 0], self.e7[:, 1] = x, y
 
     def lookup(self, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The locations of ``refs`` and which of them are in the table (sorted first: the

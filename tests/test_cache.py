@@ -464,7 +464,7 @@ def test_frames_come_back_from_the_entry_exactly():
     ).rename_geometry("where")
     payload = {"edges": lines, "buildings": mixed, "pois": points, "crs": "EPSG:32650"}
     packed = _pack(payload)
-    assert type(packed["edges"]).__name__ == "_PackedFrame"
+    assert type(packed["edges"]).__name__ == "PackedFrame"
     assert packed["buildings"] is mixed  # would come back as two MultiPolygons
     back = _unpack(packed)
     for name in ("edges", "buildings", "pois"):

@@ -170,3 +170,54 @@ def test_a_file_of_plain_nodes_is_left_to_pyrosm(tmp_path):
     assert read_walk_ways(path, osm.FEATURE_TAGS, osm.walkable_mask) is None
     old, new = areas(path)
     assert_same_area(old, new)
+
+
+def assert_same_network(a, b):
+    """Every array of two walk networks, to the bit."""
+    sa, sb = a.stored(), b.stored()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        if key == "csr":
+            for x, y in zip(sa[key], sb[key], strict=True):
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        elif isinstance(sa[key], np.ndarray):
+            assert sa[key].dtype == sb[key].dtype, key
+            np.testing.assert_array_equal(sa[key], sb[key], err_msg=key)
+        else:
+            assert sa[key] == sb[key], key
+    assert shapely.equals_exact(a.edge_geometry, b.edge_geometry, 0).all()
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        None,
+        shapely.Point(118.786, 32.045).buffer(0.0025),
+        shapely.Polygon([(118.78 + 0.0011 * u, 32.04 + 0.0009 * v) for u, v in DIAGONAL_BAND]),
+    ],
+)
+def test_a_first_read_makes_no_line_and_the_same_network_as_its_frames(tmp_path, box):
+    """Read by our pass, an area's nodes and edges stay arrays until something reads them and
+    its network is made of those arrays: the same network, to the bit, as one made of the
+    frames; once the frames have been read (and so may have been changed), they are used."""
+    import geopandas as gpd
+
+    from servicecircle.area import walk_arrays
+    from servicecircle.cache import DeferredFrame
+    from servicecircle.network import WalkNetwork
+
+    path = tmp_path / "t.osm.pbf"
+    write_tricky(path)
+    boundary = gpd.GeoSeries([box], crs=4326) if box is not None else None
+    area = assemble(osm.read_pbf(path, boundary), boundary, name="a", source="s")
+    fast = WalkNetwork.from_area(area)
+    assert isinstance(area.__dict__["edges"], DeferredFrame)  # no line made so far
+    assert isinstance(area.__dict__["nodes"], DeferredFrame)
+    assert walk_arrays(area) is not None
+    assert_same_network(fast, WalkNetwork.from_frames(area.nodes, area.edges))
+    assert walk_arrays(area) is None  # read: from now on the frames make the network
+    a, b = shapely.get_coordinates(area.edges.geometry.iloc[0])[[0, -1]]
+    detour = shapely.LineString([a, (a + b) / 2 + 500.0, b])
+    area.edges.loc[area.edges.index[0], "geometry"] = detour  # changed in place
+    changed = WalkNetwork.from_area(area)
+    assert changed.edge_length_m.sum() > fast.edge_length_m.sum() + 500.0

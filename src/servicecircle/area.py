@@ -10,6 +10,7 @@ area's UTM zone.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from ._arrays import index_of, isin_ids
+from ._arrays import first_seen, index_of, isin_ids
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
 from .cache import AreaCache, DeferredFrame, remember
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     from pyproj import CRS
     from shapely.geometry.base import BaseGeometry
+
+    from .pbf_network import WalkWays
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +211,14 @@ def load_area(
         return area
     area = assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
     if key is not None:
-        store.store(key, {f: getattr(area, f) for f in CACHED_FIELDS})
+        store.store(key, {f: _as_stored(area.__dict__[f]) for f in CACHED_FIELDS})
         remember(area, store, key)
     return area
+
+
+def _as_stored(value: Any) -> Any:
+    """A field as the cache stores it (a frame not made yet: its arrays, as they are)."""
+    return value.packed if isinstance(value, DeferredFrame) else value
 
 
 def _from_cache(fields: dict[str, Any], *, name: str, source: str) -> Area:
@@ -375,7 +383,6 @@ def _meets(lines: np.ndarray, polygon: BaseGeometry) -> np.ndarray:
 def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, source: str) -> Area:
     """Choose the boundary and the UTM CRS once, project, clip, and count what was left out."""
     import geopandas as gpd
-    import pandas as pd
     import shapely
     from pyproj import CRS
 
@@ -396,24 +403,11 @@ def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, so
         crs = utm_crs_of(boundary)
     crs = CRS.from_user_input(crs)
     boundary_m = shapely.make_valid(boundary.to_crs(crs).union_all())
-    nodes, edges = frames.walk_frames(crs)
-    inside = _meets(edges.geometry.to_numpy(), boundary_m)
-    report["walk_edges_outside_boundary"] = int((~inside).sum())
-    edges = edges.loc[inside].reset_index(drop=True)
-    if len(edges) == 0:
-        minx, miny, maxx, maxy = gpd.GeoSeries([boundary_m], crs=crs).to_crs(4326).total_bounds
-        raise EmptyAreaError(
-            f"{source}: no walkable street inside the boundary (lon {minx:.4f}–{maxx:.4f}, "
-            f"lat {miny:.4f}–{maxy:.4f}); pass a boundary that overlaps the file's streets"
-        )
-    used = pd.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
-    nodes = nodes.loc[nodes.index.isin(used)]
-    nodes = nodes[~nodes.index.duplicated()]
-    missing = used[index_of(nodes.index.to_numpy(), used) < 0]
-    if len(missing):
-        bad = isin_ids(edges["u"].to_numpy(), missing) | isin_ids(edges["v"].to_numpy(), missing)
-        report["walk_edges_with_missing_nodes"] = int(bad.sum())
-        edges = edges.loc[~bad].reset_index(drop=True)
+    if frames.walk is not None:  # our PBF pass: frames made only when read, the network of arrays
+        nodes, edges, walk = _walk_of_arrays(frames.walk, crs, boundary_m, source, report)
+    else:
+        nodes, edges = _walk_of_frames(frames, crs, boundary_m, source, report)
+        walk = None
 
     def clip(frame: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
         if frame is None or len(frame) == 0:
@@ -446,7 +440,7 @@ def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, so
         len(pois),
         crs.to_string(),
     )
-    return Area(
+    area = Area(
         name=name,
         source=source,
         crs=crs,
@@ -457,4 +451,137 @@ def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, so
         pois=pois,
         landuse=landuse,
         report=report,
+    )
+    if walk is not None:
+        _WALK[area] = (walk, nodes, edges)
+    return area
+
+
+def _walk_of_frames(
+    frames: OsmFrames, crs: CRS, boundary_m: BaseGeometry, source: str, report: dict[str, Any]
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The walk nodes and edges that meet the boundary, from frames (pyrosm, XML, GraphML)."""
+    import pandas as pd
+
+    nodes, edges = frames.walk_frames(crs)
+    inside = _meets(edges.geometry.to_numpy(), boundary_m)
+    report["walk_edges_outside_boundary"] = int((~inside).sum())
+    edges = edges.loc[inside].reset_index(drop=True)
+    if len(edges) == 0:
+        raise _no_walk_inside(boundary_m, crs, source)
+    used = pd.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
+    nodes = nodes.loc[nodes.index.isin(used)]
+    nodes = nodes[~nodes.index.duplicated()]
+    missing = used[index_of(nodes.index.to_numpy(), used) < 0]
+    if len(missing):
+        bad = isin_ids(edges["u"].to_numpy(), missing) | isin_ids(edges["v"].to_numpy(), missing)
+        report["walk_edges_with_missing_nodes"] = int(bad.sum())
+        edges = edges.loc[~bad].reset_index(drop=True)
+    return nodes, edges
+
+
+def _walk_of_arrays(
+    ways: WalkWays, crs: CRS, boundary_m: BaseGeometry, source: str, report: dict[str, Any]
+) -> tuple[DeferredFrame, DeferredFrame, WalkArrays]:
+    """What :func:`_walk_of_frames` makes of :func:`~servicecircle.osm.walk_frames`, the same
+    rows and values, from our PBF pass's arrays without a shapely object: the frames are made
+    when something reads them, the network is made of the arrays (:func:`walk_arrays`)."""
+    import pandas as pd
+    import shapely
+    from pyproj import Transformer
+
+    from .cache import PackedFrame
+
+    to_crs = Transformer.from_crs(4326, crs, always_xy=True)
+    x, y = to_crs.transform(ways.node_lonlat[:, 0], ways.node_lonlat[:, 1])
+    xy = np.column_stack([x, y])
+    at_u, at_v = index_of(ways.node_ids, ways.u), index_of(ways.node_ids, ways.v)
+    keep = _ends_meet(xy[at_u], xy[at_v], boundary_m)
+    report["walk_edges_outside_boundary"] = int((~keep).sum())
+    if not keep.any():
+        raise _no_walk_inside(boundary_m, crs, source)
+    u, v = ways.u[keep], ways.v[keep]
+    used = pd.unique(np.concatenate([u, v]))
+    node_keep = pd.Index(ways.node_ids).isin(used) & first_seen(ways.node_ids)
+    missing = used[index_of(ways.node_ids[node_keep], used) < 0]
+    if len(missing):
+        bad = isin_ids(u, missing) | isin_ids(v, missing)
+        report["walk_edges_with_missing_nodes"] = int(bad.sum())
+        keep[np.flatnonzero(keep)[bad]] = False
+    attrs = pd.DataFrame(
+        {
+            "u": ways.u,
+            "v": ways.v,
+            "highway": ways.highway.to_numpy(),
+            "name": ways.name.to_numpy()  # as pyrosm's frame has it: no names, no column
+            if ways.name.notna().any()
+            else pd.array([pd.NA] * len(ways.u), dtype="string"),
+            "osm_way_id": ways.way_id,
+        }
+    )
+    attrs = attrs.loc[keep].reset_index(drop=True)
+    ends = np.empty((2 * len(attrs), 2))
+    ends[0::2], ends[1::2] = xy[at_u[keep]], xy[at_v[keep]]
+    line, point = shapely.GeometryType.LINESTRING, shapely.GeometryType.POINT
+    offsets = (np.arange(0, len(ends) + 1, 2, dtype=np.int64),)
+    wkt = crs.to_wkt()
+    node_ids = ways.node_ids[node_keep]
+    edges = PackedFrame(attrs, "geometry", [*attrs.columns, "geometry"], wkt, (line, ends, offsets))
+    nodes = PackedFrame(
+        pd.DataFrame(index=pd.Index(node_ids, name="node_id")),
+        "geometry",
+        ["geometry"],
+        wkt,
+        (point, xy[node_keep], ()),
+    )
+    walk = WalkArrays(node_ids, xy[node_keep], attrs["u"].to_numpy(), attrs["v"].to_numpy())
+    return DeferredFrame(nodes), DeferredFrame(edges), walk
+
+
+@dataclass(frozen=True)
+class WalkArrays:
+    """An area's walk network as arrays, in its CRS: nodes (ids, coordinates) and edges as
+    straight lines from node ``u`` to node ``v`` (ids)."""
+
+    node_id: np.ndarray
+    node_xy: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+_WALK: weakref.WeakKeyDictionary[Area, tuple[WalkArrays, Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def walk_arrays(area: Area) -> WalkArrays | None:
+    """The walk network of an area read by our PBF pass, as arrays (``None`` for any other
+    area, or once its nodes or edges have been read as frames: they may have been changed)."""
+    got = _WALK.get(area)
+    if got is None:
+        return None
+    walk, nodes, edges = got
+    same = area.__dict__.get("nodes") is nodes and area.__dict__.get("edges") is edges
+    return walk if same else None
+
+
+def _ends_meet(a: np.ndarray, b: np.ndarray, polygon: BaseGeometry) -> np.ndarray:
+    """:func:`_meets` for straight lines ``a[i] → b[i]``: a line is made only for the few with
+    neither end inside."""
+    import shapely
+
+    shapely.prepare(polygon)
+    meets = shapely.contains_xy(polygon, *a.T) | shapely.contains_xy(polygon, *b.T)
+    rest = np.flatnonzero(~meets)
+    if len(rest):
+        lines = shapely.linestrings(np.stack([a[rest], b[rest]], axis=1))
+        meets[rest] = shapely.intersects(polygon, lines)
+    return meets
+
+
+def _no_walk_inside(boundary_m: BaseGeometry, crs: CRS, source: str) -> EmptyAreaError:
+    import geopandas as gpd
+
+    minx, miny, maxx, maxy = gpd.GeoSeries([boundary_m], crs=crs).to_crs(4326).total_bounds
+    return EmptyAreaError(
+        f"{source}: no walkable street inside the boundary (lon {minx:.4f}–{maxx:.4f}, "
+        f"lat {miny:.4f}–{maxy:.4f}); pass a boundary that overlaps the file's streets"
     )

@@ -466,7 +466,7 @@ def _read_entry(entry: Path, key: CacheKey, fields: set[str], deferred: bool) ->
 
 
 @dataclass(frozen=True)
-class _PackedFrame:
+class PackedFrame:
     """A GeoDataFrame with its geometry as coordinate arrays (``shapely.to_ragged_array``):
     read back several times faster than the WKB a GeoDataFrame pickles to."""
 
@@ -493,7 +493,7 @@ def _pack(payload: dict[str, Any]) -> dict[str, Any]:
                 kind, coords, offsets = shapely.to_ragged_array(geoms)
             except (ValueError, NotImplementedError):
                 continue
-            out[name] = _PackedFrame(
+            out[name] = PackedFrame(
                 frame=value.drop(columns=value.geometry.name).copy(),
                 geometry=value.geometry.name,
                 columns=list(value.columns),
@@ -507,18 +507,18 @@ class DeferredFrame:
     """A GeoDataFrame the cache holds as arrays, made on first use (:meth:`make`): a run that
     never reads it (coverage from the cache reads the network's own arrays) makes no lines."""
 
-    def __init__(self, packed: _PackedFrame) -> None:
-        self._packed = packed
+    def __init__(self, packed: PackedFrame) -> None:
+        self.packed = packed
 
     def __len__(self) -> int:
-        return len(self._packed.frame)
+        return len(self.packed.frame)
 
     def make(self) -> Any:
         """The GeoDataFrame."""
         import geopandas as gpd
         import shapely
 
-        value = self._packed
+        value = self.packed
         kind, coords, offsets = value.ragged
         geoms = shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets)
         frame = gpd.GeoDataFrame(value.frame, geometry=geoms, crs=value.crs)
@@ -532,7 +532,7 @@ def _unpack(payload: Any, deferred: bool = False) -> Any:
         return payload
     out = {}
     for name, value in payload.items():
-        if isinstance(value, _PackedFrame):
+        if isinstance(value, PackedFrame):
             lazy = DeferredFrame(value)
             out[name] = lazy if deferred else lazy.make()
         else:

@@ -131,6 +131,7 @@ class WalkNetwork:
     def from_area(cls, area: Area, *, fragments: FragmentRule = DEFAULT_FRAGMENTS) -> WalkNetwork:
         """Convert an :class:`~servicecircle.area.Area`'s walk network (from the area cache,
         beside the area, when the area came from it)."""
+        from .area import walk_arrays
         from .cache import derived
 
         entry = derived(area, f"network v3 {fragments!r}")
@@ -138,7 +139,18 @@ class WalkNetwork:
             stored = entry[0].load(entry[1], fields=STORED_FIELDS)
             if stored is not None:
                 return cls.from_stored(stored, fragments=fragments)
-        net = cls.from_frames(area.nodes, area.edges, fragments=fragments)
+        walk = walk_arrays(area)
+        if walk is not None:  # our PBF pass's arrays: straight edges, no frame made
+            net = cls.from_arrays(
+                node_id=walk.node_id,
+                node_xy=walk.node_xy,
+                edge_u_id=walk.u,
+                edge_v_id=walk.v,
+                crs=area.crs,
+                fragments=fragments,
+            )
+        else:
+            net = cls.from_frames(area.nodes, area.edges, fragments=fragments)
         if entry is not None:
             entry[0].store(entry[1], net.stored())
         return net
@@ -286,24 +298,17 @@ class WalkNetwork:
 
         u = to_index(np.asarray(edge_u_id, dtype="int64"), "u")
         v = to_index(np.asarray(edge_v_id, dtype="int64"), "v")
-        if edge_geometry is None:
-            edge_geometry = np.full(len(u), None, dtype=object)
-        geoms = single_lines(edge_geometry, "walk network")  # a copy: the caller's stays as it is
-        missing = np.asarray(shapely.is_missing(geoms) | shapely.is_empty(geoms), dtype=bool)
-        if missing.any():
-            idx = np.flatnonzero(missing)
-            coords = np.stack([node_xy[u[idx]], node_xy[v[idx]]], axis=1)
-            geoms[idx] = shapely.linestrings(coords)
-        # Orient every geometry from u to v.
-        start, end = line_ends(geoms)
-        d_fwd = np.hypot(*(start - node_xy[u]).T) + np.hypot(*(end - node_xy[v]).T)
-        d_rev = np.hypot(*(start - node_xy[v]).T) + np.hypot(*(end - node_xy[u]).T)
-        flip = d_rev < d_fwd
-        if flip.any():
-            geoms[flip] = shapely.reverse(geoms[flip])
-        length = shapely.length(geoms).astype("float64")
+        geoms: np.ndarray | None = None
+        if edge_geometry is None:  # straight lines: their length as GEOS sums it, no line made
+            d = node_xy[v] - node_xy[u]
+            length = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+        else:
+            geoms = _oriented_lines(edge_geometry, node_xy, u, v)
+            length = shapely.length(geoms).astype("float64")
         first = first_of_each(np.minimum(u, v), np.maximum(u, v), length, len(node_id))
-        u, v, geoms, length = u[first], v[first], geoms[first], length[first]
+        u, v, length = u[first], v[first], length[first]
+        if geoms is not None:
+            geoms = geoms[first]
         weight = np.maximum(length, MIN_EDGE_M)
 
         n = len(node_id)
@@ -316,7 +321,12 @@ class WalkNetwork:
         main_edges = np.zeros(0, dtype="int64")
         if on_fragment.any() and not fragments.keep:
             main_edges = np.flatnonzero(~on_fragment)
-        _, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
+        if geoms is None:
+            coords = np.empty((2 * len(u), 2))
+            coords[0::2], coords[1::2] = node_xy[u], node_xy[v]
+            offsets = (np.arange(0, len(coords) + 1, 2, dtype=np.int64),)
+        else:
+            _, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
         log.debug(
             "walk network: %d nodes, %d edges (%d on fragments)", n, len(u), int(on_fragment.sum())
         )
@@ -535,3 +545,25 @@ class WalkNetwork:
         ):
             graph.add_edge(a, b, key=i, length=max(w, MIN_EDGE_M))
         return graph
+
+
+def _oriented_lines(
+    edge_geometry: np.ndarray, node_xy: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> np.ndarray:
+    """The edges' lines (a copy), straight from ``u`` to ``v`` where one is missing, each
+    turned to run from ``u`` to ``v``."""
+    import shapely
+
+    geoms = single_lines(edge_geometry, "walk network")  # a copy: the caller's stays as it is
+    missing = np.asarray(shapely.is_missing(geoms) | shapely.is_empty(geoms), dtype=bool)
+    if missing.any():
+        idx = np.flatnonzero(missing)
+        coords = np.stack([node_xy[u[idx]], node_xy[v[idx]]], axis=1)
+        geoms[idx] = shapely.linestrings(coords)
+    start, end = line_ends(geoms)
+    d_fwd = np.hypot(*(start - node_xy[u]).T) + np.hypot(*(end - node_xy[v]).T)
+    d_rev = np.hypot(*(start - node_xy[v]).T) + np.hypot(*(end - node_xy[u]).T)
+    flip = d_rev < d_fwd
+    if flip.any():
+        geoms[flip] = shapely.reverse(geoms[flip])
+    return geoms

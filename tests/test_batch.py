@@ -244,6 +244,46 @@ def test_split_pbf_node_jobs_and_way_jobs_equal_one_pass(tmp_path, monkeypatch, 
     assert got[0] == got[1] and all(len(g) > 1000 for g in got[0])
 
 
+def test_the_census_tells_a_block_by_its_first_bytes_as_by_all_of_them(tmp_path):
+    """A block of a string table and one group is told by the bytes up to the group's first
+    field; any other (two groups, a field after the group, an empty group, no string table
+    first, an uncompressed blob, no size given) is read in full: the same kinds and weight."""
+    import zlib
+
+    import servicecircle.osm_split as split
+    import servicecircle.pbf_blocks as pb
+
+    make_pbf(tmp_path / "src.osm.pbf", n=100)
+    blobs = [
+        b for _, k, b in pb.iter_blobs(str(tmp_path / "src.osm.pbf"), [(0, None)]) if k == "OSMData"
+    ]
+    table = pb.message_field(1, pb.message_field(1, b"") + pb.message_field(1, b"highway"))
+    ways = pb.message_field(2, pb.message_field(3, pb.varint_field(1, 7)))
+    nodes = pb.message_field(2, pb.message_field(2, pb.message_field(1, b"\x02")))
+
+    def blob(block, raw_size=True):
+        return pb.varint_field(2, len(block)) * raw_size + pb.message_field(3, zlib.compress(block))
+
+    crafted = {
+        "nodes": (blob(table + nodes), {2}),
+        "ways": (blob(table + ways), {3}),
+        "nodes then ways": (blob(table + nodes + ways), {2, 3}),
+        "a field after the group": (blob(table + ways + pb.varint_field(17, 1000)), {3}),
+        "an empty group": (blob(table + pb.message_field(2, b"")), {0}),
+        "no string table first": (blob(ways + table), {3}),
+        "no size given": (blob(table + ways, raw_size=False), {3}),
+        "uncompressed": (pb.varint_field(2, 9) + pb.message_field(1, table + nodes), {2}),
+    }
+    quick = 0
+    for name, (b, kinds) in crafted.items():
+        assert split._census(b) == split._census_all(b), name
+        assert split._census(b)[0] == kinds, name
+        quick += split._one_group(b) is not None
+    assert quick == 3  # nodes, ways, the empty group
+    assert blobs and all(split._one_group(b) is not None for b in blobs)  # as osmium writes
+    assert [split._census(b) for b in blobs] == [split._census_all(b) for b in blobs]
+
+
 def test_split_pbf_refuses_a_broken_file(tmp_path):
     from servicecircle._errors import InputError
     from servicecircle.osm_split import split_pbf

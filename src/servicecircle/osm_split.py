@@ -32,6 +32,7 @@ import itertools
 import logging
 import math
 import time
+import zlib
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ import numpy as np
 
 from ._errors import InputError
 from .osm_split_scan import Runner, Scan, cat, scan
-from .pbf_blocks import blob_payload, blocks_for_pyosmium, fields, iter_blobs
+from .pbf_blocks import blob_payload, blocks_for_pyosmium, fields, iter_blobs, varint
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,50 @@ def _census(blob: bytes | memoryview) -> tuple[set[int], int]:
     """The element kinds in a data blob (1 or 2 nodes, 3 ways, 4 relations; 0: not known) and
     its weight, what jobs are balanced by: the bytes it holds uncompressed, twice for nodes
     (writing a byte of nodes — routed per box and re-encoded — costs about twice a byte of ways,
-    copied as they are)."""
+    copied as they are). Told by the first bytes of the block where they are enough (a string
+    table and one group, as osmium writes them), by the whole block otherwise."""
+    quick = _one_group(blob)
+    if quick is not None:
+        kind, size = quick
+        return {kind}, size * (2 if kind in (1, 2) else 1)
+    return _census_all(blob)
+
+
+def _one_group(blob: bytes | memoryview) -> tuple[int, int] | None:
+    """``(kind, uncompressed size)`` of a zlib blob whose block is a string table and one
+    group and nothing else, from its first bytes (inflated up to the group's first field);
+    ``None`` for any other blob."""
+    f = dict(fields(blob))
+    size, data = f.get(2), f.get(3)
+    if not isinstance(size, int) or data is None:
+        return None
+    inflate = zlib.decompressobj()
+    head = bytearray(inflate.decompress(data, 16))
+
+    def first(n: int) -> bytearray:  # the block's first n bytes (fewer if it ends before)
+        while len(head) < n:
+            more = inflate.decompress(inflate.unconsumed_tail, n - len(head))
+            if not more:
+                break
+            head.extend(more)
+        return head
+
+    try:
+        key, pos = varint(first(16), 0)
+        if key != 1 << 3 | 2:  # a string table first
+            return None
+        n, pos = varint(head, pos)
+        key, pos = varint(first(pos + n + 16), pos + n)
+        n, pos = varint(head, pos)
+        if key != 2 << 3 | 2 or pos + n != size:  # one group, and nothing after it
+            return None
+        return (varint(head, pos)[0] >> 3 if n else 0), size
+    except (IndexError, zlib.error):
+        return None
+
+
+def _census_all(blob: bytes | memoryview) -> tuple[set[int], int]:
+    """:func:`_census` from the whole block."""
     payload = blob_payload(blob)
     if payload is None:  # lzma, lz4 or zstd: not looked into
         return {0}, 4 * len(blob)

@@ -37,7 +37,7 @@ _INFO = {
 
 
 # --------------------------------------------------------------------------- protobuf
-def varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+def varint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """One varint at ``pos``: ``(value, next position)``."""
     value = shift = 0
     while True:

@@ -221,3 +221,40 @@ def test_a_first_read_makes_no_line_and_the_same_network_as_its_frames(tmp_path,
     area.edges.loc[area.edges.index[0], "geometry"] = detour  # changed in place
     changed = WalkNetwork.from_area(area)
     assert changed.edge_length_m.sum() > fast.edge_length_m.sum() + 500.0
+
+
+def test_an_area_whose_frames_were_never_made_is_cached_and_comes_back_the_same(
+    tmp_path, monkeypatch
+):
+    """A first read stores the area's arrays as they are (no frame made for it); the second
+    run's frames and network equal those of a read without the cache."""
+    import geopandas as gpd
+    from geopandas.testing import assert_geodataframe_equal
+
+    from servicecircle.area import load_area
+    from servicecircle.cache import AreaCache, DeferredFrame
+    from servicecircle.network import WalkNetwork
+
+    path = tmp_path / "t.osm.pbf"
+    write_tricky(path)
+    box = shapely.Point(118.786, 32.045).buffer(0.0025)
+    boundary = gpd.GeoSeries([box], crs=4326)
+    cache = AreaCache(tmp_path / "cache")
+    first = load_area(path, boundary=boundary, cache=cache)
+    first_net = WalkNetwork.from_area(first)
+    assert isinstance(first.__dict__["edges"], DeferredFrame)  # storing made no frame
+    import servicecircle.area as area_module
+
+    def no_read(*args):
+        raise AssertionError("read again instead of from the cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(area_module, "read_pbf", no_read)
+        second = load_area(path, boundary=boundary, cache=cache)
+    assert second.report == first.report
+    assert_same_network(WalkNetwork.from_area(second), first_net)
+    plain = load_area(path, boundary=boundary)
+    for layer in ("nodes", "edges"):
+        assert_geodataframe_equal(
+            getattr(second, layer), getattr(plain, layer), check_less_precise=False
+        )

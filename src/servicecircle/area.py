@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from ._arrays import first_seen, index_of, isin_ids
+from ._arrays import index_of, isin_ids
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
 from .cache import AreaCache, DeferredFrame, remember
@@ -502,7 +502,7 @@ def _walk_of_arrays(
         raise _no_walk_inside(boundary_m, crs, source)
     u, v = ways.u[keep], ways.v[keep]
     used = pd.unique(np.concatenate([u, v]))
-    node_keep = pd.Index(ways.node_ids).isin(used) & first_seen(ways.node_ids)
+    node_keep = pd.Index(ways.node_ids).isin(used)  # (the pass lists each node once)
     missing = used[index_of(ways.node_ids[node_keep], used) < 0]
     if len(missing):
         bad = isin_ids(u, missing) | isin_ids(v, missing)
@@ -525,16 +525,16 @@ def _walk_of_arrays(
     line, point = shapely.GeometryType.LINESTRING, shapely.GeometryType.POINT
     offsets = (np.arange(0, len(ends) + 1, 2, dtype=np.int64),)
     wkt = crs.to_wkt()
-    node_ids = ways.node_ids[node_keep]
+    node_ids, node_xy = ways.node_ids[node_keep], xy[node_keep]
     edges = PackedFrame(attrs, "geometry", [*attrs.columns, "geometry"], wkt, (line, ends, offsets))
     nodes = PackedFrame(
         pd.DataFrame(index=pd.Index(node_ids, name="node_id")),
         "geometry",
         ["geometry"],
         wkt,
-        (point, xy[node_keep], ()),
+        (point, node_xy, ()),
     )
-    walk = WalkArrays(node_ids, xy[node_keep], attrs["u"].to_numpy(), attrs["v"].to_numpy())
+    walk = WalkArrays(node_ids, node_xy, attrs["u"].to_numpy(), attrs["v"].to_numpy())
     return DeferredFrame(nodes), DeferredFrame(edges), walk
 
 
@@ -559,8 +559,10 @@ def walk_arrays(area: Area) -> WalkArrays | None:
     if got is None:
         return None
     walk, nodes, edges = got
-    same = area.__dict__.get("nodes") is nodes and area.__dict__.get("edges") is edges
-    return walk if same else None
+    if area.__dict__.get("nodes") is nodes and area.__dict__.get("edges") is edges:
+        return walk
+    del _WALK[area]  # (not to hold the arrays twice once the frames are made)
+    return None
 
 
 def _ends_meet(a: np.ndarray, b: np.ndarray, polygon: BaseGeometry) -> np.ndarray:

@@ -94,7 +94,7 @@ _LIBRARIES = {
 _COMMON_LIBRARIES = ("geopandas", "pandas", "shapely", "pyproj", "numpy")
 # the code that makes an area, and the network stored beside it (a change there misses)
 _AREA_MODULES = (
-    "area.py", "osm.py", "pbf_network.py", "pbf_blocks.py",
+    "area.py", "osm.py", "pbf_network.py", "pbf_blocks.py", "_arrays.py",
     "network.py", "edge_arrays.py", "snapping.py",
 )  # fmt: skip
 

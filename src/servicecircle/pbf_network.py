@@ -311,5 +311,5 @@ def _meets_boundary(a: np.ndarray, b: np.ndarray, boundary: BaseGeometry) -> np.
     rest = np.flatnonzero(~meets)
     if len(rest):
         lines = shapely.linestrings(np.stack([a[rest], b[rest]], axis=1))
-        meets[rest] = shapely.intersects(lines, boundary)
+        meets[rest] = shapely.intersects(boundary, lines)  # (the prepared one first)
     return meets

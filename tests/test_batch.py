@@ -95,6 +95,20 @@ def test_batch_runs_the_largest_extracts_first(tmp_path, demo_area):
     assert set(s["seconds"]) == {"cluster", "split", "tasks", "merge"}
 
 
+def test_batch_keeps_dasks_info_lines_to_itself(tmp_path, demo_area, caplog):
+    """The LocalCluster batch starts logs nothing of Dask's own below a warning (its
+    scheduler's and nannies' start and close), and leaves Dask's log level as it found it."""
+    import logging
+
+    parts = tile_partitions(demo_area.boundary_wgs84(), 2.0)[:2]
+    before = logging.getLogger("distributed").level
+    with caplog.at_level(logging.INFO):
+        run_batch(scenario(tmp_path, "demo", "demo"), parts, n_workers=1, buffer_m=100)
+    chatter = [r for r in caplog.records if r.name.startswith("distributed")]
+    assert not [r for r in chatter if r.levelno < logging.WARNING], chatter[:3]
+    assert logging.getLogger("distributed").level == before
+
+
 @pytest.mark.slow
 def test_batch_on_extracts_equals_whole_area_run_on_a_real_pbf(tmp_path, cluster):
     """Nanjing as a PBF, tiers short enough that each extract is a part of the file (with ways

@@ -268,26 +268,34 @@ def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[t
     except ImportError as err:  # pragma: no cover
         raise InputError("batch runs need Dask: pip install 'dask[distributed]'") from err
     (parent := out_dir.resolve().parent).mkdir(parents=True, exist_ok=True)
-    cluster = None
-    if not scheduler:
-        import dask
-
-        with dask.config.set(LOCAL_CLUSTER_CONFIG):
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.CRITICAL,  # failures are reported by partition, not as logs
-            )
-    client = Client(scheduler or cluster)
+    # Dask's own INFO lines (the scheduler's and nannies' start and close: 30 a run) are not
+    # the planner's business; with debug logging on (-vv) they are shown
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    if not log.isEnabledFor(logging.DEBUG):
+        dask_log.setLevel(max(logging.WARNING, dask_log.getEffectiveLevel()))
+    cluster = client = None
     try:
+        if not scheduler:
+            import dask
+
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
+                cluster = LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.CRITICAL,  # failures are reported by partition
+                )
+        client = Client(scheduler or cluster)
         with tempfile.TemporaryDirectory(prefix=".servicecircle-extracts-", dir=parent) as tmp:
             yield client, Path(tmp)
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
+        dask_log.setLevel(level)
 
 
 def _split(

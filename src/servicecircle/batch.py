@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -195,24 +196,29 @@ def run_batch(
     _check_inputs(tasks[0])
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    with _cluster(scheduler, n_workers, out_dir) as (client, folder):
-        seconds["cluster"], t = _lap(t)
-        tasks, split = _split(tasks, client, folder)
-        seconds["split"], t = _lap(t)
-        results, failures = _run_tasks(tasks, client, retries, on_done)
-        seconds["tasks"], t = _lap(t)
-    if failures and not results:  # nothing to merge: one error, the output folder untouched
-        first = next(iter(failures.values()))
-        same = all(f == first for f in failures.values())
-        raise InputError(
-            f"every partition failed ({len(failures)})" + (f": {first}" if same else "")
-            + ("" if same else f"; the first: {first}")
-        )  # fmt: skip
-    ordered = sorted(results.values(), key=lambda r: r.order)
-    with RunOutput(out_dir) as out:
-        summary = _write_merged(out, sc, tasks, ordered, results, failures, buf, split)
+    closing: list[threading.Thread] = []  # the cluster closes while the results are merged
+    try:
+        with _cluster(scheduler, n_workers, out_dir, closing) as (client, folder):
+            seconds["cluster"], t = _lap(t)
+            tasks, split = _split(tasks, client, folder)
+            seconds["split"], t = _lap(t)
+            results, failures = _run_tasks(tasks, client, retries, on_done)
+            seconds["tasks"], t = _lap(t)
+        if failures and not results:  # nothing to merge: one error, the output folder untouched
+            first = next(iter(failures.values()))
+            same = all(f == first for f in failures.values())
+            raise InputError(
+                f"every partition failed ({len(failures)})" + (f": {first}" if same else "")
+                + ("" if same else f"; the first: {first}")
+            )  # fmt: skip
+        ordered = sorted(results.values(), key=lambda r: r.order)
+        with RunOutput(out_dir) as out:
+            summary = _write_merged(out, sc, tasks, ordered, results, failures, buf, split)
+    finally:
+        for thread in closing:
+            thread.join()
     summary["out_dir"] = str(out.out_dir)
-    seconds["merge"], _ = _lap(t)  # the cluster's close is charged to it
+    seconds["merge"], _ = _lap(t)  # the cluster's close included
     summary["seconds"] = seconds
     return summary
 
@@ -260,9 +266,13 @@ LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
 
 
 @contextlib.contextmanager
-def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[tuple[Any, Path]]:
+def _cluster(
+    scheduler: str | None, n_workers: int, out_dir: Path, closing: list[threading.Thread]
+) -> Iterator[tuple[Any, Path]]:
     """A Dask client (of the scheduler, or of a LocalCluster of ``n_workers`` processes) and a
-    temporary folder next to the output folder, both gone at the end."""
+    temporary folder next to the output folder, both gone at the end: the folder at once, the
+    client and cluster in a thread added to ``closing`` (for the caller to join) when the block
+    ended without an error, at once otherwise."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as err:  # pragma: no cover
@@ -290,11 +300,23 @@ def _cluster(scheduler: str | None, n_workers: int, out_dir: Path) -> Iterator[t
         client = Client(scheduler or cluster)
         with tempfile.TemporaryDirectory(prefix=".servicecircle-extracts-", dir=parent) as tmp:
             yield client, Path(tmp)
-    finally:
+    except BaseException:
+        _close(client, cluster, dask_log, level)
+        raise
+    closing.append(
+        thread := threading.Thread(target=_close, args=(client, cluster, dask_log, level))
+    )
+    thread.start()
+
+
+def _close(client: Any, cluster: Any, dask_log: logging.Logger, level: int) -> None:
+    """Close a Dask client and a cluster (either may be ``None``); Dask's log level back."""
+    try:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
+    finally:
         dask_log.setLevel(level)
 
 

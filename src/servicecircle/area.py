@@ -31,6 +31,8 @@ from .osm import (
     read_pbf,
     read_xml,
     split_features,
+    walk_edge_columns,
+    walk_points,
 )
 
 if TYPE_CHECKING:
@@ -488,14 +490,10 @@ def _walk_of_arrays(
     when something reads them, the network is made of the arrays (:func:`walk_arrays`)."""
     import pandas as pd
     import shapely
-    from pyproj import Transformer
 
     from .cache import PackedFrame
 
-    to_crs = Transformer.from_crs(4326, crs, always_xy=True)
-    x, y = to_crs.transform(ways.node_lonlat[:, 0], ways.node_lonlat[:, 1])
-    xy = np.column_stack([x, y])
-    at_u, at_v = index_of(ways.node_ids, ways.u), index_of(ways.node_ids, ways.v)
+    xy, at_u, at_v = walk_points(ways, crs)
     keep = _ends_meet(xy[at_u], xy[at_v], boundary_m)
     report["walk_edges_outside_boundary"] = int((~keep).sum())
     if not keep.any():
@@ -508,18 +506,7 @@ def _walk_of_arrays(
         bad = isin_ids(u, missing) | isin_ids(v, missing)
         report["walk_edges_with_missing_nodes"] = int(bad.sum())
         keep[np.flatnonzero(keep)[bad]] = False
-    attrs = pd.DataFrame(
-        {
-            "u": ways.u,
-            "v": ways.v,
-            "highway": ways.highway.to_numpy(),
-            "name": ways.name.to_numpy()  # as pyrosm's frame has it: no names, no column
-            if ways.name.notna().any()
-            else pd.array([pd.NA] * len(ways.u), dtype="string"),
-            "osm_way_id": ways.way_id,
-        }
-    )
-    attrs = attrs.loc[keep].reset_index(drop=True)
+    attrs = pd.DataFrame(walk_edge_columns(ways)).loc[keep].reset_index(drop=True)
     ends = np.empty((2 * len(attrs), 2))
     ends[0::2], ends[1::2] = xy[at_u[keep]], xy[at_v[keep]]
     line, point = shapely.GeometryType.LINESTRING, shapely.GeometryType.POINT

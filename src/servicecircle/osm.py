@@ -290,30 +290,36 @@ def walk_frames(ways: WalkWays, crs: Any) -> tuple[gpd.GeoDataFrame, gpd.GeoData
     in ``crs``: the nodes projected once (as ``to_crs`` would), the lines made from them."""
     import geopandas as gpd
     import shapely
-    from pyproj import Transformer
 
-    to_crs = Transformer.from_crs(4326, crs, always_xy=True)
-    x, y = to_crs.transform(ways.node_lonlat[:, 0], ways.node_lonlat[:, 1])
-    xy = np.column_stack([x, y])
-    at_u, at_v = index_of(ways.node_ids, ways.u), index_of(ways.node_ids, ways.v)
+    xy, at_u, at_v = walk_points(ways, crs)
     lines = shapely.linestrings(np.stack([xy[at_u], xy[at_v]], axis=1))
-    edges = gpd.GeoDataFrame(
-        {
-            "u": ways.u,
-            "v": ways.v,
-            "highway": ways.highway.to_numpy(),
-            "name": ways.name.to_numpy()  # as pyrosm's frame has it: no names, no column
-            if ways.name.notna().any()
-            else pd.array([pd.NA] * len(ways.u), dtype="string"),
-            "osm_way_id": ways.way_id,
-        },
-        geometry=lines,
-        crs=crs,
-    )
+    edges = gpd.GeoDataFrame(walk_edge_columns(ways), geometry=lines, crs=crs)
     nodes = gpd.GeoDataFrame(
         geometry=shapely.points(xy), index=pd.Index(ways.node_ids, name="node_id"), crs=crs
     )
     return nodes, edges
+
+
+def walk_points(ways: WalkWays, crs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nodes' coordinates in ``crs`` and, for each edge, the rows of its two nodes."""
+    from pyproj import Transformer
+
+    to_crs = Transformer.from_crs(4326, crs, always_xy=True)
+    x, y = to_crs.transform(ways.node_lonlat[:, 0], ways.node_lonlat[:, 1])
+    return np.column_stack([x, y]), index_of(ways.node_ids, ways.u), index_of(ways.node_ids, ways.v)
+
+
+def walk_edge_columns(ways: WalkWays) -> dict[str, Any]:
+    """The columns of the edges' frame but the geometry."""
+    return {
+        "u": ways.u,
+        "v": ways.v,
+        "highway": ways.highway.to_numpy(),
+        "name": ways.name.to_numpy()  # as pyrosm's frame has it: no names, no column
+        if ways.name.notna().any()
+        else pd.array([pd.NA] * len(ways.u), dtype="string"),
+        "osm_way_id": ways.way_id,
+    }
 
 
 def _no_street(path: Path, bounded: bool) -> EmptyAreaError:

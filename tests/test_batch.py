@@ -406,6 +406,26 @@ def test_a_corrupt_partition_is_named_and_the_rest_finish(tmp_path, demo_area, c
     assert s["demand_points"] == table["demand_points"].sum()
 
 
+def test_batch_prints_each_tier_as_coverage_does_and_says_what_it_leaves_out(
+    tmp_path, demo_area, cluster, capsys
+):
+    """The console: residents, per tier the covered residents, share, goal and verdict (the
+    coverage command's lines), and that the elderly and children are not computed (also in
+    summary.json)."""
+    plan = scenario(tmp_path, "demo", "demo")
+    out = tmp_path / "o"
+    argv = ["batch", str(plan), "--tile-km", "2", "--scheduler", cluster, "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert f"partitions done: {s['residents']:,.0f} residents" in printed
+    for name, t in s["tiers"].items():
+        verdict = "PASS" if t["pass"] else "FAIL"
+        line = next(x for x in printed.splitlines() if x.strip().startswith(name))
+        assert f"covered {t['covered_residents']:>10,.0f}" in line and line.endswith(verdict)
+    assert "一老一小" in printed and "not computed by batch" in s["not_computed"]["segments"]
+
+
 def test_bad_batch_input(tmp_path, capsys):
     plan = scenario(tmp_path, "demo", "demo")
     assert main(["batch", str(plan), "--tile-km", "0", "--out", str(tmp_path)]) == 2

@@ -276,3 +276,16 @@ def test_help_shows_examples(capsys):
         main(["coverage", "--help"])
     assert exc.value.code == 0
     assert "examples:" in capsys.readouterr().out
+
+
+def test_facilities_outside_a_boundary_are_said_to_be_outside(tmp_path, capsys):
+    """A boundary around part of the demo: the facilities beyond it that no street of the area
+    reaches are reported as outside the boundary, not as if misplaced."""
+    out = tmp_path / "o"
+    box = "24.935,60.165,24.945,60.170"
+    argv = ["coverage", "demo", "--boundary", box, "--no-map", "--no-cache", "--out", str(out)]
+    assert main(argv) == 0
+    fac = json.loads((out / "summary.json").read_text())["facilities"]
+    assert fac["unsnapped"] > 0 and fac["unsnapped_outside_boundary"] == fac["unsnapped"]
+    line = next(x for x in capsys.readouterr().out.splitlines() if "(not used" in x)
+    assert f"0 inside the boundary, {fac['unsnapped']} outside it" in line

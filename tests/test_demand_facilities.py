@@ -102,9 +102,17 @@ def test_read_demand_file_with_households(tmp_path):
 
 
 def test_demand_file_without_population(tmp_path):
+    """The message names the columns that would do and the file's own (not the id copy read
+    makes); a file of coordinates alone says so."""
     path = write_geojson(tmp_path / "d.geojson", [({"id": "a", "people": 3}, (118.78, 32.04))])
-    with pytest.raises(InputError, match="no 'population' column.*found: id, people"):
+    with pytest.raises(
+        InputError,
+        match=r"no population column \(population or 人口 or 常住人口\).*coordinates: id, people$",
+    ):
         read_demand(path, crs=CRS)
+    (tmp_path / "d.csv").write_text("经度,纬度\n118.78,32.04\n", encoding="gbk")
+    with pytest.raises(InputError, match="besides the coordinates: none$"):
+        read_demand(tmp_path / "d.csv", crs=CRS)
 
 
 def test_demand_file_with_negative_population(tmp_path):

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BATCH_NO_SEGMENTS = (
+    "elderly and children (一老一小) at their own pace: not computed by batch; "
+    "`servicecircle run` per area gives them"
+)
+"""What a batch summary says of the demand segments, which it does not compute."""
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -478,6 +484,7 @@ def _write_merged(
         "buffer_m": buf,
         "failed": failures,
         "demand_points_on_borders": int(on_borders),
+        "not_computed": {"segments": BATCH_NO_SEGMENTS},
         "split": split,
     }
     if len(points) and {"snapped", "population"} <= set(points.columns) and len(fac):

@@ -249,10 +249,14 @@ def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDa
     ``d<row>`` for rows without one (counted in ``attrs["counts"]["ids_generated"]``)."""
     require_metric(demand.crs, what)
     if "population" not in demand.columns:
-        found = ", ".join(str(c) for c in demand.columns if c != "geometry")
+        from .files import COLUMN_ALIASES
+
+        names = ["population", *(k for k, v in COLUMN_ALIASES.items() if v == "population")]
+        copied = {"demand_id"} if "id" in demand.columns else set()  # (read_demand's copy)
+        found = [str(c) for c in demand.columns if c not in {"geometry", *copied}]
         raise InputError(
-            f"{what}: has no 'population' column; add the residents of each feature "
-            f"(found: {found})"
+            f"{what}: has no population column ({' or '.join(names)}): add the residents of "
+            f"each feature; its columns besides the coordinates: {', '.join(found) or 'none'}"
         )
     raw = demand["population"]
     pop = pd.to_numeric(raw, errors="coerce")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import InputError
-from .printing import Progress, print_audit, print_pages, print_summary
+from .printing import Progress, print_audit, print_pages, print_summary, tier_line
 
 if TYPE_CHECKING:
     from ..area import Area
@@ -444,7 +444,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from ..batch import read_partitions, run_batch, scenario_boundary, tile_partitions
+    from ..batch import (
+        BATCH_NO_SEGMENTS,
+        read_partitions,
+        run_batch,
+        scenario_boundary,
+        tile_partitions,
+    )
     from ..outputs import check_out_dir
     from ..scenario import load_scenario
 
@@ -490,10 +496,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
             bar.close()
     if not args.quiet:
         ok = summary["partitions"] - len(summary["failed"])
-        print(f"{ok} of {summary['partitions']} partitions done")
+        print(
+            f"{ok} of {summary['partitions']} partitions done: "
+            f"{summary.get('residents', 0):,.0f} residents"
+        )
         for name, t in summary.get("tiers", {}).items():
-            share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
-            print(f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {share}")
+            print(tier_line(name, t))
+        print(f"  {BATCH_NO_SEGMENTS}")
         print(f"wrote {', '.join(summary.get('files', []))} to {summary['out_dir']}")
     for name, error in summary["failed"].items():
         print(f"servicecircle: error: partition {name} failed: {error}", file=sys.stderr)

@@ -34,6 +34,17 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
+def tier_line(name: str, t: dict[str, Any]) -> str:
+    """A tier's line: its distance, the residents covered, their share, the goal and verdict."""
+    share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
+    verdict = {True: "PASS", False: "FAIL", None: "n/a (no residents)"}[t["pass"]]
+    return (
+        f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {t['covered_residents']:>10,.0f}"
+        f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
+        + ("  (no facility of this kind given)" if t.get("facilities") == 0 else "")
+    )
+
+
 def print_summary(summary: dict[str, Any], out: Path) -> None:
     """The per-tier lines of a coverage summary, and what could not be used."""
     res = summary["residents"]
@@ -41,13 +52,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         f"{summary['area']['name']}: {summary['demand_points']} demand points, {res:,.0f} residents"
     )
     for name, t in summary["tiers"].items():
-        share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
-        verdict = {True: "PASS", False: "FAIL", None: "n/a (no residents)"}[t["pass"]]
-        print(
-            f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {t['covered_residents']:>10,.0f}"
-            f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
-            + ("  (no facility of this kind given)" if t.get("facilities") == 0 else "")
-        )
+        print(tier_line(name, t))
         for seg, s in (t.get("segments") or {}).items():
             share = "n/a" if s["share"] is None else f"{s['share']:.1%}"
             print(
@@ -75,11 +80,16 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
             f"  {_count(summary['unreachable_demand_points'], 'demand point')} farther than "
             f"{summary['snap_limit_m']:.0f} m from any street (not covered)"
         )
-    if summary["facilities"]["unsnapped"]:
+    fac = summary["facilities"]
+    outside = fac.get("unsnapped_outside_boundary", 0)
+    if fac["unsnapped"]:
+        within = f"{fac['unsnapped'] - outside} inside the boundary, " if outside else ""
         print(
-            f"  {_count(summary['facilities']['unsnapped'], 'facility', 'facilities')} farther "
-            f"than {summary['snap_limit_m']:.0f} m from any street (not used): "
-            + ", ".join(summary["facilities"]["unsnapped_ids"][:5])
+            f"  {_count(fac['unsnapped'], 'facility', 'facilities')} farther than "
+            f"{summary['snap_limit_m']:.0f} m from any street of the area (not used"
+            + (f"; {within}{outside} outside it" if outside else "")
+            + "): "
+            + ", ".join(fac["unsnapped_ids"][:5])
         )
     print(f"wrote {', '.join(summary.get('files', []))} to {out}")
 

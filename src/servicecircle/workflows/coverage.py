@@ -135,6 +135,7 @@ def run_coverage(
             segments=demand_gdf.attrs.get("segments", {}),
             **cov.summary(),
         )
+        summary["facilities"]["unsnapped_outside_boundary"] = _unused_outside(cov, fac_gdf, area)
         tables: tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None] = (None, None)
         if cells is not None:
             tick("cells")
@@ -326,3 +327,15 @@ def cells_summary(cell_table: gpd.GeoDataFrame) -> dict[str, Any]:
         "points_outside_cells": cell_table.attrs["points_outside_cells"],
         "residents_outside_cells": cell_table.attrs["residents_outside_cells"],
     }
+
+
+def _unused_outside(cov: Any, facilities: gpd.GeoDataFrame, area: Area) -> int:
+    """How many of the facilities too far from every street lie outside the area's boundary
+    (the area's streets end at it: those are not misplaced, only outside)."""
+    import shapely
+
+    unused = ~cov.facilities["snapped"].to_numpy(dtype=bool)
+    if not unused.any():
+        return 0
+    points = facilities.geometry.reindex(cov.facilities.index).to_numpy()
+    return int((unused & ~shapely.within(points, area.boundary)).sum())

@@ -13,6 +13,12 @@ def index_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.asarray(pd.Index(np.asarray(ids)).get_indexer(np.asarray(wanted)), dtype=np.int64)
 
 
+def ends_index(ids: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`index_of` for both ends of edges at once (one hash of ``ids``)."""
+    both = index_of(ids, np.concatenate([np.asarray(u), np.asarray(v)]))
+    return both[: len(u)], both[len(u) :]
+
+
 def isin_ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whether each of ``a`` is among ``b`` (ids over a wide range, as OSM's): a hash lookup,
     6x faster than ``np.isin``'s sort at 300 k of a and 1 M of b."""

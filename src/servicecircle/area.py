@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from ._arrays import index_of, isin_ids
+from ._arrays import ends_index
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
 from .cache import AreaCache, DeferredFrame, remember
-from .geometry import line_ends
+from .geometry import line_ends, lines_meet
 from .osm import (
     FEATURE_TAGS,
     OsmFrames,
@@ -368,20 +368,6 @@ def _boundary_to_geoseries(boundary: Any) -> gpd.GeoSeries:
     return gpd.GeoSeries([union], crs=gs.crs)
 
 
-def _meets(lines: np.ndarray, polygon: BaseGeometry) -> np.ndarray:
-    """Which lines meet the polygon: those with an end inside it, and of the others those
-    that cross it (tested one by one only for the few near its edge)."""
-    import shapely
-
-    start, end = line_ends(lines)
-    shapely.prepare(polygon)
-    meets = shapely.contains_xy(polygon, *start.T) | shapely.contains_xy(polygon, *end.T)
-    rest = np.flatnonzero(~meets)
-    if len(rest):
-        meets[rest] = shapely.intersects(polygon, lines[rest])
-    return meets
-
-
 def assemble(frames: OsmFrames, boundary: gpd.GeoSeries | None, *, name: str, source: str) -> Area:
     """Choose the boundary and the UTM CRS once, project, clip, and count what was left out."""
     import geopandas as gpd
@@ -466,7 +452,8 @@ def _walk_of_frames(
     import pandas as pd
 
     nodes, edges = frames.walk_frames(crs)
-    inside = _meets(edges.geometry.to_numpy(), boundary_m)
+    lines = edges.geometry.to_numpy()
+    inside = lines_meet(*line_ends(lines), boundary_m, lines)
     report["walk_edges_outside_boundary"] = int((~inside).sum())
     edges = edges.loc[inside].reset_index(drop=True)
     if len(edges) == 0:
@@ -474,12 +461,17 @@ def _walk_of_frames(
     used = pd.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
     nodes = nodes.loc[nodes.index.isin(used)]
     nodes = nodes[~nodes.index.duplicated()]
-    missing = used[index_of(nodes.index.to_numpy(), used) < 0]
-    if len(missing):
-        bad = isin_ids(edges["u"].to_numpy(), missing) | isin_ids(edges["v"].to_numpy(), missing)
+    bad = _without_nodes(edges["u"].to_numpy(), edges["v"].to_numpy(), nodes.index.to_numpy())
+    if bad.any():
         report["walk_edges_with_missing_nodes"] = int(bad.sum())
         edges = edges.loc[~bad].reset_index(drop=True)
     return nodes, edges
+
+
+def _without_nodes(u: np.ndarray, v: np.ndarray, node_ids: np.ndarray) -> np.ndarray:
+    """Which edges name a node that is not among ``node_ids`` (unique)."""
+    at_u, at_v = ends_index(node_ids, u, v)
+    return (at_u < 0) | (at_v < 0)
 
 
 def _walk_of_arrays(
@@ -494,16 +486,15 @@ def _walk_of_arrays(
     from .cache import PackedFrame
 
     xy, at_u, at_v = walk_points(ways, crs)
-    keep = _ends_meet(xy[at_u], xy[at_v], boundary_m)
+    keep = lines_meet(xy[at_u], xy[at_v], boundary_m)
     report["walk_edges_outside_boundary"] = int((~keep).sum())
     if not keep.any():
         raise _no_walk_inside(boundary_m, crs, source)
     u, v = ways.u[keep], ways.v[keep]
     used = pd.unique(np.concatenate([u, v]))
     node_keep = pd.Index(ways.node_ids).isin(used)  # (the pass lists each node once)
-    missing = used[index_of(ways.node_ids[node_keep], used) < 0]
-    if len(missing):
-        bad = isin_ids(u, missing) | isin_ids(v, missing)
+    bad = _without_nodes(u, v, ways.node_ids[node_keep])
+    if bad.any():
         report["walk_edges_with_missing_nodes"] = int(bad.sum())
         keep[np.flatnonzero(keep)[bad]] = False
     attrs = pd.DataFrame(walk_edge_columns(ways)).loc[keep].reset_index(drop=True)
@@ -550,20 +541,6 @@ def walk_arrays(area: Area) -> WalkArrays | None:
         return walk
     del _WALK[area]  # (not to hold the arrays twice once the frames are made)
     return None
-
-
-def _ends_meet(a: np.ndarray, b: np.ndarray, polygon: BaseGeometry) -> np.ndarray:
-    """:func:`_meets` for straight lines ``a[i] → b[i]``: a line is made only for the few with
-    neither end inside."""
-    import shapely
-
-    shapely.prepare(polygon)
-    meets = shapely.contains_xy(polygon, *a.T) | shapely.contains_xy(polygon, *b.T)
-    rest = np.flatnonzero(~meets)
-    if len(rest):
-        lines = shapely.linestrings(np.stack([a[rest], b[rest]], axis=1))
-        meets[rest] = shapely.intersects(polygon, lines)
-    return meets
 
 
 def _no_walk_inside(boundary_m: BaseGeometry, crs: CRS, source: str) -> EmptyAreaError:

@@ -158,6 +158,27 @@ def line_ends(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords[first], coords[last]
 
 
+def lines_meet(
+    a: np.ndarray, b: np.ndarray, polygon: BaseGeometry, lines: np.ndarray | None = None
+) -> np.ndarray:
+    """Which lines from ``a[i]`` to ``b[i]`` (their ends) meet ``polygon``: at once those with
+    an end in it (most, no line made), the others tested as lines — ``lines[i]`` when given,
+    else the straight segments. The same answer as ``shapely.intersects`` on every line."""
+    import shapely
+
+    shapely.prepare(polygon)
+    meets = shapely.intersects_xy(polygon, a[:, 0], a[:, 1])
+    meets |= shapely.intersects_xy(polygon, b[:, 0], b[:, 1])
+    rest = np.flatnonzero(~meets)
+    if len(rest):
+        if lines is None:
+            tested = shapely.linestrings(np.stack([a[rest], b[rest]], axis=1))
+        else:
+            tested = lines[rest]
+        meets[rest] = shapely.intersects(polygon, tested)  # (the prepared one first)
+    return meets
+
+
 def single_lines(geoms: np.ndarray, what: str) -> np.ndarray:
     """Each geometry as one LineString (a new array; missing ones stay missing): a
     MultiLineString whose parts join end to end becomes that line; anything else is an

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._arrays import index_of
+from ._arrays import ends_index
 from ._crs import require_metric
 from ._errors import EmptyAreaError, InputError
 from .edge_arrays import csr_min, first_of_each
@@ -286,18 +286,14 @@ class WalkNetwork:
         if np.any(sorted_ids[1:] == sorted_ids[:-1]):
             raise InputError("walk network has duplicate node ids; give each node one id")
 
-        def to_index(ids: np.ndarray, what: str) -> np.ndarray:
-            pos = index_of(node_id, ids)
-            bad = pos < 0
-            if bad.any():
+        u_id, v_id = np.asarray(edge_u_id, dtype="int64"), np.asarray(edge_v_id, dtype="int64")
+        u, v = ends_index(node_id, u_id, v_id)
+        for pos, ids, what in ((u, u_id, "u"), (v, v_id, "v")):
+            if (bad := pos < 0).any():
                 raise InputError(
                     f"walk network: {int(bad.sum())} edges name an unknown {what} node "
                     f"(e.g. {int(ids[bad][0])}); every edge end must be a node"
                 )
-            return pos
-
-        u = to_index(np.asarray(edge_u_id, dtype="int64"), "u")
-        v = to_index(np.asarray(edge_v_id, dtype="int64"), "v")
         geoms: np.ndarray | None = None
         if edge_geometry is None:  # straight lines: their length as GEOS sums it, no line made
             d = node_xy[v] - node_xy[u]

@@ -23,7 +23,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
-from ._arrays import index_of
+from ._arrays import ends_index
 from ._errors import EmptyAreaError, InputError
 
 if TYPE_CHECKING:
@@ -306,7 +306,7 @@ def walk_points(ways: WalkWays, crs: Any) -> tuple[np.ndarray, np.ndarray, np.nd
 
     to_crs = Transformer.from_crs(4326, crs, always_xy=True)
     x, y = to_crs.transform(ways.node_lonlat[:, 0], ways.node_lonlat[:, 1])
-    return np.column_stack([x, y]), index_of(ways.node_ids, ways.u), index_of(ways.node_ids, ways.v)
+    return np.column_stack([x, y]), *ends_index(ways.node_ids, ways.u, ways.v)
 
 
 def walk_edge_columns(ways: WalkWays) -> dict[str, Any]:

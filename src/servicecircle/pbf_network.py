@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ._arrays import first_seen, isin_ids
+from .geometry import lines_meet
 from .pbf_blocks import (
     DenseBlock,
     ElementBlock,
@@ -279,7 +280,7 @@ def _edges(
     used = at[np.isin(owner[at], seg_way)]
     first = used[first_seen(refs[used])]
     if boundary is not None and len(a):
-        meets = _meets_boundary(lonlat[a], lonlat[b], boundary)
+        meets = lines_meet(lonlat[a], lonlat[b], boundary)
         a, b, seg_way = a[meets], b[meets], seg_way[meets]
     ways_read = len(np.unique(seg_way))
     walk = kept[seg_way]
@@ -298,18 +299,3 @@ def _edges(
         ways_left_out=ways_left_out,
         has_features=seen.has_features,
     )
-
-
-def _meets_boundary(a: np.ndarray, b: np.ndarray, boundary: BaseGeometry) -> np.ndarray:
-    """Whether each segment ``a[i] → b[i]`` (lon, lat rows) meets ``boundary``: at once where
-    an end lies in it (most segments, no line made), as a line for the others."""
-    import shapely
-
-    shapely.prepare(boundary)
-    meets = shapely.intersects_xy(boundary, a[:, 0], a[:, 1])
-    meets |= shapely.intersects_xy(boundary, b[:, 0], b[:, 1])
-    rest = np.flatnonzero(~meets)
-    if len(rest):
-        lines = shapely.linestrings(np.stack([a[rest], b[rest]], axis=1))
-        meets[rest] = shapely.intersects(boundary, lines)  # (the prepared one first)
-    return meets

@@ -444,13 +444,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from ..batch import (
-        BATCH_NO_SEGMENTS,
-        read_partitions,
-        run_batch,
-        scenario_boundary,
-        tile_partitions,
-    )
+    from ..batch import read_partitions, run_batch, scenario_boundary, tile_partitions
     from ..outputs import check_out_dir
     from ..scenario import load_scenario
 
@@ -502,7 +496,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         for name, t in summary.get("tiers", {}).items():
             print(tier_line(name, t))
-        print(f"  {BATCH_NO_SEGMENTS}")
+        for note in summary.get("not_computed", {}).values():
+            print(f"  {note}")
         print(f"wrote {', '.join(summary.get('files', []))} to {summary['out_dir']}")
     for name, error in summary["failed"].items():
         print(f"servicecircle: error: partition {name} failed: {error}", file=sys.stderr)

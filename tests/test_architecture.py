@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
         "area",
         "scenario",
         "cache",
+        "cache_files",
         "osm_split",
         "osm_split_scan",
     },  # sources: OSM, scenarios, areas

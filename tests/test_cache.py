@@ -444,7 +444,7 @@ def test_frames_come_back_from_the_entry_exactly():
     import pandas as pd
     import shapely
 
-    from servicecircle.cache import _pack, _unpack
+    from servicecircle.cache_files import pack
 
     lines = gpd.GeoDataFrame(
         {"u": [1, 2], "name": pd.array(["中山路", pd.NA], dtype="string")},
@@ -463,10 +463,10 @@ def test_frames_come_back_from_the_entry_exactly():
         {"n": [1]}, geometry=gpd.GeoSeries([shapely.Point(5, 5)]), crs=32650
     ).rename_geometry("where")
     payload = {"edges": lines, "buildings": mixed, "pois": points, "crs": "EPSG:32650"}
-    packed = _pack(payload)
+    packed = {name: pack(value) for name, value in payload.items()}
     assert type(packed["edges"]).__name__ == "PackedFrame"
     assert packed["buildings"] is mixed  # would come back as two MultiPolygons
-    back = _unpack(packed)
+    back = {n: v.build() if hasattr(v, "build") else v for n, v in packed.items()}
     for name in ("edges", "buildings", "pois"):
         a, b = payload[name], back[name]
         assert list(a.columns) == list(b.columns) and a.index.equals(b.index)
@@ -483,7 +483,8 @@ def test_an_area_from_the_cache_makes_its_frames_when_first_read(tmp_path):
     from geopandas.testing import assert_geodataframe_equal
 
     from servicecircle.area import load_area
-    from servicecircle.cache import AreaCache, DeferredFrame
+    from servicecircle.cache import AreaCache
+    from servicecircle.cache_files import DeferredFrame
     from servicecircle.network import WalkNetwork
 
     cache = AreaCache(tmp_path / "c")
@@ -501,7 +502,8 @@ def test_an_area_from_the_cache_makes_its_frames_when_first_read(tmp_path):
 
 def test_an_area_s_repr_makes_no_frame(tmp_path):
     from servicecircle.area import load_area
-    from servicecircle.cache import AreaCache, DeferredFrame
+    from servicecircle.cache import AreaCache
+    from servicecircle.cache_files import DeferredFrame
 
     cache = AreaCache(tmp_path / "c")
     load_area("demo", cache=cache)

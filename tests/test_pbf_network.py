@@ -203,7 +203,7 @@ def test_a_first_read_makes_no_line_and_the_same_network_as_its_frames(tmp_path,
     import geopandas as gpd
 
     from servicecircle.area import walk_arrays
-    from servicecircle.cache import DeferredFrame
+    from servicecircle.cache_files import DeferredFrame
     from servicecircle.network import WalkNetwork
 
     path = tmp_path / "t.osm.pbf"
@@ -232,7 +232,8 @@ def test_an_area_whose_frames_were_never_made_is_cached_and_comes_back_the_same(
     from geopandas.testing import assert_geodataframe_equal
 
     from servicecircle.area import load_area
-    from servicecircle.cache import AreaCache, DeferredFrame
+    from servicecircle.cache import AreaCache
+    from servicecircle.cache_files import DeferredFrame
     from servicecircle.network import WalkNetwork
 
     path = tmp_path / "t.osm.pbf"

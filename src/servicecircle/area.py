@@ -21,7 +21,8 @@ import numpy as np
 from ._arrays import ends_index
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
-from .cache import AreaCache, DeferredFrame, remember
+from .cache import AreaCache, remember
+from .cache_files import DeferredFrame, PackedFrame
 from .geometry import line_ends, lines_meet
 from .osm import (
     FEATURE_TAGS,
@@ -133,6 +134,9 @@ CACHED_FIELDS = ("crs", "boundary", "nodes", "edges", "buildings", "pois", "land
 """The fields of an :class:`Area` that an :class:`~servicecircle.cache.AreaCache` holds; the
 name and source come from the call, so the same bytes under another path or name still hit."""
 
+FRAME_FIELDS = ("nodes", "edges", "buildings", "pois", "landuse")
+"""The fields the cache stores each in a file of its own, read when first used."""
+
 
 # --------------------------------------------------------------------------- entry point
 def load_area(
@@ -206,16 +210,39 @@ def load_area(
     if store is None:
         return assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
     key = store.key(path, reader=kind, boundary=boundary_gs)
-    fields = store.load(key, fields=CACHED_FIELDS, deferred=True) if key is not None else None
-    if key is not None and fields is not None:
+    if key is None:
+        return assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
+    again = _ReadAgain(reader, path, boundary_gs, key.signature)
+    fields = store.load(key, fields=CACHED_FIELDS, deferred=True, fallback=again.frame)
+    if fields is not None:
         area = _from_cache(fields, name=name, source=where)
         remember(area, store, key)
         return area
     area = assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
-    if key is not None:
-        store.store(key, {f: _as_stored(area.__dict__[f]) for f in CACHED_FIELDS})
-        remember(area, store, key)
+    store.store(key, {f: _as_stored(area.__dict__[f]) for f in CACHED_FIELDS}, apart=FRAME_FIELDS)
+    remember(area, store, key)
     return area
+
+
+class _ReadAgain:
+    """Makes a frame of an area from its file again, for an area from the cache whose frame
+    stored apart cannot be read when first used (the file read once for every such frame)."""
+
+    def __init__(self, reader: Any, path: Path, boundary: Any, signature: tuple[int, ...]) -> None:
+        self.reader, self.path, self.boundary, self.signature = reader, path, boundary, signature
+        self.area: Area | None = None
+
+    def frame(self, field: str) -> gpd.GeoDataFrame:
+        if self.area is None:
+            from .cache import file_signature
+
+            if file_signature(self.path) != self.signature:
+                raise InputError(
+                    f"{self.path}: changed since this area was read from the cache; run again"
+                )
+            frames = self.reader(self.path, self.boundary)
+            self.area = assemble(frames, self.boundary, name="again", source=str(self.path))
+        return getattr(self.area, field)
 
 
 def _as_stored(value: Any) -> Any:
@@ -482,8 +509,6 @@ def _walk_of_arrays(
     when something reads them, the network is made of the arrays (:func:`walk_arrays`)."""
     import pandas as pd
     import shapely
-
-    from .cache import PackedFrame
 
     xy, at_u, at_v = walk_points(ways, crs)
     keep = lines_meet(xy[at_u], xy[at_v], boundary_m)

@@ -27,16 +27,20 @@ written for a file unchanged for :data:`RACY_S` seconds before hashing began (gi
 rule), so a filesystem with coarse timestamps cannot hide a write that follows a hash within the
 same tick; and a file that changes while it is hashed or read is neither memoised nor stored.
 
-Entries (``areas/<key>/``): ``area.pkl`` (the area's frames, CRS, boundary and report, pickled)
-and ``manifest.json`` (format, key, options, the pickle's size and sha256). Pickle is fast and
-keeps every dtype, but loading a pickle runs code, so the trust boundary is the folder: it is
+Entries (``areas/<key>/``): ``area.pkl`` (the area's CRS, boundary and report, pickled), one
+file per frame stored apart (``nodes.pkl``, ``edges.pkl``, ``buildings.pkl``, ...: read only
+when something uses that frame; the network stored beside the area needs none) and
+``manifest.json`` (format, key, options, and each file's fields, size, CRC-32 and layout;
+:mod:`~servicecircle.cache_files`). Pickle is fast and keeps every dtype, and its arrays are read
+back without a copy, but loading a pickle runs code, so the trust boundary is the folder: it is
 created for the user alone (mode 0700, entries 0600), and an entry not owned by the current user
-or writable by group or others is not loaded (POSIX). An entry is written into a staging folder
-under ``tmp/`` and moved into place with one ``os.replace``: readers see a whole entry or none,
-and when two runs store the same key the second finds it there and drops its own. An entry whose
-manifest, size or checksum does not match is a miss and is removed. At most
-:data:`DEFAULT_MAX_ENTRIES` entries and :data:`DEFAULT_MAX_BYTES` bytes are kept; the least
-recently used go first.
+or writable by group or others is not loaded (POSIX); the checksum only catches a truncated or
+damaged file. An entry is written into a staging folder under ``tmp/`` and moved into place
+with one ``os.replace``: readers see a whole entry or none, and when two runs store the same key
+the second finds it there and drops its own. An entry whose manifest, size or checksum does not
+match is a miss and is removed (a frame stored apart that fails when it is read is made from the
+OSM file instead). At most :data:`DEFAULT_MAX_ENTRIES` entries and :data:`DEFAULT_MAX_BYTES`
+bytes are kept; the least recently used go first.
 
 The cache never fails a run: every cache error is logged as a warning and the file is read as if
 there were no cache.
@@ -49,26 +53,37 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import shutil
 import sys
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .cache_files import (
+    CacheError,
+    DeferredFrame,
+    PackedFrame,
+    Untrusted,
+    check_private,
+    deferred_part,
+    open_part,
+    pack,
+    read_part,
+    write_part,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bump when what an entry holds, or how an area is built, changes in a way the key misses."""
 
 ENV_VAR = "SERVICECIRCLE_CACHE_DIR"
@@ -97,10 +112,6 @@ _AREA_MODULES = (
     "area.py", "osm.py", "pbf_network.py", "pbf_blocks.py", "_arrays.py",
     "network.py", "edge_arrays.py", "snapping.py",
 )  # fmt: skip
-
-
-class CacheError(Exception):
-    """A cache entry or the cache folder cannot be used; never reaches the user's run."""
 
 
 def default_folder() -> Path:
@@ -205,7 +216,7 @@ class AreaCache:
         signature = _signature(before)
         memo_file = self.folder / "hashes" / (_short_hash(str(resolved)) + ".json")
         with contextlib.suppress(Exception):
-            _check_private(memo_file)
+            check_private(os.lstat(memo_file), memo_file.name)
             memo = json.loads(memo_file.read_text(encoding="utf-8"))
             if memo["path"] == str(resolved) and tuple(memo["signature"]) == signature:
                 return str(memo["sha256"]), signature
@@ -226,20 +237,27 @@ class AreaCache:
 
     # ------------------------------------------------------------------ read
     def load(
-        self, key: CacheKey, *, fields: Iterable[str], deferred: bool = False
+        self,
+        key: CacheKey,
+        *,
+        fields: Iterable[str],
+        deferred: bool = False,
+        fallback: Callable[[str], Any] | None = None,
     ) -> dict[str, Any] | None:
         """The stored fields under ``key``, or ``None`` on a miss (a broken entry is removed).
 
         With ``deferred``, GeoDataFrames come back as :class:`DeferredFrame`: their arrays
-        (checked like the rest), made into frames when first asked for.
+        (checked like the rest), made into frames when first asked for; a field stored
+        ``apart`` is read only then. Should that read fail, the entry is removed and
+        ``fallback(field)`` makes the frame (without one, :class:`CacheError` is raised then).
         """
         entry = self.folder / "areas" / key.digest
         if not entry.is_dir():
             log.debug("area cache: miss %s in %s", key.digest[:12], self.folder)
             return None
         try:
-            payload = _read_entry(entry, key, set(fields), deferred)
-        except _Untrusted as err:
+            payload = self._read_entry(entry, key, set(fields), deferred, fallback)
+        except Untrusted as err:
             _warn(f"entry {entry} is not loaded", err, "reading the file instead")
             return None
         except Exception as err:
@@ -251,21 +269,64 @@ class AreaCache:
         log.info("area cache: hit %s in %s", key.digest[:12], self.folder)
         return payload
 
+    def _read_entry(
+        self,
+        entry: Path,
+        key: CacheKey,
+        fields: set[str],
+        deferred: bool,
+        fallback: Callable[[str], Any] | None,
+    ) -> dict[str, Any]:
+        """Check an entry's owner, manifest, sizes and checksums, then unpickle its parts (a
+        part stored apart, when ``deferred``: open it, read it when first made)."""
+        for path in (entry, entry / _MANIFEST):
+            check_private(os.lstat(path), path.name)
+        manifest = json.loads((entry / _MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("format") != CACHE_FORMAT or manifest.get("key") != key.digest:
+            raise CacheError("its manifest names another format or key")
+        parts = manifest["parts"]
+        if sorted(f for part in parts for f in part["fields"]) != sorted(fields):
+            raise CacheError("its manifest does not list the expected fields")
+
+        def on_broken(fh: Any, path: Path) -> None:  # (unless the entry was stored anew since)
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
+                    self._remove(entry)
+
+        out: dict[str, Any] = {}
+        for part in parts:
+            part_file = Path(part["file"]).name
+            path = entry / part_file
+            if part.get("apart") and deferred:
+                (name,) = part["fields"]
+                again = partial(fallback, name) if fallback is not None else None
+                out[name] = deferred_part(path, part, on_broken=on_broken, fallback=again)
+                continue
+            with open_part(path, part) as fh:
+                value = read_part(fh, part)
+            if part.get("apart"):
+                value = {part["fields"][0]: value}
+            if not isinstance(value, dict) or set(value) != set(part["fields"]):
+                raise CacheError(f"{part_file} does not hold the fields its manifest lists")
+            out.update({f: _unpacked(v, deferred) for f, v in value.items()})
+        return out
+
     # ------------------------------------------------------------------ write
-    def store(self, key: CacheKey, payload: dict[str, Any]) -> None:
-        """Store ``payload`` (picklable fields) under ``key``; logs and returns on any error."""
+    def store(self, key: CacheKey, payload: dict[str, Any], *, apart: Iterable[str] = ()) -> None:
+        """Store ``payload`` (picklable fields) under ``key``, the frames named in ``apart``
+        each in a file of its own (read only when used); logs and returns on any error."""
         try:
-            if _signature(os.stat(key.path.resolve())) != key.signature:
+            if file_signature(key.path) != key.signature:
                 log.info("area cache: %s changed while it was read; not stored", key.path)
                 return
-            self._store(key, payload)
+            self._store(key, payload, set(apart))
         except Exception as err:
             _warn(f"cannot store the area in {self.folder}", err, "the run goes on uncached")
             return
         with contextlib.suppress(Exception):
             self.prune(keep=key.digest)
 
-    def _store(self, key: CacheKey, payload: dict[str, Any]) -> None:
+    def _store(self, key: CacheKey, payload: dict[str, Any], apart: set[str]) -> None:
         areas = self._ensure_folder("areas")
         entry = areas / key.digest
         if entry.exists():
@@ -273,17 +334,18 @@ class AreaCache:
         staging = self._ensure_folder("tmp") / f"{key.digest[:16]}-{os.getpid()}-{uuid.uuid4().hex}"
         staging.mkdir(mode=0o700)
         try:
-            hasher = hashlib.sha256()
-            with open(staging / _PAYLOAD, "wb") as fh:
-                os.chmod(staging / _PAYLOAD, 0o600)
-                pickle.dump(_pack(payload), _HashingWriter(fh, hasher), protocol=5)
-                size = fh.tell()
+            main = {f: pack(v) for f, v in payload.items() if f not in apart}
+            parts = [{**write_part(staging / _PAYLOAD, main), "fields": sorted(main)}]
+            for name in sorted(apart & set(payload)):
+                value = pack(payload[name])
+                rows = len(value.frame if isinstance(value, PackedFrame) else value)
+                info = write_part(staging / f"{name}.pkl", value)
+                parts.append({**info, "fields": [name], "apart": True, "rows": rows})
             manifest = {
                 "format": CACHE_FORMAT,
                 "key": key.digest,
                 "options": key.options,
-                "fields": sorted(payload),
-                "payload": {"file": _PAYLOAD, "bytes": size, "sha256": hasher.hexdigest()},
+                "parts": parts,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "source": str(key.path),
             }
@@ -294,6 +356,7 @@ class AreaCache:
                 if not entry.is_dir():  # another run stored the same key first: keep theirs
                     raise
                 return
+            size = sum(int(part["bytes"]) for part in parts)
             log.info(
                 "area cache: stored %s (%.1f MB) in %s", key.digest[:12], size / 2**20, self.folder
             )
@@ -431,125 +494,16 @@ def _version(name: str) -> str:
         return "absent"
 
 
-# --------------------------------------------------------------------------- entries
-class _Untrusted(CacheError):
-    """The entry is not the current user's alone: it is left as it is and not unpickled."""
+def _unpacked(value: Any, deferred: bool) -> Any:
+    if isinstance(value, PackedFrame):
+        return DeferredFrame(value) if deferred else value.build()
+    return value
 
 
-class _HashingWriter:
-    """A binary file wrapper that hashes what is written through it."""
-
-    def __init__(self, fh: Any, hasher: Any) -> None:
-        self._fh, self._hasher = fh, hasher
-
-    def write(self, data: Any) -> int:
-        self._hasher.update(data)
-        return int(self._fh.write(data))
-
-
-def _read_entry(entry: Path, key: CacheKey, fields: set[str], deferred: bool) -> dict[str, Any]:
-    """Check an entry's owner, manifest, size and checksum, then unpickle its payload."""
-    payload_file = entry / _PAYLOAD
-    for path in (entry, entry / _MANIFEST, payload_file):
-        _check_private(path)
-    manifest = json.loads((entry / _MANIFEST).read_text(encoding="utf-8"))
-    if manifest.get("format") != CACHE_FORMAT or manifest.get("key") != key.digest:
-        raise CacheError("its manifest names another format or key")
-    expected = manifest["payload"]
-    data = payload_file.read_bytes()
-    if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
-        raise CacheError(f"{_PAYLOAD} does not match its checksum (truncated or changed)")
-    payload = _unpack(pickle.loads(data), deferred)
-    if not isinstance(payload, dict) or set(payload) != fields:
-        raise CacheError("its payload does not hold the expected fields")
-    return payload
-
-
-@dataclass(frozen=True)
-class PackedFrame:
-    """A GeoDataFrame with its geometry as coordinate arrays (``shapely.to_ragged_array``):
-    read back several times faster than the WKB a GeoDataFrame pickles to."""
-
-    frame: Any
-    geometry: str
-    columns: list[Any]
-    crs: str | None
-    ragged: tuple[Any, ...]
-
-
-def _pack(payload: dict[str, Any]) -> dict[str, Any]:
-    import geopandas as gpd
-    import numpy as np
-    import shapely
-
-    out: dict[str, Any] = {}
-    for name, value in payload.items():
-        out[name] = value
-        if isinstance(value, gpd.GeoDataFrame) and len(value) and value.geometry.notna().all():
-            geoms = value.geometry.to_numpy()
-            if len(np.unique(shapely.get_type_id(geoms))) != 1:  # (it would make them multi)
-                continue
-            try:  # one geometry type throughout; anything else stays as it is
-                kind, coords, offsets = shapely.to_ragged_array(geoms)
-            except (ValueError, NotImplementedError):
-                continue
-            out[name] = PackedFrame(
-                frame=value.drop(columns=value.geometry.name).copy(),
-                geometry=value.geometry.name,
-                columns=list(value.columns),
-                crs=value.crs.to_wkt() if value.crs is not None else None,
-                ragged=(int(kind), coords, offsets),
-            )
-    return out
-
-
-class DeferredFrame:
-    """A GeoDataFrame the cache holds as arrays, made on first use (:meth:`make`): a run that
-    never reads it (coverage from the cache reads the network's own arrays) makes no lines."""
-
-    def __init__(self, packed: PackedFrame) -> None:
-        self.packed = packed
-
-    def __len__(self) -> int:
-        return len(self.packed.frame)
-
-    def make(self) -> Any:
-        """The GeoDataFrame."""
-        import geopandas as gpd
-        import shapely
-
-        value = self.packed
-        kind, coords, offsets = value.ragged
-        geoms = shapely.from_ragged_array(shapely.GeometryType(kind), coords, offsets)
-        frame = gpd.GeoDataFrame(value.frame, geometry=geoms, crs=value.crs)
-        if value.geometry != "geometry":
-            frame = frame.rename_geometry(value.geometry)
-        return frame[value.columns]
-
-
-def _unpack(payload: Any, deferred: bool = False) -> Any:
-    if not isinstance(payload, dict):
-        return payload
-    out = {}
-    for name, value in payload.items():
-        if isinstance(value, PackedFrame):
-            lazy = DeferredFrame(value)
-            out[name] = lazy if deferred else lazy.make()
-        else:
-            out[name] = value
-    return out
-
-
-def _check_private(path: Path) -> None:
-    """Refuse a file the current user does not own, or that group or others may write."""
-    st = os.lstat(path)
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:  # pragma: no cover - Windows: no owner bits to check
-        return
-    if st.st_uid != getuid():
-        raise _Untrusted(f"{path.name} belongs to user {st.st_uid}, not to you")
-    if st.st_mode & 0o022:
-        raise _Untrusted(f"{path.name} is writable by group or others (mode {st.st_mode:o})")
+def file_signature(path: Path) -> tuple[int, ...]:
+    """``(device, inode, size, mtime_ns, ctime_ns)`` of the file ``path`` resolves to: what a
+    :class:`CacheKey` remembers of the file it hashed."""
+    return _signature(os.stat(Path(path).resolve()))
 
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:

@@ -52,22 +52,84 @@ def assert_equal_to_single(area, single, out):
 
 
 @pytest.mark.slow
-def test_batch_equals_single_run_on_the_demo(tmp_path, demo_area, cluster):
+def test_batch_equals_single_run_on_the_demo(tmp_path, demo_area, cluster, monkeypatch):
     """The demo is a PBF: every task reads its extract, with the default buffer."""
+    import servicecircle.batch as batch
     from servicecircle.area import demo_path
     from servicecircle.plan import run_coverage
 
     single = run_coverage(demo_area, facilities="demo", out_dir=None).coverage.points
     parts = tile_partitions(demo_area.boundary_wgs84(), 0.6)
     assert 4 <= len(parts) <= 9
+    joined = []
+    real_join = batch.joined_csv
+    monkeypatch.setattr(batch, "joined_csv", lambda o: joined.append(real_join(o)) or joined[-1])
     s = run_batch(scenario(tmp_path, "demo", "demo"), parts, scheduler=cluster)
     assert s["failed"] == {}
+    assert joined and joined[0] is not None  # the workers' lines, joined
+    monkeypatch.setattr(batch, "joined_csv", lambda ordered: None)  # the table merged here
+    here = tmp_path / "here"
+    run_batch(scenario(tmp_path, "demo", "demo"), parts, scheduler=cluster, out_dir=here)
+    assert (here / "coverage.csv").read_bytes() == joined[0]
     assert s["split"][str(demo_path())]["extracts"] == len(parts)
     assert_equal_to_single(demo_area, single, tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "partitions.csv")
     assert (table["status"] == "ok").all() and table["demand_points"].sum() == len(single)
     assert (table["worker_peak_rss_mb"] > 0).all() and (table["extract_mb"] > 0).all()
     assert not list(tmp_path.glob(".servicecircle-extracts-*"))  # removed at the end
+
+
+def test_joined_lines_are_the_merged_table_s_csv(tmp_path):
+    """The workers' lines joined give the bytes of the merged table written here: points on
+    borders kept where first owned (also when an id holds a line break), partitions without
+    points skipped; tables of other dtypes are merged here instead."""
+    from servicecircle.batch import _merged_points, joined_csv
+    from servicecircle.batch_task import PartitionResult, coverage_rows, csv_rows
+    from servicecircle.outputs import write_csv
+    from servicecircle.tiers import DEFAULT_TIERS
+
+    rng = np.random.default_rng(5)
+
+    def points(ids, households=None):
+        n = len(ids)
+        frame = pd.DataFrame(
+            {"demand_id": pd.Series(ids, dtype=str), "population": rng.integers(1, 90, n) * 1.0}
+        )
+        if households is not None:
+            frame["households"] = households
+        frame["snapped"] = rng.random(n) > 0.1
+        for tier in DEFAULT_TIERS:
+            walk = np.where(rng.random(n) > 0.3, rng.uniform(0, 2000, n), np.nan)
+            frame[f"{tier.name}_facility_id"] = np.where(np.isnan(walk), None, "站点,1")
+            frame[f"{tier.name}_walk_m"] = walk
+            frame[f"{tier.name}_covered"] = walk < tier.target_m
+            frame[f"{tier.name}_status"] = np.where(walk < tier.target_m, "covered", "too_far")
+        frame["lon"], frame["lat"] = rng.uniform(118, 119, n), rng.uniform(32, 33, n)
+        return frame
+
+    def result(i, pts):
+        return PartitionResult(f"p{i}", i, pts, pd.DataFrame(), csv=csv_rows(pts, DEFAULT_TIERS))
+
+    def merged_here(ordered):
+        path = tmp_path / "here.csv"
+        write_csv(coverage_rows(_merged_points(ordered)[0], DEFAULT_TIERS), path)
+        return path.read_bytes()
+
+    cases = {
+        "apart": [points(["a", "b"]), points([]), points(["c", "d", "e"])],
+        "borders": [points(["a", "b", "c"]), points(["c", "d"]), points(["a", "e", "d"])],
+        "line break": [points(["x\ny", "b"]), points(["b", "z"])],
+        "households": [points(["a", "b"], [1, 2]), points(["c"], [3])],
+    }
+    for name, frames in cases.items():
+        ordered = [result(i, f) for i, f in enumerate(frames)]
+        got = joined_csv(ordered)
+        assert got is not None and got == merged_here(ordered), name
+    ordered = [result(0, points(["a", "b"], [1, 2])), result(1, points(["c"], [np.nan]))]
+    assert joined_csv(ordered) is None  # int households and float ones: merged here
+    assert b"1.0" in merged_here(ordered).split(b"\n")[1]  # (they would read otherwise)
+    ordered = [result(0, points(["a", "x\ny"])), result(1, points(["b", "x\ny"]))]
+    assert ordered[1].csv.ends is None and joined_csv(ordered) is None  # lines not told apart
 
 
 def test_batch_runs_the_largest_extracts_first(tmp_path, demo_area):

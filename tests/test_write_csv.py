@@ -87,3 +87,21 @@ def test_write_csv_leaves_labels_it_cannot_write_to_pandas_and_writes_in_chunks(
         outputs.write_csv(frame, ours)
         frame.to_csv(theirs, index=False, na_rep="")
         assert ours.read_bytes() == theirs.read_bytes(), i
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=frames(), cut=st.floats(0, 1))
+def test_the_text_of_pieces_is_the_text_of_the_whole(tmp_path, frame, cut):
+    """csv_text of a frame's rows cut in two, the second without its header, is what pandas
+    writes for the whole frame (the batch joins its partitions' rows so)."""
+    from servicecircle.outputs import csv_text
+
+    k = int(cut * len(frame))
+    first, second = csv_text(frame.iloc[:k]), csv_text(frame.iloc[k:], header=False)
+    theirs = tmp_path / "pandas.csv"
+    frame.to_csv(theirs, index=False, na_rep="")
+    if first is None:  # (a column only pandas writes)
+        assert second is None and csv_text(frame) is None
+        return
+    assert second is not None
+    assert (first + second).encode("utf-8") == theirs.read_bytes()

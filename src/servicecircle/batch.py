@@ -32,7 +32,7 @@ import pandas as pd
 
 from ._crs import utm_crs_of
 from ._errors import InputError, ServiceCircleError
-from .batch_task import PartitionResult, PartitionTask, read_box, run_partition
+from .batch_task import PartitionResult, PartitionTask, coverage_rows, read_box, run_partition
 from .coverage import DEFAULT_SEARCH_FACTOR
 from .network import DEFAULT_SNAP_LIMIT_M
 from .tiers import Tier
@@ -452,6 +452,34 @@ def _merged_points(ordered: list[PartitionResult]) -> tuple[pd.DataFrame, pd.Dat
     return points, fac, n_before - len(points)
 
 
+def joined_csv(ordered: list[PartitionResult]) -> bytes | None:
+    """``coverage.csv`` of the merged points from the lines the workers wrote: one header, the
+    partitions' lines in order, a point on a border kept where it was first owned (as
+    :func:`_merged_points` keeps it). ``None`` (the merged table is written here instead) when
+    a partition sent no lines, or tables of other columns or dtypes (whose cells might read
+    otherwise in the merged table)."""
+    parts = [r for r in ordered if len(r.points)]
+    rows = [r.csv for r in parts if r.csv is not None]
+    if not parts or len(rows) != len(parts):
+        return None
+    first = rows[0]
+    if any((r.header, r.dtypes) != (first.header, first.dtypes) for r in rows):
+        return None
+    ids = pd.concat([r.points["demand_id"] for r in parts], ignore_index=True)
+    again = ids.duplicated(keep="first").to_numpy()
+    chunks, start = [first.header.encode("utf-8")], 0
+    for part, lines in zip(parts, rows, strict=True):
+        drop, start = again[start : start + len(part.points)], start + len(part.points)
+        if not drop.any():
+            chunks.append(lines.body)
+            continue
+        if lines.ends is None:
+            return None
+        begins = np.concatenate([[0], lines.ends[:-1]])
+        chunks += [lines.body[b:e] for b, e in zip(begins[~drop], lines.ends[~drop], strict=True)]
+    return b"".join(chunks)
+
+
 def _write_merged(
     out: Any,
     sc: Any,
@@ -464,7 +492,7 @@ def _write_merged(
 ) -> dict[str, Any]:
     import geopandas as gpd
 
-    from .coverage import Coverage, coverage_table
+    from .coverage import Coverage
 
     points, fac, on_borders = _merged_points(ordered)
     rows = []
@@ -491,10 +519,11 @@ def _write_merged(
         fac = fac.assign(snapped=fac["snapped"].astype(bool))
         cov = Coverage(points, fac, sc.tiers, float(tasks[0].snap_limit_m), DEFAULT_SEARCH_FACTOR)
         summary.update(cov.summary())
-        merged = coverage_table(cov)
-        merged["lon"] = points["lon"].round(7)
-        merged["lat"] = points["lat"].round(7)
-        out.csv("coverage.csv", merged)
+        joined = joined_csv(ordered)
+        if joined is not None:  # the workers' lines, joined
+            out.with_writer("coverage.csv", lambda path: path.write_bytes(joined))
+        else:
+            out.csv("coverage.csv", coverage_rows(points, sc.tiers))
     out.csv("partitions.csv", table)
     cell_frames = [r.cells for r in ordered if r.cells is not None and len(r.cells)]
     if cell_frames:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ._crs import utm_crs_of
@@ -49,9 +50,22 @@ class PartitionTask:
     sheet: str | None = None
 
 
+@dataclass(frozen=True)
+class CsvRows:
+    """A partition's rows of the merged ``coverage.csv``, written on its worker: the header
+    they go under, the dtypes of the table they were written from, the lines (UTF-8) and where
+    each ends (``None`` when a cell holds a line break)."""
+
+    header: str
+    dtypes: tuple[str, ...]
+    body: bytes
+    ends: np.ndarray | None
+
+
 @dataclass
 class PartitionResult:
-    """What a worker sends back: its coverage rows, cells, proposals (EPSG:4326) and figures."""
+    """What a worker sends back: its coverage rows (as a table and as CSV lines), cells,
+    proposals (EPSG:4326) and figures."""
 
     name: str
     order: int
@@ -60,6 +74,39 @@ class PartitionResult:
     stats: dict[str, Any] = field(default_factory=dict)
     cells: Any = None
     proposals: Any = None
+    csv: CsvRows | None = None
+
+
+def coverage_rows(points: pd.DataFrame, tiers: tuple[Tier, ...]) -> pd.DataFrame:
+    """The rows of the batch's ``coverage.csv`` for coverage ``points`` (with ``lon``/``lat``):
+    the coverage table's columns (no segments), then the coordinates to 7 decimals."""
+    from .coverage import Coverage, coverage_table
+
+    cov = Coverage(points, points.iloc[:0], tiers, 0.0, DEFAULT_SEARCH_FACTOR)
+    table = coverage_table(cov)
+    table["lon"] = points["lon"].round(7).to_numpy()
+    table["lat"] = points["lat"].round(7).to_numpy()
+    return table
+
+
+def csv_rows(points: pd.DataFrame, tiers: tuple[Tier, ...]) -> CsvRows | None:
+    """:func:`coverage_rows` as CSV lines (``None`` when they cannot be written apart)."""
+    from .outputs import csv_text
+
+    if not len(points) or not {"snapped", "population", "lon", "lat"} <= set(points.columns):
+        return None
+    table = coverage_rows(points.reset_index(drop=True), tiers)
+    header, body = csv_text(table.iloc[:0]), csv_text(table, header=False)
+    if header is None or body is None:
+        return None
+    # text columns of either dtype are written alike: each cell's text, empty when missing
+    dtypes = tuple(
+        "text" if t is np.dtype(object) or isinstance(t, pd.StringDtype) else str(t)
+        for t in table.dtypes
+    )
+    data = body.encode("utf-8")
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
+    return CsvRows(header, dtypes, data, ends if len(ends) == len(table) else None)
 
 
 def partition_region(task: PartitionTask) -> BaseGeometry:
@@ -162,8 +209,9 @@ def run_partition(task: PartitionTask) -> PartitionResult:
             stats[f"{tier.name}_covered_residents"] = float(
                 cov_points.loc[cov_points[col].astype(bool), "population"].sum()
             )
+    rows = csv_rows(cov_points, task.tiers)  # (written here, on every worker at once)
     return PartitionResult(
-        task.name, task.order, cov_points, fac_table, stats, cells_ll, proposals_ll
+        task.name, task.order, cov_points, fac_table, stats, cells_ll, proposals_ll, rows
     )
 
 

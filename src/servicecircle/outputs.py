@@ -315,24 +315,48 @@ def write_csv(frame: pd.DataFrame, path: Path, *, float_format: str | None = Non
     than pandas' writer (a city's ``coverage.csv``: 0.33 s → 0.23 s); any other frame is left
     to pandas.
     """
-    import csv
+    if not _plain_csv(frame, float_format):
+        frame.to_csv(path, index=False, na_rep="", float_format=float_format)
+        return
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        _csv_rows(fh, frame, float_format, header=True)
 
+
+def csv_text(frame: pd.DataFrame, *, header: bool = True) -> str | None:
+    """What :func:`write_csv` writes for ``frame`` (without ``float_format``), as text, with or
+    without the header line; ``None`` for a frame it leaves to pandas. Each cell's text depends
+    only on its value and its column's dtype, so frames with the same columns and dtypes give
+    the lines of their concatenation."""
+    import io
+
+    if not _plain_csv(frame, None):
+        return None
+    buffer = io.StringIO(newline="")
+    _csv_rows(buffer, frame, None, header=header)
+    return buffer.getvalue()
+
+
+def _plain_csv(frame: pd.DataFrame, float_format: str | None) -> bool:
+    """Whether :func:`write_csv` writes ``frame`` itself (else pandas does)."""
     plain_labels = frame.columns.nlevels == 1 and all(
         isinstance(name, str) or type(name) is int for name in frame.columns
     )
     kinds_ok = all(
         _csv_values(frame.iloc[:0, i], float_format) is not None for i in range(frame.shape[1])
     )
-    if not (plain_labels and kinds_ok and frame.shape[1]):
-        frame.to_csv(path, index=False, na_rep="", float_format=float_format)
-        return
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator=os.linesep)
+    return bool(plain_labels and kinds_ok and frame.shape[1])
+
+
+def _csv_rows(fh: Any, frame: pd.DataFrame, float_format: str | None, *, header: bool) -> None:
+    import csv
+
+    writer = csv.writer(fh, lineterminator=os.linesep)
+    if header:
         writer.writerow([str(name) for name in frame.columns])
-        for start in range(0, len(frame), CSV_CHUNK_ROWS):
-            rows = frame.iloc[start : start + CSV_CHUNK_ROWS]
-            columns = [_csv_values(rows.iloc[:, i], float_format) for i in range(frame.shape[1])]
-            writer.writerows(zip(*columns, strict=True))
+    for start in range(0, len(frame), CSV_CHUNK_ROWS):
+        rows = frame.iloc[start : start + CSV_CHUNK_ROWS]
+        columns = [_csv_values(rows.iloc[:, i], float_format) for i in range(frame.shape[1])]
+        writer.writerows(zip(*columns, strict=True))
 
 
 CSV_CHUNK_ROWS = 100_000

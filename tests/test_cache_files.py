@@ -137,19 +137,33 @@ def test_the_network_from_the_cache_reads_no_frame(tmp_path, counted):
     assert counted[3:] == ["buildings.pkl"]
 
 
-def test_a_frame_is_read_after_its_entry_was_removed(tmp_path, monkeypatch):
+def test_a_frame_whose_entry_was_removed_is_made_from_the_file(tmp_path, caplog):
     from geopandas.testing import assert_geodataframe_equal
 
-    import servicecircle.area as area_module
     from servicecircle.area import load_area
 
     cache = AreaCache(tmp_path / "c")
     first = load_area("demo", cache=cache)
     again = load_area("demo", cache=cache)
     cache.clear()  # (another run pruned it)
-    monkeypatch.setattr(area_module, "read_pbf", None)  # the file is not read again
-    assert_geodataframe_equal(again.edges, first.edges)
+    with caplog.at_level(logging.WARNING, logger="servicecircle"):
+        assert_geodataframe_equal(again.edges, first.edges)
+    assert "is gone" in caplog.text and "made from the file instead" in caplog.text
     assert_geodataframe_equal(again.nodes, first.nodes)
+
+
+def test_a_frame_read_later_keeps_no_file_open(tmp_path):
+    import os
+
+    from servicecircle.area import load_area
+
+    cache = AreaCache(tmp_path / "c")
+    load_area("demo", cache=cache)
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    areas = [load_area("demo", cache=cache) for _ in range(5)]
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
+    assert all(len(a.edges) for a in areas)
 
 
 def test_a_damaged_frame_is_made_from_the_file_and_its_entry_removed(tmp_path, caplog):

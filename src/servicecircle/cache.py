@@ -288,10 +288,8 @@ class AreaCache:
         if sorted(f for part in parts for f in part["fields"]) != sorted(fields):
             raise CacheError("its manifest does not list the expected fields")
 
-        def on_broken(fh: Any, path: Path) -> None:  # (unless the entry was stored anew since)
-            with contextlib.suppress(OSError):
-                if os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
-                    self._remove(entry)
+        def on_broken(path: Path) -> None:
+            self._remove(entry)
 
         out: dict[str, Any] = {}
         for part in parts:

@@ -8,9 +8,9 @@ that hands those buffers to the arrays as they lie in memory: no array is copied
 checksum catches a truncated or damaged file; what guards against a crafted one is the folder's
 owner and mode (:func:`check_private`), as pickles run code when loaded.
 
-A part can also be *deferred*: opened, its owner, mode and size checked, and read only when
-something asks for it (:class:`DeferredFrame`). The file stays open until then, so an entry
-removed in the meantime (the least recently used, by another run) can still be read.
+A part can also be *deferred*: its owner, mode and size checked, and read only when something
+asks for it (:class:`DeferredFrame`), if it is the same file then; when it is not (its entry
+was removed meanwhile, the least recently used, by another run), the frame is made another way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import io
 import logging
 import os
 import pickle
-import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,22 +218,35 @@ def deferred_part(
     path: Path,
     info: dict[str, Any],
     *,
-    on_broken: Callable[[io.FileIO, Path], None],
+    on_broken: Callable[[Path], None],
     fallback: Callable[[], Any] | None = None,
 ) -> DeferredFrame:
-    """A :class:`DeferredFrame` of the part at ``path``, opened and checked now, read when
-    first made; ``on_broken`` is called with the open file and its path when it fails to read."""
-    fh = open_part(path, info)
+    """A :class:`DeferredFrame` of the part at ``path``, checked now (owner, mode, size) and
+    read when first made, if it is still the same file then (else, as when it fails to read,
+    :class:`CacheError`, and ``on_broken(path)`` when the file is there but does not read). No
+    file stays open in between: an area may be kept for long, and many areas at once."""
+    seen = os.lstat(path)
+    check_private(seen, path.name)
+    if seen.st_size != info["bytes"]:
+        raise CacheError(f"{path.name} holds {seen.st_size} bytes, not {info['bytes']}")
 
     def load() -> Any:
         try:
-            return read_part(fh, info)
-        except Exception as err:
-            on_broken(fh, path)
-            raise CacheError(f"{path.parent}: {err}") from err
-        finally:
-            fh.close()
+            fh = open_part(path, info)
+        except OSError as err:  # (the entry was removed since: another run pruned it)
+            raise CacheError(f"{path} is gone ({err})") from err
+        except Untrusted:
+            raise
+        except CacheError:
+            on_broken(path)
+            raise
+        with fh:
+            if not os.path.samestat(os.fstat(fh.fileno()), seen):  # (checked by its sum below)
+                raise CacheError(f"{path} is not the file read with its entry")
+            try:
+                return read_part(fh, info)
+            except Exception as err:
+                on_broken(path)
+                raise CacheError(f"{path.parent}: {err}") from err
 
-    frame = DeferredFrame(rows=int(info["rows"]), load=load, fallback=fallback)
-    weakref.finalize(frame, fh.close)  # (closed when never read)
-    return frame
+    return DeferredFrame(rows=int(info["rows"]), load=load, fallback=fallback)

@@ -135,6 +135,13 @@ def test_the_network_from_the_cache_reads_no_frame(tmp_path, counted):
     assert counted[2:] == ["edges.pkl"]
     assert_geodataframe_equal(again.buildings, first.buildings)
     assert counted[3:] == ["buildings.pkl"]
+    for name in ("nodes", "edges", "buildings", "pois"):  # no part's buffer is held
+        frame = getattr(again, name)
+        for values in [frame.index, *(frame[c] for c in frame.columns if c != "geometry")]:
+            base = values.to_numpy()
+            while base is not None and not isinstance(base, memoryview | bytearray):
+                base = getattr(base, "base", None)
+            assert base is None, (name, values.name)
 
 
 def test_a_frame_whose_entry_was_removed_is_made_from_the_file(tmp_path, caplog):
@@ -146,9 +153,11 @@ def test_a_frame_whose_entry_was_removed_is_made_from_the_file(tmp_path, caplog)
     first = load_area("demo", cache=cache)
     again = load_area("demo", cache=cache)
     cache.clear()  # (another run pruned it)
-    with caplog.at_level(logging.WARNING, logger="servicecircle"):
+    with caplog.at_level(logging.INFO, logger="servicecircle"):
         assert_geodataframe_equal(again.edges, first.edges)
-    assert "is gone" in caplog.text and "made from the file instead" in caplog.text
+    gone = [r for r in caplog.records if "is gone" in r.getMessage()]
+    assert gone and gone[0].levelno == logging.INFO  # (nothing wrong: no warning)
+    assert "made from the file instead" in caplog.text
     assert_geodataframe_equal(again.nodes, first.nodes)
 
 
@@ -183,14 +192,17 @@ def test_a_damaged_frame_is_made_from_the_file_and_its_entry_removed(tmp_path, c
         edges = again.edges
     assert "checksum" in caplog.text and "made from the file instead" in caplog.text
     assert_geodataframe_equal(edges, first.edges)
-    assert_geodataframe_equal(again.nodes, first.nodes)  # (read from its own part)
+    assert_geodataframe_equal(again.nodes, first.nodes)  # (from the file read again too)
     assert not entry.exists()
     load_area("demo", cache=cache)  # stored again, whole
     assert entry.is_dir()
 
 
-def test_a_damaged_frame_of_a_changed_file_is_an_error_naming_it(tmp_path):
+@pytest.mark.parametrize("what", ["touched", "changed", "gone"])
+def test_a_frame_needed_after_its_entry_went_reads_the_file_if_it_is_the_same(tmp_path, what):
     import shutil
+
+    from geopandas.testing import assert_geodataframe_equal
 
     from servicecircle import InputError
     from servicecircle.area import demo_path, load_area
@@ -198,11 +210,32 @@ def test_a_damaged_frame_of_a_changed_file_is_an_error_naming_it(tmp_path):
     source = tmp_path / "helsinki.osm.pbf"
     shutil.copy(demo_path(), source)
     cache = AreaCache(tmp_path / "c")
-    load_area(source, cache=cache)
+    first = load_area(source, cache=cache)
     again = load_area(source, cache=cache)
-    (entry,) = (cache.folder / "areas").iterdir()
-    part = entry / "edges.pkl"
-    part.write_bytes(bytes(len(part.read_bytes())))
-    source.write_bytes(source.read_bytes())  # (the same bytes, but a new mtime)
-    with pytest.raises(InputError, match="changed since this area was read from the cache"):
+    cache.clear()
+    if what == "touched":  # the same bytes, a new mtime: the same file
+        source.write_bytes(source.read_bytes())
+        assert_geodataframe_equal(again.edges, first.edges)
+        return
+    if what == "changed":
+        source.write_bytes(source.read_bytes()[:-1])
+    else:
+        source.unlink()
+    with pytest.raises(InputError, match=f"{what} since this area was read from the cache"):
         _ = again.edges
+
+
+def test_an_area_from_the_cache_pickles_with_its_frames(tmp_path):
+    import pickle
+
+    from geopandas.testing import assert_geodataframe_equal
+
+    from servicecircle.area import load_area
+
+    cache = AreaCache(tmp_path / "c")
+    first = load_area("demo", cache=cache)
+    again = load_area("demo", cache=cache)
+    back = pickle.loads(pickle.dumps(again))
+    cache.clear()  # (what was pickled holds its frames' arrays)
+    for name in ("nodes", "edges", "buildings", "pois", "landuse"):
+        assert_geodataframe_equal(getattr(back, name), getattr(first, name))

@@ -21,7 +21,7 @@ import numpy as np
 from ._arrays import ends_index
 from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
-from .cache import AreaCache, remember
+from .cache import AreaCache, CacheKey, remember
 from .cache_files import DeferredFrame, PackedFrame
 from .geometry import line_ends, lines_meet
 from .osm import (
@@ -212,7 +212,7 @@ def load_area(
     key = store.key(path, reader=kind, boundary=boundary_gs)
     if key is None:
         return assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
-    again = _ReadAgain(reader, path, boundary_gs, key.signature)
+    again = _ReadAgain(store, key, kind, boundary_gs, name=name, source=where)
     fields = store.load(key, fields=CACHED_FIELDS, deferred=True, fallback=again.frame)
     if fields is not None:
         area = _from_cache(fields, name=name, source=where)
@@ -226,23 +226,33 @@ def load_area(
 
 class _ReadAgain:
     """Makes a frame of an area from its file again, for an area from the cache whose frame
-    stored apart cannot be read when first used (the file read once for every such frame)."""
+    stored apart cannot be read when first used (its entry removed or damaged since): the file
+    read once for all such frames, if it still gives the same key (the same bytes)."""
 
-    def __init__(self, reader: Any, path: Path, boundary: Any, signature: tuple[int, ...]) -> None:
-        self.reader, self.path, self.boundary, self.signature = reader, path, boundary, signature
-        self.area: Area | None = None
+    def __init__(self, store: AreaCache, key: CacheKey, kind: str, boundary: Any, **where: str):
+        self.store, self.key, self.kind, self.boundary = store, key, kind, boundary
+        self.where = where  # (the area's name and source)
+        self.left: dict[str, Any] | None = None
 
     def frame(self, field: str) -> gpd.GeoDataFrame:
-        if self.area is None:
-            from .cache import file_signature
-
-            if file_signature(self.path) != self.signature:
+        path = self.key.path
+        if self.left is None:
+            if not path.is_file():
                 raise InputError(
-                    f"{self.path}: changed since this area was read from the cache; run again"
+                    f"{path}: gone since this area was read from the cache, whose copy of it "
+                    "was removed since (by another run); give the file again and run again"
                 )
-            frames = self.reader(self.path, self.boundary)
-            self.area = assemble(frames, self.boundary, name="again", source=str(self.path))
-        return getattr(self.area, field)
+            now = self.store.key(path, reader=self.kind, boundary=self.boundary)
+            if now is None or now.digest != self.key.digest:
+                raise InputError(
+                    f"{path}: changed since this area was read from the cache, whose copy of it "
+                    "was removed since (by another run); run again"
+                )
+            reader = {"pbf": read_pbf, "xml": read_xml, "graphml": read_graphml}[self.kind]
+            again = assemble(reader(path, self.boundary), self.boundary, **self.where)
+            self.left = dict(again.__dict__)
+        value = self.left.pop(field)  # (not held once given)
+        return value.make() if isinstance(value, DeferredFrame) else value
 
 
 def _as_stored(value: Any) -> Any:

@@ -465,6 +465,8 @@ def joined_csv(ordered: list[PartitionResult]) -> bytes | None:
     first = rows[0]
     if any((r.header, r.dtypes) != (first.header, first.dtypes) for r in rows):
         return None
+    if not first.header.endswith(os.linesep):  # (workers of another system: its line ends)
+        return None
     ids = pd.concat([r.points["demand_id"] for r in parts], ignore_index=True)
     again = ids.duplicated(keep="first").to_numpy()
     chunks, start = [first.header.encode("utf-8")], 0

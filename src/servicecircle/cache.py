@@ -43,7 +43,9 @@ OSM file instead). At most :data:`DEFAULT_MAX_ENTRIES` entries and :data:`DEFAUL
 bytes are kept; the least recently used go first.
 
 The cache never fails a run: every cache error is logged as a warning and the file is read as if
-there were no cache.
+there were no cache. One case is left to the user: a frame stored apart is needed after its entry
+was removed (by another run, the least recently used) and the OSM file is gone or has changed
+since; that is an :class:`~servicecircle.InputError` naming the file.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ _LIBRARIES = {
 _COMMON_LIBRARIES = ("geopandas", "pandas", "shapely", "pyproj", "numpy")
 # the code that makes an area, and the network stored beside it (a change there misses)
 _AREA_MODULES = (
-    "area.py", "osm.py", "pbf_network.py", "pbf_blocks.py", "_arrays.py",
+    "area.py", "osm.py", "pbf_network.py", "pbf_blocks.py", "_arrays.py", "cache_files.py",
     "network.py", "edge_arrays.py", "snapping.py",
 )  # fmt: skip
 

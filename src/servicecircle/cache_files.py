@@ -41,6 +41,11 @@ class Untrusted(CacheError):
     """The entry is not the current user's alone: it is left as it is and not unpickled."""
 
 
+class Gone(CacheError):
+    """A part's file is no longer the one its entry was read with (the entry was removed since,
+    the least recently used, by another run): nothing wrong with the cache."""
+
+
 # --------------------------------------------------------------------------- parts
 def write_part(path: Path, value: Any) -> dict[str, Any]:
     """Write ``value`` to a new file ``path`` (mode 0600) as a part; its description for the
@@ -81,7 +86,8 @@ def open_part(path: Path, info: dict[str, Any]) -> io.FileIO:
 
 def read_part(fh: io.FileIO, info: dict[str, Any]) -> Any:
     """The value in an open part, checked against its size and CRC-32; its arrays lie in the
-    one buffer the file was read into (writable, aligned as written)."""
+    one buffer the file was read into (writable; at the offsets written, from a start that
+    malloc aligns to 16 bytes)."""
     size = int(info["bytes"])
     data = bytearray(size)
     view = memoryview(data)
@@ -133,7 +139,7 @@ class PackedFrame:
         frame = gpd.GeoDataFrame(self.frame, geometry=geoms, crs=self.crs)
         if self.geometry != "geometry":
             frame = frame.rename_geometry(self.geometry)
-        return frame[self.columns]
+        return _owned(frame[self.columns])
 
 
 def pack(value: Any) -> Any:
@@ -168,7 +174,8 @@ class DeferredFrame:
     Parameters
     ----------
     packed
-        The arrays at hand; or ``None`` with ``rows`` and ``load``.
+        The arrays at hand (or a frame that could not be packed); or ``None`` with ``rows`` and
+        ``load``.
     rows
         The frame's length (known without reading it).
     load
@@ -179,7 +186,7 @@ class DeferredFrame:
 
     def __init__(
         self,
-        packed: PackedFrame | None = None,
+        packed: Any = None,
         *,
         rows: int | None = None,
         load: Callable[[], Any] | None = None,
@@ -188,7 +195,7 @@ class DeferredFrame:
         if packed is None and (rows is None or load is None):
             raise TypeError("DeferredFrame needs its arrays, or its rows and a loader")
         self._value: Any = packed
-        self._rows = len(packed.frame) if packed is not None else int(rows)  # type: ignore[arg-type]
+        self._rows = int(rows) if rows is not None else _rows_of(packed)
         self._load, self._fallback = load, fallback
 
     def __len__(self) -> int:
@@ -209,9 +216,34 @@ class DeferredFrame:
         except CacheError as err:
             if self._fallback is None:
                 raise
-            log.warning("area cache: %s; the frame is made from the file instead", err)
-            return self._fallback()
-        return value.build() if isinstance(value, PackedFrame) else value
+            level = logging.INFO if isinstance(err, Gone) else logging.WARNING
+            log.log(level, "area cache: %s; the frame is made from the file instead", err)
+            self._value, self._load = self._fallback(), None
+            value = self._value
+        return value.build() if isinstance(value, PackedFrame) else _owned(value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its arrays (its part read now, when it was not read yet)."""
+        try:
+            value = self.packed
+        except CacheError:
+            if self._fallback is None:
+                raise
+            self.make()
+            value = self._value
+        return (DeferredFrame, (value,))
+
+
+def _owned(frame: Any) -> Any:
+    """A copy of ``frame`` that holds no view of the buffer its part was read into (which would
+    keep the whole part in memory, its coordinates and pickle included)."""
+    out = frame.copy()
+    out.index = out.index.copy(deep=True)
+    return out
+
+
+def _rows_of(value: Any) -> int:
+    return len(value.frame) if isinstance(value, PackedFrame) else len(value)
 
 
 def deferred_part(
@@ -222,9 +254,9 @@ def deferred_part(
     fallback: Callable[[], Any] | None = None,
 ) -> DeferredFrame:
     """A :class:`DeferredFrame` of the part at ``path``, checked now (owner, mode, size) and
-    read when first made, if it is still the same file then (else, as when it fails to read,
-    :class:`CacheError`, and ``on_broken(path)`` when the file is there but does not read). No
-    file stays open in between: an area may be kept for long, and many areas at once."""
+    read when first made if it is still the same file of the same size (else :class:`Gone`);
+    when it then fails to read, ``on_broken(path)`` is called and :class:`CacheError` raised.
+    No file stays open in between: an area may be kept for long, and many areas at once."""
     seen = os.lstat(path)
     check_private(seen, path.name)
     if seen.st_size != info["bytes"]:
@@ -232,17 +264,16 @@ def deferred_part(
 
     def load() -> Any:
         try:
-            fh = open_part(path, info)
-        except OSError as err:  # (the entry was removed since: another run pruned it)
-            raise CacheError(f"{path} is gone ({err})") from err
-        except Untrusted:
-            raise
-        except CacheError:
-            on_broken(path)
-            raise
+            fh = open(path, "rb", buffering=0)  # (closed below)
+        except FileNotFoundError as err:
+            raise Gone(f"{path} is gone") from err
+        except OSError as err:
+            raise CacheError(f"{path} cannot be read ({err})") from err
         with fh:
-            if not os.path.samestat(os.fstat(fh.fileno()), seen):  # (checked by its sum below)
-                raise CacheError(f"{path} is not the file read with its entry")
+            now = os.fstat(fh.fileno())
+            if not os.path.samestat(now, seen) or now.st_size != seen.st_size:
+                raise Gone(f"{path} is not the file read with its entry")
+            check_private(now, path.name)
             try:
                 return read_part(fh, info)
             except Exception as err:

@@ -16,9 +16,12 @@ area is cut into square tiles; the PBF is split once into one extract per tile p
 and each Dask task reads its extract (and its residents through the GeoPackage's spatial filter).
 
 The two configurations are timed in alternating order (1, 2, 1, 2, …) and the minimum of each is
-reported, with the split's own seconds (inside both), the tasks' seconds, the peak memory of a
-worker process and the machine's load average before each run (other work on the machine
-slows the 2-worker runs most). Asserts nothing (these machines are noisy).
+reported, beside what the machine itself allows two processes at a time (the same Python loop
+and the same numpy sort run alone and two at once, before and after the runs: on a virtual
+machine whose cores share their host, each of two at once can run slower than one alone), with
+the split's own seconds (inside both), the tasks' seconds, the peak memory of a worker process
+and the machine's load average before each run (other work on the machine slows the 2-worker
+runs most). Asserts nothing (these machines are noisy).
 """
 
 from __future__ import annotations
@@ -138,6 +141,35 @@ def one_run(scenario: Path, parts: list, workers: int, out: Path) -> dict:
     }
 
 
+def _busy(kind: str) -> float:
+    """Seconds of a fixed piece of work: a Python loop, or numpy sorting 8 M numbers (memory)."""
+    t = time.perf_counter()
+    if kind == "python":
+        total = 0
+        for i in range(20_000_000):
+            total += i * i
+    else:
+        values = np.random.default_rng(0).random(8_000_000)
+        for _ in range(3):
+            np.sort(values)
+    return time.perf_counter() - t
+
+
+def machine_ceiling() -> dict[str, float]:
+    """What two processes at once can gain on this machine now: for each kind of work, twice
+    its time alone over the slower of two copies run side by side (2.0 on two free cores)."""
+    from multiprocessing import get_context
+
+    out = {}
+    with get_context("spawn").Pool(2) as pool:
+        for kind in ("python", "numpy"):
+            pool.map(_busy, [kind, kind])  # (warm)
+            alone = min(pool.apply(_busy, (kind,)) for _ in range(2))
+            pair = min(max(pool.map(_busy, [kind, kind])) for _ in range(2))
+            out[kind] = 2 * alone / pair
+    return out
+
+
 def main() -> None:
     import shapely
 
@@ -170,6 +202,8 @@ def main() -> None:
     parts = tile_partitions(shapely.box(*sc.area["boundary"]), tile_km)
     buffer = max(t.target_m for t in sc.tiers) * 2
     print(f"{len(parts)} tiles of {tile_km:g} km, each with a {buffer:.0f} m buffer")
+    ceilings = [machine_ceiling()]
+    print("machine: two copies of the same work at once gain " + _ceiling_text(ceilings[0]))
     runs = []
     for r in range(args.repeat):
         for workers in (1, 2):
@@ -183,6 +217,8 @@ def main() -> None:
                 f"failed {run['failed']}; phases {run['phases']}",
                 flush=True,
             )
+    ceilings.append(machine_ceiling())
+    print("machine, after the runs: " + _ceiling_text(ceilings[1]))
     frame = pd.DataFrame(runs)
     best = frame.groupby("workers")["wall_s"].min()
     print(
@@ -197,6 +233,10 @@ def main() -> None:
         f"{frame.groupby('workers')['worker_peak_rss_mb'].max().to_dict()} MB; driver peak "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
+
+
+def _ceiling_text(c: dict[str, float]) -> str:
+    return f"{c['python']:.2f}× (a Python loop), {c['numpy']:.2f}× (numpy sorting) over one alone"
 
 
 if __name__ == "__main__":

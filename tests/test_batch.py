@@ -71,6 +71,8 @@ def test_batch_equals_single_run_on_the_demo(tmp_path, demo_area, cluster, monke
     here = tmp_path / "here"
     run_batch(scenario(tmp_path, "demo", "demo"), parts, scheduler=cluster, out_dir=here)
     assert (here / "coverage.csv").read_bytes() == joined[0]
+    written = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert written["attribution"] == "Map data © OpenStreetMap contributors (ODbL)"
     assert s["split"][str(demo_path())]["extracts"] == len(parts)
     assert_equal_to_single(demo_area, single, tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "partitions.csv")

@@ -20,6 +20,7 @@ from servicecircle.area import CACHED_FIELDS, demo_path, load_area
 from servicecircle.cache import ENV_VAR, AreaCache, default_folder
 from servicecircle.cli.commands import parse_cache
 from servicecircle.cli.options import build_parser
+from servicecircle.network import WalkNetwork
 
 # A 3 × 3 street grid (100 m) with a building, a café and a landuse polygon, near Xinjiekou.
 # Coordinates have a fixed width, so one digit can change without changing the file's size.
@@ -272,9 +273,18 @@ def test_an_unusable_cache_folder_never_fails_the_run(tiny, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="servicecircle.cache"):
         first = load_area(tiny, cache=cache)
         second = load_area(tiny, cache=cache)
-    assert "cannot store the area" in caplog.text
+        WalkNetwork.from_area(second)  # (its network is not stored either)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [  # one plain line, once
+        f"area cache: --cache-dir {not_a_folder} cannot be used: it is a file, not a folder; "
+        "the run goes on without the cache (give another folder, or --no-cache)"
+    ]
     assert_same_area(first, load_area(tiny))
     assert_same_area(second, first)
+    under = AreaCache(not_a_folder / "sub")
+    with caplog.at_level(logging.WARNING, logger="servicecircle.cache"):
+        load_area(tiny, cache=under)
+    assert "sub cannot be used: it cannot be made (Not a directory)" in caplog.text
 
 
 def test_a_file_that_changes_while_it_is_read_is_not_stored(tiny, tmp_path, monkeypatch):

@@ -237,19 +237,19 @@ class _ReadAgain:
     def frame(self, field: str) -> gpd.GeoDataFrame:
         path = self.key.path
         if self.left is None:
+            why = f"its {field} are no longer in the cache, and the file they come from is"
             if not path.is_file():
-                raise InputError(
-                    f"{path}: gone since this area was read from the cache, whose copy of it "
-                    "was removed since (by another run); give the file again and run again"
-                )
+                raise InputError(f"{path}: gone; {why} needed: put it back and run again")
             now = self.store.key(path, reader=self.kind, boundary=self.boundary)
             if now is None or now.digest != self.key.digest:
                 raise InputError(
-                    f"{path}: changed since this area was read from the cache, whose copy of it "
-                    "was removed since (by another run); run again"
+                    f"{path}: changed since this area was read from the cache; {why} needed "
+                    "as it was: run again"
                 )
             reader = {"pbf": read_pbf, "xml": read_xml, "graphml": read_graphml}[self.kind]
             again = assemble(reader(path, self.boundary), self.boundary, **self.where)
+            fields = {f: _as_stored(again.__dict__[f]) for f in CACHED_FIELDS}
+            self.store.store(now, fields, apart=FRAME_FIELDS)  # (the entry made whole again)
             self.left = dict(again.__dict__)
         value = self.left.pop(field)  # (not held once given)
         return value.make() if isinstance(value, DeferredFrame) else value

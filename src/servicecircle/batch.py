@@ -508,8 +508,10 @@ def _write_merged(
             row.update(results[t.name].stats)
         rows.append(row)
     table = pd.DataFrame(rows)
+    from .workflows.common import summary_head
+
     summary: dict[str, Any] = {
-        "scenario": str(sc.path),
+        **summary_head(scenario=str(sc.path)),
         "partitions": len(tasks),
         "buffer_m": buf,
         "failed": failures,

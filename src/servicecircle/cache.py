@@ -51,6 +51,7 @@ since; that is an :class:`~servicecircle.InputError` naming the file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -263,8 +264,8 @@ class AreaCache:
             _warn(f"entry {entry} is not loaded", err, "reading the file instead")
             return None
         except Exception as err:
-            _warn(f"entry {entry} is broken and is removed", err, "reading the file instead")
-            self._remove(entry)
+            what = "is removed" if self._remove(entry) else "cannot be removed (read-only?)"
+            _warn(f"entry {entry} is broken and {what}", err, "reading the file instead")
             return None
         with contextlib.suppress(OSError):
             os.utime(entry / _MANIFEST)  # least recently used goes first
@@ -321,7 +322,7 @@ class AreaCache:
                 return
             self._store(key, payload, set(apart))
         except Exception as err:
-            _warn(f"cannot store the area in {self.folder}", err, "the run goes on uncached")
+            self._cannot_store(err)
             return
         with contextlib.suppress(Exception):
             self.prune(keep=key.digest)
@@ -364,6 +365,25 @@ class AreaCache:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
+    def _cannot_store(self, err: BaseException) -> None:
+        """One line, once per folder in a process, for a folder that cannot take entries."""
+        folder = self.folder
+        if folder.exists() and not folder.is_dir():
+            why = "it is a file, not a folder"
+        elif not folder.exists():  # (making it failed)
+            why = f"it cannot be made ({getattr(err, 'strerror', None) or err})"
+        elif isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS:
+            why = "it cannot be written (read-only, or another user's)"
+        else:
+            _warn(f"cannot store the area in {folder}", err, "the run goes on uncached")
+            return
+        if str(folder) not in _TOLD:
+            _TOLD.add(str(folder))
+            log.warning(
+                "area cache: --cache-dir %s cannot be used: %s; the run goes on without the "
+                "cache (give another folder, or --no-cache)", folder, why
+            )  # fmt: skip
+
     # ------------------------------------------------------------------ housekeeping
     def entries(self) -> list[Path]:
         """The entry folders, most recently used first."""
@@ -404,14 +424,15 @@ class AreaCache:
         for sub in ("areas", "tmp", "hashes"):
             shutil.rmtree(self.folder / sub, ignore_errors=True)
 
-    def _remove(self, entry: Path) -> None:
-        """Move the entry out of ``areas/`` at once, then delete it."""
+    def _remove(self, entry: Path) -> bool:
+        """Move the entry out of ``areas/`` at once, then delete it; whether it is gone."""
         try:
             gone = self._ensure_folder("tmp") / f"gone-{uuid.uuid4().hex}"
             os.replace(entry, gone)
         except OSError:
             gone = entry
         shutil.rmtree(gone, ignore_errors=True)
+        return not entry.exists()
 
     def _ensure_folder(self, sub: str) -> Path:
         if not self.folder.is_dir():
@@ -524,6 +545,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_TOLD: set[str] = set()  # folders already said to be unusable
 
 
 def _warn(what: str, err: BaseException, then: str) -> None:

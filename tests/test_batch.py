@@ -78,6 +78,8 @@ def test_batch_equals_single_run_on_the_demo(tmp_path, demo_area, cluster, monke
     table = pd.read_csv(tmp_path / "out" / "partitions.csv")
     assert (table["status"] == "ok").all() and table["demand_points"].sum() == len(single)
     assert (table["worker_peak_rss_mb"] > 0).all() and (table["extract_mb"] > 0).all()
+    figures = table[["residents", *table.columns[table.columns.str.endswith("_residents")]]]
+    assert figures.notna().all().all() and np.allclose(figures, figures.round(2))
     assert not list(tmp_path.glob(".servicecircle-extracts-*"))  # removed at the end
 
 

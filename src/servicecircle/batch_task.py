@@ -180,7 +180,7 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     stats = {
         "partition": task.name,
         "demand_points": len(demand),
-        "residents": float(demand["population"].sum()) if len(demand) else 0.0,
+        "residents": round(float(demand["population"].sum()), 2) if len(demand) else 0.0,
         "walk_nodes": net.n_nodes,
         "walk_edges": net.n_edges,
         "facilities_in_reach": len(fac),
@@ -203,12 +203,12 @@ def run_partition(task: PartitionTask) -> PartitionResult:
                 for k in ("proposals", "covered_before", "covered_after", "optimal")
             }
         )
-    for tier in task.tiers:
+    for tier in task.tiers:  # (rounded as the table of partitions shows them; 0 for none)
         col = f"{tier.name}_covered"
-        if col in cov_points:
-            stats[f"{tier.name}_covered_residents"] = float(
-                cov_points.loc[cov_points[col].astype(bool), "population"].sum()
-            )
+        covered = cov_points[col].astype(bool) if col in cov_points else []
+        stats[f"{tier.name}_covered_residents"] = (
+            round(float(cov_points.loc[covered, "population"].sum()), 2) if len(covered) else 0.0
+        )
     rows = csv_rows(cov_points, task.tiers)  # (written here, on every worker at once)
     return PartitionResult(
         task.name, task.order, cov_points, fac_table, stats, cells_ll, proposals_ll, rows

@@ -216,6 +216,19 @@ def test_a_first_read_makes_no_line_and_the_same_network_as_its_frames(tmp_path,
     assert walk_arrays(area) is not None
     assert_same_network(fast, WalkNetwork.from_frames(area.nodes, area.edges))
     assert walk_arrays(area) is None  # read: from now on the frames make the network
+    from geopandas.testing import assert_geodataframe_equal
+
+    import servicecircle.area as area_module
+
+    frames = osm.read_pbf(path, boundary)  # the frames as the frame path makes them
+    nodes, edges = area_module._walk_of_frames(frames, area.crs, area.boundary, "s", {})
+    assert_geodataframe_equal(area.edges, edges, check_less_precise=False)
+    for ours, theirs in ((area.edges, edges), (area.nodes, nodes)):  # (from u to v, to the bit)
+        assert np.array_equal(
+            shapely.get_coordinates(ours.geometry.to_numpy()),
+            shapely.get_coordinates(theirs.geometry.to_numpy()),
+        )
+    assert_geodataframe_equal(area.nodes, nodes, check_less_precise=False)
     a, b = shapely.get_coordinates(area.edges.geometry.iloc[0])[[0, -1]]
     detour = shapely.LineString([a, (a + b) / 2 + 500.0, b])
     area.edges.loc[area.edges.index[0], "geometry"] = detour  # changed in place

@@ -13,6 +13,7 @@ import logging
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -32,7 +33,7 @@ from .osm import (
     read_pbf,
     read_xml,
     split_features,
-    walk_edge_columns,
+    walk_edges_packed,
     walk_points,
 )
 
@@ -225,9 +226,8 @@ def load_area(
 
 
 class _ReadAgain:
-    """Makes a frame of an area from its file again, for an area from the cache whose frame
-    stored apart cannot be read when first used (its entry removed or damaged since): the file
-    read once for all such frames, if it still gives the same key (the same bytes)."""
+    """Makes a frame of a cached area from its file, when the frame's part cannot be read (its
+    entry removed or damaged since): the file read once, if it still gives the same key."""
 
     def __init__(self, store: AreaCache, key: CacheKey, kind: str, boundary: Any, **where: str):
         self.store, self.key, self.kind, self.boundary = store, key, kind, boundary
@@ -532,23 +532,20 @@ def _walk_of_arrays(
     if bad.any():
         report["walk_edges_with_missing_nodes"] = int(bad.sum())
         keep[np.flatnonzero(keep)[bad]] = False
-    attrs = pd.DataFrame(walk_edge_columns(ways)).loc[keep].reset_index(drop=True)
-    ends = np.empty((2 * len(attrs), 2))
-    ends[0::2], ends[1::2] = xy[at_u[keep]], xy[at_v[keep]]
-    line, point = shapely.GeometryType.LINESTRING, shapely.GeometryType.POINT
-    offsets = (np.arange(0, len(ends) + 1, 2, dtype=np.int64),)
     wkt = crs.to_wkt()
     node_ids, node_xy = ways.node_ids[node_keep], xy[node_keep]
-    edges = PackedFrame(attrs, "geometry", [*attrs.columns, "geometry"], wkt, (line, ends, offsets))
     nodes = PackedFrame(
         pd.DataFrame(index=pd.Index(node_ids, name="node_id")),
         "geometry",
         ["geometry"],
         wkt,
-        (point, node_xy, ()),
+        (shapely.GeometryType.POINT, node_xy, ()),
     )
-    walk = WalkArrays(node_ids, node_xy, attrs["u"].to_numpy(), attrs["v"].to_numpy())
-    return DeferredFrame(nodes), DeferredFrame(edges), walk
+    rows = np.flatnonzero(keep)
+    made = partial(walk_edges_packed, ways, rows, xy, at_u, at_v, wkt)
+    edges = DeferredFrame(rows=len(rows), load=made)
+    walk = WalkArrays(node_ids, node_xy, ways.u[rows], ways.v[rows])
+    return DeferredFrame(nodes), edges, walk
 
 
 @dataclass(frozen=True)

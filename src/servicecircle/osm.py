@@ -29,6 +29,7 @@ from ._errors import EmptyAreaError, InputError
 if TYPE_CHECKING:
     import geopandas as gpd
 
+    from .cache_files import PackedFrame
     from .pbf_network import WalkWays
 
 log = logging.getLogger(__name__)
@@ -309,17 +310,39 @@ def walk_points(ways: WalkWays, crs: Any) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.column_stack([x, y]), *ends_index(ways.node_ids, ways.u, ways.v)
 
 
-def walk_edge_columns(ways: WalkWays) -> dict[str, Any]:
-    """The columns of the edges' frame but the geometry."""
+def walk_edge_columns(ways: WalkWays, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """The columns of the edges' frame but the geometry (of the edges ``rows``; all of them
+    without)."""
+    pick = slice(None) if rows is None else rows
+    name = ways.name.to_numpy()[pick]
+    n = len(name)
     return {
-        "u": ways.u,
-        "v": ways.v,
-        "highway": ways.highway.to_numpy(),
-        "name": ways.name.to_numpy()  # as pyrosm's frame has it: no names, no column
+        "u": ways.u[pick],
+        "v": ways.v[pick],
+        "highway": ways.highway.to_numpy()[pick],
+        "name": name  # as pyrosm's frame has it: no names, no column
         if ways.name.notna().any()
-        else pd.array([pd.NA] * len(ways.u), dtype="string"),
-        "osm_way_id": ways.way_id,
+        else pd.array(np.full(n, pd.NA, dtype=object), dtype="string"),
+        "osm_way_id": ways.way_id[pick],
     }
+
+
+def walk_edges_packed(
+    ways: WalkWays, rows: np.ndarray, xy: np.ndarray, at_u: np.ndarray, at_v: np.ndarray, wkt: str
+) -> PackedFrame:
+    """The edges' frame as arrays: ``rows`` of the pass's edges, straight from ``u`` to ``v``
+    (``xy`` of the nodes, ``at_u``/``at_v`` their rows; made only when something reads the
+    frame or stores it: a batch task never does)."""
+    import shapely
+
+    from .cache_files import PackedFrame
+
+    attrs = pd.DataFrame(walk_edge_columns(ways, rows))
+    ends = np.empty((2 * len(rows), 2))
+    ends[0::2], ends[1::2] = xy[at_u[rows]], xy[at_v[rows]]
+    offsets = (np.arange(0, len(ends) + 1, 2, dtype=np.int64),)
+    ragged = (shapely.GeometryType.LINESTRING, ends, offsets)
+    return PackedFrame(attrs, "geometry", [*attrs.columns, "geometry"], wkt, ragged)
 
 
 def _no_street(path: Path, bounded: bool) -> EmptyAreaError:

@@ -34,7 +34,7 @@ def minutes_to_m(minutes: float, speed_m_per_min: float = DEFAULT_SPEED_M_PER_MI
             f"{speed_m_per_min} m/min"
         )
     metres = float(minutes) * float(speed_m_per_min)
-    log.info("tier distance: %g min × %g m/min = %g m", minutes, speed_m_per_min, metres)
+    log.debug("tier distance: %g min × %g m/min = %g m", minutes, speed_m_per_min, metres)
     return metres
 
 

@@ -94,7 +94,7 @@ def test_joined_lines_are_the_merged_table_s_csv(tmp_path):
 
     rng = np.random.default_rng(5)
 
-    def points(ids, households=None):
+    def points(ids, households=None, file_rows=None):
         n = len(ids)
         frame = pd.DataFrame(
             {"demand_id": pd.Series(ids, dtype=str), "population": rng.integers(1, 90, n) * 1.0}
@@ -109,6 +109,8 @@ def test_joined_lines_are_the_merged_table_s_csv(tmp_path):
             frame[f"{tier.name}_covered"] = walk < tier.target_m
             frame[f"{tier.name}_status"] = np.where(walk < tier.target_m, "covered", "too_far")
         frame["lon"], frame["lat"] = rng.uniform(118, 119, n), rng.uniform(32, 33, n)
+        if file_rows is not None:  # (read from a demand file: its rows)
+            frame["_row"] = file_rows
         return frame
 
     def result(i, pts):
@@ -124,11 +126,15 @@ def test_joined_lines_are_the_merged_table_s_csv(tmp_path):
         "borders": [points(["a", "b", "c"]), points(["c", "d"]), points(["a", "e", "d"])],
         "line break": [points(["x\ny", "b"]), points(["b", "z"])],
         "households": [points(["a", "b"], [1, 2]), points(["c"], [3])],
+        "file order": [points(["a", "b", "c"], None, [5, 1, 9]), points(["d", "b"], None, [0, 1])],
     }
     for name, frames in cases.items():
         ordered = [result(i, f) for i, f in enumerate(frames)]
         got = joined_csv(ordered)
         assert got is not None and got == merged_here(ordered), name
+    ordered = [result(i, f) for i, f in enumerate(cases["file order"])]
+    ids = [line.split(b",")[0] for line in joined_csv(ordered).splitlines()[1:]]
+    assert ids == [b"d", b"b", b"a", b"c"]  # the file's order, b where first owned
     ordered = [result(0, points(["a", "b"], [1, 2])), result(1, points(["c"], [np.nan]))]
     assert joined_csv(ordered) is None  # int households and float ones: merged here
     assert b"1.0" in merged_here(ordered).split(b"\n")[1]  # (they would read otherwise)
@@ -523,6 +529,35 @@ def test_batch_builds_grids_and_proposals_per_partition(tmp_path, demo_area, clu
     table = pd.read_csv(tmp_path / "out" / "partitions.csv")
     # one new station per partition at most (none where every resident is covered already)
     assert table["siting_proposals"].sum() == len(props)
+
+
+def test_batch_writes_residents_of_a_file_in_its_order_as_run_does(tmp_path, demo_area, cluster):
+    """Residents from a CSV (only lon, lat, population): batch's coverage.csv lists them in the
+    file's order with the walks of one whole-area run."""
+    rng = np.random.default_rng(3)
+    w, s_, e, n = demo_area.boundary_wgs84().bounds
+    k = 400
+    pd.DataFrame(
+        {
+            "lon": rng.uniform(w, e, k).round(6),
+            "lat": rng.uniform(s_, n, k).round(6),
+            "population": rng.integers(1, 60, k),
+        }
+    ).to_csv(tmp_path / "residents.csv", index=False)
+    for name in ("one", "many"):
+        (tmp_path / f"{name}.toml").write_text(
+            '[area]\nsource = "demo"\n[facilities]\nsource = "demo"\n'
+            f'[demand]\nsource = "residents.csv"\n[output]\ndir = "{name}"\n'
+        )
+    assert main(["-q", "run", str(tmp_path / "one.toml")]) == 0
+    plan = str(tmp_path / "many.toml")
+    assert main(["-q", "batch", plan, "--tile-km", "0.6", "--scheduler", cluster]) == 0
+    one = pd.read_csv(tmp_path / "one" / "coverage.csv", dtype={"demand_id": str})
+    many = pd.read_csv(tmp_path / "many" / "coverage.csv", dtype={"demand_id": str})
+    assert len(one) > 300 and list(many["demand_id"]) == list(one["demand_id"])
+    for tier in ("centre_15min", "station_5min"):
+        got, want = (f[f"{tier}_walk_m"].fillna(-1).to_numpy(float) for f in (many, one))
+        np.testing.assert_allclose(got, want, atol=0.051)
 
 
 @pytest.mark.slow

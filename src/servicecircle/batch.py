@@ -439,7 +439,10 @@ def _merged_points(ordered: list[PartitionResult]) -> tuple[pd.DataFrame, pd.Dat
         else pd.DataFrame({"demand_id": [], "population": [], "snapped": []})
     )
     n_before = len(points)
-    points = points.drop_duplicates("demand_id", keep="first").reset_index(drop=True)
+    points = points.drop_duplicates("demand_id", keep="first")
+    if "_row" in points and points["_row"].notna().all():  # in the demand file's order
+        points = points.sort_values("_row", kind="stable")
+    points = points.drop(columns="_row", errors="ignore").reset_index(drop=True)
     fac_frames = [
         r.facilities[r.facilities.get("_inside", True)] for r in ordered if len(r.facilities)
     ]
@@ -454,10 +457,11 @@ def _merged_points(ordered: list[PartitionResult]) -> tuple[pd.DataFrame, pd.Dat
 
 def joined_csv(ordered: list[PartitionResult]) -> bytes | None:
     """``coverage.csv`` of the merged points from the lines the workers wrote: one header, the
-    partitions' lines in order, a point on a border kept where it was first owned (as
-    :func:`_merged_points` keeps it). ``None`` (the merged table is written here instead) when
-    a partition sent no lines, or tables of other columns or dtypes (whose cells might read
-    otherwise in the merged table)."""
+    partitions' lines (in the demand file's order when the points came from one), a point on a
+    border kept where it was first owned (as :func:`_merged_points` keeps it). ``None`` (the
+    merged table is written here instead) when a partition sent no lines, or tables of other
+    columns or dtypes (whose cells might read otherwise in the merged table), or lines that
+    must be told apart and cannot be (a line break in a cell)."""
     parts = [r for r in ordered if len(r.points)]
     rows = [r.csv for r in parts if r.csv is not None]
     if not parts or len(rows) != len(parts):
@@ -469,17 +473,22 @@ def joined_csv(ordered: list[PartitionResult]) -> bytes | None:
         return None
     ids = pd.concat([r.points["demand_id"] for r in parts], ignore_index=True)
     again = ids.duplicated(keep="first").to_numpy()
-    chunks, start = [first.header.encode("utf-8")], 0
-    for part, lines in zip(parts, rows, strict=True):
-        drop, start = again[start : start + len(part.points)], start + len(part.points)
-        if not drop.any():
-            chunks.append(lines.body)
+    by_file = all("_row" in r.points for r in parts)  # (from a demand file: in its order)
+    starts = np.cumsum([0, *(len(r.points) for r in parts)])
+    pieces: list[bytes] = []  # a partition's lines, or each line when some go or all move
+    for k, lines in enumerate(rows):
+        drop = again[starts[k] : starts[k + 1]]
+        if not by_file and not drop.any():
+            pieces.append(lines.body)
             continue
         if lines.ends is None:
             return None
         begins = np.concatenate([[0], lines.ends[:-1]])
-        chunks += [lines.body[b:e] for b, e in zip(begins[~drop], lines.ends[~drop], strict=True)]
-    return b"".join(chunks)
+        pieces += [lines.body[b:e] for b, e in zip(begins[~drop], lines.ends[~drop], strict=True)]
+    if by_file:
+        file_rows = pd.concat([r.points["_row"] for r in parts], ignore_index=True).to_numpy()
+        pieces = [pieces[k] for k in np.argsort(file_rows[~again], kind="stable")]
+    return b"".join([first.header.encode("utf-8"), *pieces])
 
 
 def _write_merged(

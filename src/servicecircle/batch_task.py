@@ -169,6 +169,9 @@ def run_partition(task: PartitionTask) -> PartitionResult:
             search_factor=task.search_factor,
         )
         cov_points = cov.points.copy()
+        rows = cov_points.index
+        if task.demand is not None and rows.is_unique and pd.api.types.is_integer_dtype(rows):
+            cov_points["_row"] = rows.to_numpy()  # the file's rows: the merged table's order
         fac_table = cov.facilities.copy()
         fac_table["_inside"] = assign_cells(fac.geometry, own_poly) >= 0 if len(fac) else []
         ll = demand.geometry.to_crs(4326)

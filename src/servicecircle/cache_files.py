@@ -168,8 +168,9 @@ def pack(value: Any) -> Any:
 
 
 class DeferredFrame:
-    """A GeoDataFrame held as arrays (a :class:`PackedFrame`, or a deferred part that reads to
-    one) and made on first use (:meth:`make`): a run that never reads it makes no lines.
+    """A GeoDataFrame held as arrays (a :class:`PackedFrame`, or what makes one when needed: a
+    deferred part, or the arrays of a first read) and made on first use (:meth:`make`): a run
+    that never reads it makes no lines.
 
     Parameters
     ----------
@@ -179,7 +180,9 @@ class DeferredFrame:
     rows
         The frame's length (known without reading it).
     load
-        Reads the part: a :class:`PackedFrame` or a GeoDataFrame; raises :class:`CacheError`.
+        Makes the stored value when it is first needed (reads a part, or packs a first read's
+        arrays): a :class:`PackedFrame` or a GeoDataFrame; a part that cannot be read raises
+        :class:`CacheError`.
     fallback
         Makes the frame another way when ``load`` fails (the area reads its file again).
     """

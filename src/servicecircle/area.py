@@ -207,7 +207,7 @@ def load_area(
             raise InputError(f"{path}: is a folder; give the path of an OSM file ({SUPPORTED})")
         kind = _reader_kind(path)
         name, where = name or path.name.split(".")[0], str(path)
-    reader = {"pbf": read_pbf, "xml": read_xml, "graphml": read_graphml}[kind]
+    reader = _reader(kind)
     if store is None:
         return assemble(reader(path, boundary_gs), boundary_gs, name=name, source=where)
     key = store.key(path, reader=kind, boundary=boundary_gs)
@@ -246,13 +246,18 @@ class _ReadAgain:
                     f"{path}: changed since this area was read from the cache; {why} needed "
                     "as it was: run again"
                 )
-            reader = {"pbf": read_pbf, "xml": read_xml, "graphml": read_graphml}[self.kind]
-            again = assemble(reader(path, self.boundary), self.boundary, **self.where)
+            frames = _reader(self.kind)(path, self.boundary)
+            again = assemble(frames, self.boundary, **self.where)
             fields = {f: _as_stored(again.__dict__[f]) for f in CACHED_FIELDS}
             self.store.store(now, fields, apart=FRAME_FIELDS)  # (the entry made whole again)
             self.left = dict(again.__dict__)
         value = self.left.pop(field)  # (not held once given)
         return value.make() if isinstance(value, DeferredFrame) else value
+
+
+def _reader(kind: str) -> Any:
+    """The reader of a kind of file (looked up when called)."""
+    return {"pbf": read_pbf, "xml": read_xml, "graphml": read_graphml}[kind]
 
 
 def _as_stored(value: Any) -> Any:

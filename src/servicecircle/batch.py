@@ -432,16 +432,14 @@ def _run_tasks(
 
 def _merged_points(ordered: list[PartitionResult]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Every partition's owned points and inside facilities, each once."""
-    frames = [r.points for r in ordered if len(r.points)]
+    parts = [r for r in ordered if len(r.points)]
     points = (
-        pd.concat(frames, ignore_index=True)
-        if frames
+        pd.concat([r.points for r in parts], ignore_index=True)
+        if parts
         else pd.DataFrame({"demand_id": [], "population": [], "snapped": []})
     )
     n_before = len(points)
-    points = points.drop_duplicates("demand_id", keep="first")
-    if "_row" in points and points["_row"].notna().all():  # in the demand file's order
-        points = points.sort_values("_row", kind="stable")
+    points = points.iloc[_merged_order(parts)] if parts else points
     points = points.drop(columns="_row", errors="ignore").reset_index(drop=True)
     fac_frames = [
         r.facilities[r.facilities.get("_inside", True)] for r in ordered if len(r.facilities)
@@ -453,6 +451,18 @@ def _merged_points(ordered: list[PartitionResult]) -> tuple[pd.DataFrame, pd.Dat
     )
     fac = fac.drop(columns=["_inside"], errors="ignore").reset_index(drop=True)
     return points, fac, n_before - len(points)
+
+
+def _merged_order(parts: list[PartitionResult]) -> np.ndarray:
+    """Which rows of the partitions' points, one after the other, the merged table lists, in
+    its order: each demand point where first owned, in the demand file's order when every
+    partition's points came from one (their ``_row``), else in the partitions' order."""
+    ids = pd.concat([r.points["demand_id"] for r in parts], ignore_index=True)
+    keep = np.flatnonzero(~ids.duplicated(keep="first").to_numpy())
+    if all("_row" in r.points for r in parts):
+        file_rows = pd.concat([r.points["_row"] for r in parts], ignore_index=True).to_numpy()
+        keep = keep[np.argsort(file_rows[keep], kind="stable")]
+    return keep
 
 
 def joined_csv(ordered: list[PartitionResult]) -> bytes | None:
@@ -471,23 +481,23 @@ def joined_csv(ordered: list[PartitionResult]) -> bytes | None:
         return None
     if not first.header.endswith(os.linesep):  # (workers of another system: its line ends)
         return None
-    ids = pd.concat([r.points["demand_id"] for r in parts], ignore_index=True)
-    again = ids.duplicated(keep="first").to_numpy()
-    by_file = all("_row" in r.points for r in parts)  # (from a demand file: in its order)
+    order = _merged_order(parts)
     starts = np.cumsum([0, *(len(r.points) for r in parts)])
+    moved = bool((np.diff(order) < 0).any())  # (else only points on borders go)
+    kept = np.zeros(starts[-1], dtype=bool)
+    kept[order] = True
     pieces: list[bytes] = []  # a partition's lines, or each line when some go or all move
     for k, lines in enumerate(rows):
-        drop = again[starts[k] : starts[k + 1]]
-        if not by_file and not drop.any():
+        keep = kept[starts[k] : starts[k + 1]]
+        if not moved and keep.all():
             pieces.append(lines.body)
             continue
         if lines.ends is None:
             return None
         begins = np.concatenate([[0], lines.ends[:-1]])
-        pieces += [lines.body[b:e] for b, e in zip(begins[~drop], lines.ends[~drop], strict=True)]
-    if by_file:
-        file_rows = pd.concat([r.points["_row"] for r in parts], ignore_index=True).to_numpy()
-        pieces = [pieces[k] for k in np.argsort(file_rows[~again], kind="stable")]
+        pieces += [lines.body[b:e] for b, e in zip(begins[keep], lines.ends[keep], strict=True)]
+    if moved:  # pieces hold the kept lines in the partitions' order: put them in the merged one
+        pieces = [pieces[k] for k in np.searchsorted(np.sort(order), order)]
     return b"".join([first.header.encode("utf-8"), *pieces])
 
 

@@ -291,9 +291,6 @@ class AreaCache:
         if sorted(f for part in parts for f in part["fields"]) != sorted(fields):
             raise CacheError("its manifest does not list the expected fields")
 
-        def on_broken(path: Path) -> None:
-            self._remove(entry)
-
         out: dict[str, Any] = {}
         for part in parts:
             part_file = Path(part["file"]).name
@@ -301,7 +298,8 @@ class AreaCache:
             if part.get("apart") and deferred:
                 (name,) = part["fields"]
                 again = partial(fallback, name) if fallback is not None else None
-                out[name] = deferred_part(path, part, on_broken=on_broken, fallback=again)
+                gone = partial(self._remove, entry)  # (when the part turns out damaged)
+                out[name] = deferred_part(path, part, on_broken=gone, fallback=again)
                 continue
             with open_part(path, part) as fh:
                 value = read_part(fh, part)

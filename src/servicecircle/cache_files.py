@@ -72,16 +72,20 @@ def write_part(path: Path, value: Any) -> dict[str, Any]:
 
 def open_part(path: Path, info: dict[str, Any]) -> io.FileIO:
     """Open a part after checking its owner, mode (:func:`check_private`) and size."""
-    fh = open(path, "rb", buffering=0)  # (returned open: a deferred part)
+    fh = open(path, "rb", buffering=0)  # (returned open)
     try:
-        st = os.fstat(fh.fileno())
-        check_private(st, path.name)
-        if st.st_size != info["bytes"]:
-            raise CacheError(f"{path.name} holds {st.st_size} bytes, not {info['bytes']}")
+        _check_part(os.fstat(fh.fileno()), path, info)
     except BaseException:
         fh.close()
         raise
     return fh
+
+
+def _check_part(st: os.stat_result, path: Path, info: dict[str, Any]) -> None:
+    """A part's owner and mode (:func:`check_private`), and its size against its manifest."""
+    check_private(st, path.name)
+    if st.st_size != info["bytes"]:
+        raise CacheError(f"{path.name} holds {st.st_size} bytes, not {info['bytes']}")
 
 
 def read_part(fh: io.FileIO, info: dict[str, Any]) -> Any:
@@ -253,17 +257,15 @@ def deferred_part(
     path: Path,
     info: dict[str, Any],
     *,
-    on_broken: Callable[[Path], None],
+    on_broken: Callable[[], object],
     fallback: Callable[[], Any] | None = None,
 ) -> DeferredFrame:
     """A :class:`DeferredFrame` of the part at ``path``, checked now (owner, mode, size) and
     read when first made if it is still the same file of the same size (else :class:`Gone`);
-    when it then fails to read, ``on_broken(path)`` is called and :class:`CacheError` raised.
+    when it then fails to read, ``on_broken()`` is called and :class:`CacheError` raised.
     No file stays open in between: an area may be kept for long, and many areas at once."""
     seen = os.lstat(path)
-    check_private(seen, path.name)
-    if seen.st_size != info["bytes"]:
-        raise CacheError(f"{path.name} holds {seen.st_size} bytes, not {info['bytes']}")
+    _check_part(seen, path, info)
 
     def load() -> Any:
         try:
@@ -280,7 +282,7 @@ def deferred_part(
             try:
                 return read_part(fh, info)
             except Exception as err:
-                on_broken(path)
+                on_broken()
                 raise CacheError(f"{path.parent}: {err}") from err
 
     return DeferredFrame(rows=int(info["rows"]), load=load, fallback=fallback)

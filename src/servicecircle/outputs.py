@@ -133,6 +133,8 @@ class RunOutput:
         self._committed = False
         self._children = ForkedWriters()
         self._batch: list[tuple[str, Callable[[], None]]] | None = None
+        self._summaries: set[str] = set()  # written JSON files with a "files" list
+        self.removed: list[str] = []  # what an earlier run wrote here and this one did not
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunOutput:
@@ -189,11 +191,34 @@ class RunOutput:
                 os.replace(stage, out)
                 self._stage = None
                 return out
+            earlier = {f for name in self._summaries for f in _listed(out / name)}
             for name in self._files:
                 os.replace(stage / name, out / name)
+            self._remove_earlier(out, earlier - set(self._files))
         finally:
             self.abort()
         return out
+
+    def _remove_earlier(self, out: Path, names: set[str]) -> None:
+        """Remove the files that the summaries this run replaced listed and this run did not
+        write (a map left from a run with it, cells from a run with ``--cells``), unless a
+        summary still in the folder lists them (another command's files stay)."""
+        if not names:
+            return
+        for other in out.glob("*.json"):
+            if other.name not in self._files:
+                names -= set(_listed(other))
+        for name in sorted(names):
+            path = out / name
+            if path.name == name and path.is_file() and not path.is_symlink():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    self.removed.append(name)
+        if self.removed:
+            log.warning(
+                "removed from %s what an earlier run wrote there and this one did not: %s",
+                out, ", ".join(self.removed),
+            )  # fmt: skip
 
     def abort(self) -> None:
         """Throw the staged files away (the output folder stays as it was)."""
@@ -270,8 +295,12 @@ class RunOutput:
         self._write(name, write, background=True)
 
     def json(self, name: str, data: Any) -> None:
-        """Strict JSON (NaN and infinities become ``null``)."""
+        """Strict JSON (NaN and infinities become ``null``). A summary (a dict with a
+        ``"files"`` list) names the run's files: at :meth:`commit`, the files the summary it
+        replaces listed and this run did not write are removed."""
         self.text(name, dumps(data) + "\n")
+        if isinstance(data, dict) and isinstance(data.get("files"), list):
+            self._summaries.add(name)
 
     def csv(self, name: str, frame: pd.DataFrame, *, float_format: str | None = None) -> None:
         """A CSV table (UTF-8, no index, empty cells for missing values)."""
@@ -304,6 +333,17 @@ class RunOutput:
     def with_writer(self, name: str, writer: Callable[[Path], None]) -> None:
         """Any other format: ``writer(path)`` writes the file (e.g. an Excel workbook)."""
         self._write(name, writer, background=True)
+
+
+def _listed(summary: Path) -> list[str]:
+    """The plain file names a summary JSON lists under ``"files"`` (none when it is not one)."""
+    try:
+        files = json.loads(summary.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(files, list):
+        return []
+    return [f for f in files if isinstance(f, str) and f and Path(f).name == f and f != ".."]
 
 
 def write_csv(frame: pd.DataFrame, path: Path, *, float_format: str | None = None) -> None:

@@ -174,7 +174,9 @@ def add_pages(p: argparse.ArgumentParser, *, no_map: bool = True, default: bool 
     """``--no-map``, ``--lang``, ``--tiles`` (defaults ``None`` = the scenario's when
     ``default`` is False)."""
     if no_map:
-        p.add_argument("--no-map", action="store_true", help="do not write the HTML map")
+        p.add_argument(
+            "--no-map", action="store_true", help="do not write the HTML map (nor report.html)"
+        )
     p.add_argument(
         "--lang",
         choices=["zh", "en"],

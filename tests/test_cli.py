@@ -289,3 +289,23 @@ def test_facilities_outside_a_boundary_are_said_to_be_outside(tmp_path, capsys):
     assert fac["unsnapped"] > 0 and fac["unsnapped_outside_boundary"] == fac["unsnapped"]
     line = next(x for x in capsys.readouterr().out.splitlines() if "(not used" in x)
     assert f"0 inside the boundary, {fac['unsnapped']} outside it" in line
+
+
+def test_facilities_of_a_kind_no_tier_counts_are_said_so(tmp_path, capsys):
+    """A worker station (暖新驿站) in a file run with the default tiers is not counted, and the
+    run says so with the preset that counts it; 红色驿站 is a station."""
+    fac = tmp_path / "f.csv"
+    fac.write_text(
+        "id,kind,lon,lat\n1,党群服务中心,24.94,60.167\n2,红色驿站,24.942,60.168\n"
+        "3,暖新驿站,24.938,60.166\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "o"
+    argv = ["coverage", "demo", "--facilities", str(fac), "--no-map", "--no-cache", "--out"]
+    assert main([*argv, str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["facilities"]["by_kind"] == {"centre": 1, "station": 1, "worker_station": 1}
+    assert summary["facilities"]["in_no_tier"] == {"worker_station": 1}
+    assert summary["tiers"]["station_5min"]["facilities"] == 2  # (stations or centres)
+    printed = capsys.readouterr().out
+    assert "1 facility of kind worker_station in no tier (not counted; --preset workers" in printed

@@ -139,9 +139,30 @@ def test_facility_file_without_kind(tmp_path):
 
 def test_facility_file_with_unknown_kind(tmp_path):
     path = tmp_path / "f.csv"
-    path.write_text("id,kind,lon,lat\n1,centre,118.78,32.04\n7,hospital,118.78,32.04\n")
-    with pytest.raises(InputError, match="unknown kind 'hospital' for id '7'"):
+    rows = "1,centre,118.78,32.04\n7,hospital,118.78,32.04\n8,公园,118.78,32.04\n9,公园,118.7,32.0"
+    path.write_text("id,kind,lon,lat\n" + rows + "\n")
+    match = r"3 facilities of unknown kind \('hospital', '公园'; the first: id '7'\)"
+    with pytest.raises(InputError, match=match):
         read_facilities(path, crs=CRS)
+
+
+@pytest.mark.parametrize(
+    ("word", "kind"),
+    [
+        ("红色驿站", "station"),
+        ("党群服务站", "station"),
+        ("社区党群服务中心", "centre"),
+        ("街道党群服务中心", "centre"),
+        ("Center", "centre"),
+        ("暖新驿站", "worker_station"),
+        ("快递小哥之家", "worker_station"),
+        ("户外劳动者服务站", "worker_station"),
+    ],
+)
+def test_facility_kinds_as_planners_write_them(tmp_path, word, kind):
+    path = tmp_path / "f.csv"
+    path.write_text(f"id,kind,lon,lat\n1,{word},118.78,32.04\n", encoding="utf-8")
+    assert read_facilities(path, crs=CRS)["kind"].tolist() == [kind]
 
 
 def test_facility_file_with_duplicate_ids(tmp_path):

@@ -113,6 +113,11 @@ class Coverage:
                 "by_kind": {k: int(v) for k, v in fac["kind"].value_counts().sort_index().items()},
                 "unsnapped": int((~fac["snapped"]).sum()),
                 "unsnapped_ids": fac.loc[~fac["snapped"], "facility_id"].astype(str).tolist(),
+                "in_no_tier": {  # kinds that no tier counts (worker stations by default)
+                    k: int(v)
+                    for k, v in fac["kind"].value_counts().sort_index().items()
+                    if not any(k in t.kinds for t in self.tiers)
+                },
             },
             "tiers": {},
         }

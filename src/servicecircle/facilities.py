@@ -90,9 +90,12 @@ def read_facilities(
     kind = raw.map(lambda k: None if k is pd.NA else kind_of(str(k)))
     bad = kind.isna()
     if bad.any():
+        words = list(dict.fromkeys("" if k is pd.NA else str(k) for k in raw[bad]))
+        shown = ", ".join(repr(w) for w in words[:5]) + (" …" if len(words) > 5 else "")
         raise InputError(
-            f"facility file {path}: unknown kind {str(raw[bad].iloc[0])!r} for id "
-            f"{str(ids[bad].iloc[0])!r}; use 'centre' or 'station' (中心, 站点, 驿站)"
+            f"facility file {path}: {int(bad.sum())} facilities of unknown kind ({shown}; the "
+            f"first: id {str(ids[bad].iloc[0])!r}); use 'centre' (党群服务中心), 'station' "
+            "(驿站, 站点) or 'worker_station' (小哥驿站)"
         )
     out = gdf.drop(columns=[c for c in (id_col, cols["kind"]) if c in gdf.columns])
     out.insert(0, "facility_id", ids.astype(str).to_numpy())

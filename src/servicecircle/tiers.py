@@ -233,9 +233,33 @@ KIND_WORDS = {
 }
 
 
+#: Names of facility types as planners write them, by their endings: 社区党群服务中心 is a
+#: centre, 红色驿站 or 党群服务站 a station, 暖新驿站 or 快递小哥之家 a worker station.
+_WORKER_WORDS = re.compile(
+    r"(小哥|骑手|户外劳动者|快递员|外卖员|新就业|暖新|暖蜂).*(驿站|站|之家|加油站)$"
+)
+_CENTRE_WORDS = re.compile(r"(服务中心|党群中心)$")
+_STATION_WORDS = re.compile(r"(驿站|服务站|工作站|站点|服务点|之家)$")
+
+
 def kind_of(word: str) -> str | None:
-    """The facility kind a word names (``中心`` → ``centre``), or ``None``."""
-    return KIND_WORDS.get(word.strip().lower())
+    """The facility kind a word names (``中心`` → ``centre``, ``红色驿站`` → ``station``), or
+    ``None``.
+
+    >>> [kind_of(w) for w in ("Centre", "社区党群服务中心", "红色驿站", "暖新驿站", "公园")]
+    ['centre', 'centre', 'station', 'worker_station', None]
+    """
+    word = word.strip().lower()
+    if word in KIND_WORDS:
+        return KIND_WORDS[word]
+    for pattern, kind in (
+        (_WORKER_WORDS, "worker_station"),
+        (_CENTRE_WORDS, "centre"),
+        (_STATION_WORDS, "station"),
+    ):
+        if pattern.search(word):
+            return kind
+    return None
 
 
 def parse_tier(

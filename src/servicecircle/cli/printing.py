@@ -91,6 +91,11 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
             + "): "
             + ", ".join(fac["unsnapped_ids"][:5])
         )
+    for kind, n in fac.get("in_no_tier", {}).items():
+        hint = "; --preset workers counts them" if kind == "worker_station" else ""
+        print(
+            f"  {_count(n, 'facility', 'facilities')} of kind {kind} in no tier (not counted{hint})"
+        )
     print(f"wrote {', '.join(summary.get('files', []))} to {out}")
 
 

@@ -297,3 +297,36 @@ def test_to_crs_keeps_the_attrs(tmp_path):
     gdf = read_table(path, "facility file", to_crs=CRS, coords="bd09")
     assert gdf.crs == CRS
     assert gdf.attrs["encoding"] == "utf-8-sig" and gdf.attrs["coords"] == "bd09"
+
+
+def test_a_title_above_the_header_is_skipped_in_excel_and_csv(tmp_path, caplog):
+    rows = [
+        ["新街口街道驿站清单（2024年）", None, None, None],
+        [None, None, None, None],
+        ["编号", "类型", "经度", "纬度"],
+        [1, "centre", 118.78, 32.04],
+        [2, "红色驿站", 118.79, None],
+    ]
+    xlsx = tmp_path / "titled.xlsx"
+    pd.DataFrame(rows).to_excel(xlsx, header=False, index=False)
+    csv = tmp_path / "titled.csv"
+    pd.DataFrame(rows).to_csv(csv, header=False, index=False)
+    for path in (xlsx, csv):
+        with pytest.raises(InputError, match=r"1 row has no valid lon/lat .*first at line 5"):
+            read_table(path, "facility file")  # the file's own line numbers
+        assert "the header is on line 3; the 2 lines above it (a title) skipped" in caplog.text
+    pd.DataFrame(rows[:4]).to_csv(tmp_path / "ok.csv", header=False, index=False)
+    gdf = read_table(tmp_path / "ok.csv", "facility file")
+    assert list(gdf.columns) == ["id", "kind", "geometry"]
+    assert gdf.geometry.x.tolist() == [118.78] and gdf["id"].tolist() == [1]
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_an_empty_table_is_said_to_be_empty(tmp_path, kind):
+    path = tmp_path / f"e.{kind}"
+    if kind == "csv":
+        path.write_bytes(b"")
+    else:
+        pd.DataFrame().to_excel(path)
+    with pytest.raises(InputError, match=r"is empty \(no header, no rows\)"):
+        read_table(path, "facility file")

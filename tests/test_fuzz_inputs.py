@@ -316,7 +316,51 @@ def test_infinite_population_and_null_facility_ids_are_refused(tmp_path, capsys)
     fac.to_file(tmp_path / "f.geojson")
     argv = ["coverage", "demo", "--facilities", str(tmp_path / "f.geojson")]
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
-    assert "have no id" in capsys.readouterr().err
+    assert "1 facility has no id (first at feature 1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (
+            "d1,100,24.94,60.167\nd2,,24.941,60.167\n",
+            "1 row has a missing or non-numeric population (first at line 3: empty)",
+        ),
+        (
+            "d1,100,24.94,60.167\nd2,-5,24.941,60.167\nd3,-1,24.9,60.1\n",
+            "2 rows have a negative population (first at line 3: -5)",
+        ),
+        ("d1,lots,24.94,60.167\n", "(first at line 2: 'lots')"),
+    ],
+    ids=["empty", "negative", "text"],
+)
+def test_a_bad_population_is_named_by_its_line_and_value(tmp_path, capsys, rows, expected):
+    dem = tmp_path / "d.csv"
+    dem.write_text("id,population,lon,lat\n" + rows)
+    assert main(["coverage", "demo", "--demand", str(dem), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "np.float64" not in err
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        (
+            "32.035,118.764,32.052,118.796",
+            "latitude 118.796 is impossible — "
+            "32.035,118.764,32.052,118.796 looks like lat,lon order; give west, south, east, "
+            "north: 118.764,32.035,118.796,32.052",
+        ),
+        ("600000,3200000,610000,3210000", "is not in degrees"),
+        ("24.9,60.1,nan,60.2", "is not in degrees"),
+    ],
+    ids=["lat-lon-order", "metres", "nan"],
+)
+def test_a_boundary_not_in_lon_lat_degrees_is_refused_with_the_fix(tmp_path, capsys, box, expected):
+    argv = ["coverage", "demo", f"--boundary={box}", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_optional_columns_absent_everywhere(tmp_path, capsys):

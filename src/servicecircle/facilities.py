@@ -11,7 +11,7 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
-from .files import DEFAULT_FILES, FileOptions, id_texts
+from .files import DEFAULT_FILES, FileOptions, id_texts, row_place
 from .osmtags import rule_matches, rule_text
 from .tiers import KIND_WORDS, KINDS, kind_of
 
@@ -45,6 +45,10 @@ OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
         ],
     },
 }
+
+
+def _count_of(n: int) -> str:
+    return "1 facility has" if n == 1 else f"{n} facilities have"
 
 
 def read_facilities(
@@ -83,8 +87,8 @@ def read_facilities(
     if ids.isna().any():
         first = int(np.flatnonzero(ids.isna().to_numpy())[0])
         raise InputError(
-            f"facility file {path}: {int(ids.isna().sum())} facilities have no id (first at "
-            f"data row {first + 1}); give each facility an id, or leave out the id column"
+            f"facility file {path}: {_count_of(int(ids.isna().sum()))} no id (first at "
+            f"{row_place(gdf, first)}); give each facility an id, or leave out the id column"
         )
     raw = gdf[cols["kind"]].astype("string").str.strip()
     kind = raw.map(lambda k: None if k is pd.NA else kind_of(str(k)))

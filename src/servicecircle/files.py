@@ -9,7 +9,9 @@ converted to WGS84 once, right after reading (:mod:`servicecircle.coords`).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,26 @@ class FileOptions:
 DEFAULT_FILES = FileOptions()
 
 
+def row_place(frame: pd.DataFrame, position: int) -> str:
+    """Where row ``position`` of a frame read by :func:`read_table` lies in its file, as a
+    person finds it: ``line N`` of a CSV or the row number Excel shows (the header is 1),
+    ``feature N`` of a vector file (from 1); ``row N`` (from 1) for any other frame."""
+    label = frame.index[position]
+    if not isinstance(label, int | np.integer):
+        return f"row {position + 1}"
+    tabular = frame.attrs.get("encoding") is not None or frame.attrs.get("sheet") is not None
+    return f"line {int(label) + 2}" if tabular else f"feature {int(label) + 1}"
+
+
+def cell_text(value: object) -> str:
+    """A cell's value for a message: ``empty``, a number as written, text quoted."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "empty"
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        return f"{value:g}"
+    return repr(str(value))
+
+
 def id_texts(values: pd.Series) -> pd.Series:
     """Ids as text: numbers without a trailing ``.0`` (a numeric id column with a gap is read
     as floats), text stripped; missing ones as ``<NA>``."""
@@ -151,6 +173,7 @@ def read_table(
             frame, encoding = _read_csv(path, what)
         else:
             frame, sheet_name = _read_xlsx(path, what, sheet)
+        frame = _below_title(_check_not_empty(frame, path, what, sheet_name), path, what)
         gdf = _points(_rename_columns(frame, f"{what} {path}"), path, what, system, sheet_name)
         if bbox is not None:
             gdf = gdf.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
@@ -169,8 +192,8 @@ def read_table(
     missing = gdf.geometry.isna() | gdf.geometry.is_empty
     if missing.any():
         raise InputError(
-            f"{what} {path}: {int(missing.sum())} rows have no geometry (first at row "
-            f"{int(np.flatnonzero(missing.to_numpy())[0])}); fix or remove them"
+            f"{what} {path}: {int(missing.sum())} rows have no geometry (first at "
+            f"{row_place(gdf, int(np.flatnonzero(missing.to_numpy())[0]))}); fix or remove them"
         )
     if to_crs is not None:
         gdf = gdf.to_crs(to_crs)
@@ -197,12 +220,61 @@ def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
             return pd.read_csv(path, encoding=encoding), encoding
         except UnicodeDecodeError:
             continue
+        except pd.errors.EmptyDataError:
+            raise InputError(
+                f"{what} {path}: is empty (no header, no rows); give a table with a header "
+                "line (lon, lat, …) and one row per feature"
+            ) from None
         except Exception as err:
             raise InputError(f"{what} {path}: cannot be read as CSV ({err})") from err
     raise InputError(
         f"{what} {path}: is neither UTF-8 nor GB18030/GBK text; save it as CSV UTF-8 "
         "(Excel: 另存为 → CSV UTF-8 (逗号分隔))"
     )
+
+
+def _check_not_empty(frame: pd.DataFrame, path: Path, what: str, sheet: str | None) -> pd.DataFrame:
+    if len(frame.columns) == 0:
+        where = f"sheet {sheet!r}" if sheet is not None else "the file"
+        raise InputError(
+            f"{what} {path}: {where} is empty (no header, no rows); give a table with a header "
+            "line (lon, lat, …) and one row per feature"
+        )
+    return frame
+
+
+def _is_coordinate_header(values: list[str]) -> bool:
+    names = {COLUMN_ALIASES.get(v, v).lower() for v in values}
+    return bool(names & set(LON_NAMES)) and bool(names & set(LAT_NAMES))
+
+
+TITLE_LINES_MAX = 10
+"""How far down a table's header is looked for when title lines (a sheet's 标题) lie above it."""
+
+
+def _below_title(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
+    """The table under its title: when the header has no lon/lat but one of the first
+    :data:`TITLE_LINES_MAX` rows has (a title such as 新街口街道驿站清单 above the header, as
+    sheets from offices often have), that row is the header and the rows above it are dropped
+    (the index keeps the file's row numbers)."""
+    if _is_coordinate_header([str(c).replace("\ufeff", "").strip() for c in frame.columns]):
+        return frame
+    for i in range(min(TITLE_LINES_MAX, len(frame))):
+        values = ["" if pd.isna(v) else str(v).strip() for v in frame.iloc[i]]
+        if _is_coordinate_header(values):
+            body = frame.iloc[i + 1 :].copy()
+            keep = [j for j, v in enumerate(values) if v or body.iloc[:, j].notna().any()]
+            body = body.iloc[:, keep]
+            body.columns = [values[j] or f"column {j + 1}" for j in keep]
+            logger.warning(
+                "%s %s: the header is on line %d; the %s above it (a title) skipped",
+                what, path, i + 2, "line" if i == 0 else f"{i + 1} lines",
+            )  # fmt: skip
+            for col in body.columns:  # numbers read as text under a title line, as numbers
+                with contextlib.suppress(ValueError, TypeError):
+                    body[col] = pd.to_numeric(body[col])
+            return body.infer_objects()
+    return frame
 
 
 def _read_xlsx(path: Path, what: str, sheet: str | None) -> tuple[pd.DataFrame, str]:
@@ -269,7 +341,9 @@ SWAP_FAR_DEG, SWAP_NEAR_DEG = 1.0, 0.5
 of it with lon and lat swapped is taken for a swapped row."""
 
 
-def _refuse_swapped_rows(x: np.ndarray, y: np.ndarray, path: Path, what: str) -> None:
+def _refuse_swapped_rows(
+    x: np.ndarray, y: np.ndarray, lines: np.ndarray, path: Path, what: str
+) -> None:
     """One row with lon and lat the wrong way round (both still valid degrees) is an error,
     not a point a continent away that only shows up as unreachable."""
     if len(x) < 3:
@@ -281,7 +355,7 @@ def _refuse_swapped_rows(x: np.ndarray, y: np.ndarray, path: Path, what: str) ->
         first = int(np.flatnonzero(swapped)[0])
         rows = "1 row has" if swapped.sum() == 1 else f"{int(swapped.sum())} rows have"
         raise InputError(
-            f"{what} {path}: {rows} lon and lat that look swapped (first at line {first + 2}: "
+            f"{what} {path}: {rows} lon and lat that look swapped (first at line {lines[first]}: "
             f"lon {x[first]:g}, lat {y[first]:g}; the other way round it lies beside the other "
             "rows); swap them"
         )
@@ -302,6 +376,7 @@ def _points(
             f"{what} {path}: {table} needs 'lon' and 'lat' columns in degrees (EPSG:4326; or "
             f"经度/纬度); found {', '.join(map(str, frame.columns))}{_other_sheets(path, sheet)}"
         )
+    lines = np.asarray(frame.index, dtype=np.int64) + 2  # (the file's rows: header line 1)
     x = pd.to_numeric(frame[lon], errors="coerce")
     y = pd.to_numeric(frame[lat], errors="coerce")
     bad = x.isna() | y.isna() | (x.abs() > 180) | (y.abs() > 90)
@@ -315,9 +390,9 @@ def _points(
             why = "metres, not degrees (a projected CRS: give lon/lat, or a vector file with it)"
         rows = "1 row has" if bad.sum() == 1 else f"{int(bad.sum())} rows have"
         raise InputError(
-            f"{what} {path}: {rows} {why} (first at line {first + 2}); fix or remove them"
+            f"{what} {path}: {rows} {why} (first at line {lines[first]}); fix or remove them"
         )
-    _refuse_swapped_rows(x.to_numpy(dtype=float), y.to_numpy(dtype=float), path, what)
+    _refuse_swapped_rows(x.to_numpy(dtype=float), y.to_numpy(dtype=float), lines, path, what)
     wx, wy = to_wgs84(x.to_numpy(dtype=float), y.to_numpy(dtype=float), system)
     return gpd.GeoDataFrame(
         frame.drop(columns=[lon, lat]), geometry=gpd.points_from_xy(wx, wy), crs=4326

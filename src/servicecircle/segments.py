@@ -27,6 +27,7 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
+from .files import cell_text, row_place
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -169,7 +170,7 @@ def add_segments(demand: gpd.GeoDataFrame, segments: tuple[Segment, ...]) -> gpd
                 first = int(np.flatnonzero(bad.to_numpy())[0])
                 raise InputError(
                     f"demand: column {seg.name!r} has {int(bad.sum())} values that are not counts "
-                    f"≥ 0 (first at row {first}: {raw.iloc[first]!r})"
+                    f"≥ 0 (first at {row_place(out, first)}: {cell_text(raw.iloc[first])})"
                 )
             counts = counts.fillna(0.0).to_numpy(dtype=float)
             how = "column"

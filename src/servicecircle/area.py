@@ -10,7 +10,6 @@ area's UTM zone.
 from __future__ import annotations
 
 import logging
-import math
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from ._crs import utm_crs_of
 from ._errors import EmptyAreaError, InputError, InputFileNotFoundError
 from .cache import AreaCache, CacheKey, remember
 from .cache_files import DeferredFrame, PackedFrame
+from .coords import check_lonlat_box
 from .geometry import line_ends, lines_meet
 from .osm import (
     FEATURE_TAGS,
@@ -358,28 +358,6 @@ def boundary_in_wgs84(boundary: Any, coords: str = "wgs84") -> gpd.GeoSeries:
     return geometries_to_wgs84(boundary_gs.to_frame("geometry").to_crs(4326), coords).geometry
 
 
-def _check_degrees(west: float, south: float, east: float, north: float) -> None:
-    """A box's values are longitudes and latitudes (lat,lon order and metres named as such)."""
-    lon_ok = all(math.isfinite(v) and -180 <= v <= 180 for v in (west, east))
-    lat_ok = all(math.isfinite(v) and -90 <= v <= 90 for v in (south, north))
-    if lon_ok and lat_ok:
-        return
-    start = "boundary (--boundary W,S,E,N, or [area] boundary)"
-    got = f"{west:g},{south:g},{east:g},{north:g}"
-    swapped_ok = all(-90 <= v <= 90 for v in (west, east)) and all(
-        -180 <= v <= 180 for v in (south, north)
-    )
-    if not swapped_ok:
-        raise InputError(
-            f"{start}: {got} is not in degrees (longitudes -180…180, latitudes -90…90); give "
-            "west, south, east, north in degrees"
-        )
-    raise InputError(
-        f"{start}: latitude {max(abs(south), abs(north)):g} is impossible — {got} looks like "
-        f"lat,lon order; give west, south, east, north: {south:g},{west:g},{north:g},{east:g}"
-    )
-
-
 def _boundary_to_geoseries(boundary: Any) -> gpd.GeoSeries:
     import geopandas as gpd
     import shapely
@@ -407,7 +385,7 @@ def _boundary_to_geoseries(boundary: Any) -> gpd.GeoSeries:
                 f"north in degrees; got {len(values)} values"
             )
         west, south, east, north = (float(v) for v in values)
-        _check_degrees(west, south, east, north)
+        check_lonlat_box(west, south, east, north)
         if not (west < east and south < north):
             raise InputError(
                 "boundary (--boundary W,S,E,N, or [area] boundary) must be west, south, east, "

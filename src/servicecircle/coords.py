@@ -373,3 +373,26 @@ _FROM_WGS84: dict[str, _Convert] = {
     "gcj02": wgs84_to_gcj02,
     "bd09": wgs84_to_bd09,
 }
+
+
+def check_lonlat_box(west: float, south: float, east: float, north: float) -> None:
+    """Refuse a box whose values are not longitudes and latitudes in degrees, naming lat,lon
+    order (with the box the other way round) and metres as such."""
+    lon_ok = all(math.isfinite(v) and -180 <= v <= 180 for v in (west, east))
+    lat_ok = all(math.isfinite(v) and -90 <= v <= 90 for v in (south, north))
+    if lon_ok and lat_ok:
+        return
+    start = "boundary (--boundary W,S,E,N, or [area] boundary)"
+    got = f"{west:g},{south:g},{east:g},{north:g}"
+    swapped_ok = all(-90 <= v <= 90 for v in (west, east)) and all(
+        -180 <= v <= 180 for v in (south, north)
+    )
+    if not swapped_ok:
+        raise InputError(
+            f"{start}: {got} is not in degrees (longitudes -180…180, latitudes -90…90); give "
+            "west, south, east, north in degrees"
+        )
+    raise InputError(
+        f"{start}: latitude {max(abs(south), abs(north)):g} is impossible — {got} looks like "
+        f"lat,lon order; give west, south, east, north: {south:g},{west:g},{north:g},{east:g}"
+    )

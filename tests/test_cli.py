@@ -309,3 +309,13 @@ def test_facilities_of_a_kind_no_tier_counts_are_said_so(tmp_path, capsys):
     assert summary["tiers"]["station_5min"]["facilities"] == 2  # (stations or centres)
     printed = capsys.readouterr().out
     assert "1 facility of kind worker_station in no tier (not counted; --preset workers" in printed
+
+
+def test_a_boundary_read_in_the_files_amap_coordinates_is_said_so(tmp_path, capsys):
+    box = "24.935,60.165,24.945,60.170"
+    argv = ["coverage", "demo", "--boundary", box, "--coords", "gcj02", "--no-map", "--no-cache"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    note = "note: --boundary read in GCJ-02 (Amap) coordinates, like the files (--coords gcj02)"
+    assert note in capsys.readouterr().out
+    assert main([*argv, "--boundary-coords", "wgs84", "--out", str(tmp_path / "b")]) == 0
+    assert "note:" not in capsys.readouterr().out

@@ -196,13 +196,24 @@ areas read are kept in it, so they are not freed object by object when a command
 (about 0.2 s for a city of 100 k street nodes); ``None`` (in-process calls, tests): freed."""
 
 
+def _boundary_note(args: argparse.Namespace, coords: str, what: str, like: str, fix: str) -> None:
+    """Say that a boundary is read in the files' GCJ-02/BD-09 (a box from OSM is WGS84)."""
+    if coords != "wgs84" and not getattr(args, "quiet", False):
+        name = {"gcj02": "GCJ-02 (Amap)", "bd09": "BD-09 (Baidu)"}.get(coords, coords)
+        print(f"note: {what} read in {name} coordinates, like the files ({like}); {fix} if it "
+              "was taken from OSM or a GPS")  # fmt: skip
+
+
 def _load_area(args: argparse.Namespace, boundary: Any) -> Area:
     """The area the command names (``args.area``), read with the command's cache options."""
     from ..area import load_area
 
-    area = load_area(
-        args.area, boundary=boundary, cache=parse_cache(args), coords=boundary_coords(args)
-    )
+    coords = boundary_coords(args)
+    if boundary is not None and getattr(args, "boundary_coords", None) is None:
+        _boundary_note(
+            args, coords, "--boundary", f"--coords {coords}", "add --boundary-coords wgs84"
+        )
+    area = load_area(args.area, boundary=boundary, cache=parse_cache(args), coords=coords)
     if HELD_UNTIL_EXIT is not None:
         HELD_UNTIL_EXIT.append(area)
     return area
@@ -410,6 +421,10 @@ def cmd_scenario(args: argparse.Namespace, path: str, out: Path | None) -> int:
         output["tiles"] = args.tiles
     sc = replace(sc, output=output)
     check_out_dir(out if out is not None else output["dir"])
+    if sc.area.get("boundary") is not None:
+        coords = str(sc.input.get("coords", "wgs84"))
+        fix = "give it in that system (or the files in WGS84)"
+        _boundary_note(args, coords, "[area] boundary", f"[input] coords = {coords!r}", fix)
     check_tiles(args)
     progress = _progress(args, ["area", "demand", "grid", "coverage", "siting", "map", "report"])
     try:

@@ -244,7 +244,13 @@ def _hostile_run(tmp_path):
     rng = np.random.default_rng(3)
     n = 60
     dem = gpd.GeoDataFrame(
-        {"id": [HOSTILE[i % len(HOSTILE)] + f"#{i}" for i in range(n)], "population": 50.0},
+        {
+            "id": [HOSTILE[i % len(HOSTILE)] + f"#{i}" for i in range(n)],
+            "name": [
+                None if i % 3 == 0 else "小区 " + HOSTILE[(i + 1) % len(HOSTILE)] for i in range(n)
+            ],
+            "population": 50.0,
+        },
         geometry=gpd.points_from_xy(rng.uniform(24.935, 24.955, n), rng.uniform(60.164, 60.172, n)),
         crs=4326,
     )
@@ -282,6 +288,9 @@ def test_hostile_names_and_ids_stay_text(browser, tmp_path):
             seen.add(page.evaluate(f"servicecircleMap.openResidentPopup({layer}, {i})"))
     assert any("${alert(7)}#0" in s for s in seen)
     assert any('<img src=x onerror="window.__pwned=2">' in s for s in seen)
+    names = page.evaluate("servicecircleMap.data.residents.names")
+    assert names[0] == "" and names[1].startswith("小区 ")  # the demand file's names
+    assert any(f"名称小区 {HOSTILE[2]}" in s.replace("\n", "").replace("\t", "") for s in seen)
     tips = page.evaluate(
         """() => { const out = [];
         Object.values(servicecircleMap.layers).forEach(l => l.eachLayer && l.eachLayer(m => {

@@ -319,3 +319,18 @@ def test_a_boundary_read_in_the_files_amap_coordinates_is_said_so(tmp_path, caps
     assert note in capsys.readouterr().out
     assert main([*argv, "--boundary-coords", "wgs84", "--out", str(tmp_path / "b")]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_demand_names_reach_the_table(tmp_path):
+    dem = tmp_path / "d.csv"
+    dem.write_text(
+        "小区名称,population,lon,lat\n幸福小区,100,24.94,60.167\n,200,24.941,60.1672\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "o"
+    argv = ["coverage", "demo", "--demand", str(dem), "--no-map", "--no-cache", "--out", str(out)]
+    assert main(argv) == 0
+    with open(out / "coverage.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["name"] for r in rows] == ["幸福小区", ""]
+    assert list(rows[0])[:3] == ["demand_id", "name", "population"]

@@ -235,10 +235,10 @@ def compute_coverage(
     fac_ids = facilities["facility_id"].astype(str).to_numpy()
     kinds = facilities["kind"].to_numpy()
     _warn_unsnapped(demand, dsnap, fac_ids, fsnap, snap_limit_m)
-    cols: dict[str, Any] = {
-        "demand_id": demand["demand_id"].to_numpy(),
-        "population": demand["population"].to_numpy(),
-    }
+    cols: dict[str, Any] = {"demand_id": demand["demand_id"].to_numpy()}
+    if "name" in demand.columns and demand["name"].notna().any():  # (a compound's 小区名称)
+        cols["name"] = demand["name"].astype("string").to_numpy(dtype=object, na_value=None)
+    cols["population"] = demand["population"].to_numpy()
     if "households" in demand.columns:
         cols["households"] = pd.to_numeric(demand["households"], errors="coerce").to_numpy()
     cols["snapped"] = dsnap.ok
@@ -425,10 +425,11 @@ def facility_load(
 
 
 def coverage_table(cov: Coverage) -> pd.DataFrame:
-    """The per-point table as written to ``coverage.csv``: ids, population (households and
+    """The per-point table as written to ``coverage.csv``: ids (and names, where the demand
+    file has them), population (households and
     segment counts when there are), and per tier the nearest facility, the walk, covered and
     status, and ``<tier>_<segment>_covered`` per segment."""
-    cols = ["demand_id", "population"]
+    cols = ["demand_id", *(["name"] if "name" in cov.points else []), "population"]
     if "households" in cov.points:
         cols.append("households")
     segs = [s.name for s in cov.segments if s.name in cov.points]

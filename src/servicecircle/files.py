@@ -41,6 +41,8 @@ of GBK and GB2312, what Excel on Chinese Windows writes for "CSV (逗号分隔)"
 COLUMN_ALIASES: dict[str, str] = {
     "名称": "name",
     "设施名称": "name",
+    "小区名称": "name",
+    "小区名": "name",
     "类型": "kind",
     "经度": "lon",
     "纬度": "lat",

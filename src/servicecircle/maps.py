@@ -81,6 +81,7 @@ TEXT = {
     "en": {
         "title": "Service-circle coverage",
         "residents": "residents",
+        "name": "name",
         "boundary": "area",
         "facilities": "facilities",
         "legend": "Legend",
@@ -100,6 +101,7 @@ TEXT = {
     "zh": {
         "title": "社区服务圈覆盖",
         "residents": "居民",
+        "name": "名称",
         "boundary": "范围",
         "facilities": "设施",
         "legend": "图例",
@@ -387,6 +389,8 @@ def _residents(
     pop = table["population"].to_numpy(dtype=float)
     block = resident_arrays(pc, demand, pop)
     block["residents"]["ids"] = texts(table["demand_id"])
+    if "name" in table:
+        block["residents"]["names"] = texts(table["name"])
     data.update(block)
     status_labels = STATUS_LABELS.get(data["lang"], STATUS_LABELS["en"])
     palette = [{"colour": COLOURS[s], "label": status_labels[s]} for s in STATUSES]

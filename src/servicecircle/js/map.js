@@ -131,7 +131,7 @@
       radius[i] = Math.min(14, Math.max(3, Math.sqrt(Math.max(pop[i], 0)) / 3));
     }
     return {
-      n: n, wx: wx, wy: wy, pop: pop, radius: radius, ids: res.ids,
+      n: n, wx: wx, wy: wy, pop: pop, radius: radius, ids: res.ids, names: res.names || null,
       lon: function (i) { return lon0 + dx[i]; }, lat: function (i) { return lat0 + dy[i]; },
       minZoom: data.aggregate ? data.aggregate.min_zoom : 0
     };
@@ -152,6 +152,7 @@
 
   function residentRows(set, layer, i, text) {
     var rows = [["id", set.ids[i]], [text.residents, fmt(set.pop[i], 0)]];
+    if (set.names && set.names[i]) rows.unshift([text.name, set.names[i]]);
     rows.push([layer.name, layer.palette[layer.code[i]].label]);
     layer.fields.forEach(function (f) {
       var v;

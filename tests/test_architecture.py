@@ -42,7 +42,16 @@ LAYERS: list[set[str]] = [
     },
     {"paths", "coverage"},  # the path engine, per-tier tables
     {"rollup", "service_areas", "whatif", "siting", "audit"},
-    {"maps", "report", "outputs", "excel", "pages", "audit_page", "whatif_page"},  # pages
+    {
+        "maps",
+        "map_markers",
+        "report",
+        "outputs",
+        "excel",
+        "pages",
+        "audit_page",
+        "whatif_page",
+    },  # pages
     {"workflows"},  # one module per command
     {"plan", "batch_task", "batch"},  # re-exports; Dask (a task, the run)
     {"cli", "__main__"},

@@ -162,6 +162,40 @@ def test_clicking_a_resident_opens_its_figures(browser, run_dir):
     page.close()
 
 
+def test_clicking_a_facility_opens_its_figures(browser, run_dir):
+    """A real click on each of the first facility markers opens a popup with its id, kind and
+    the residents it serves per tier, as facilities.csv has them."""
+    import pandas as pd
+
+    from servicecircle.tiers import KIND_LABELS
+
+    fac = pd.read_csv(run_dir / "facilities.csv", dtype={"facility_id": str}).set_index(
+        "facility_id"
+    )
+    page, errors, _ = open_offline(browser, run_dir / "coverage_map.html")
+    markers = page.locator(".leaflet-marker-icon")
+    seen = 0
+    for k in range(min(markers.count(), 6)):
+        page.evaluate("servicecircleMap.map.closePopup()")
+        markers.nth(k).click(force=True)
+        page.wait_for_timeout(150)
+        popup = page.locator(".leaflet-popup-content")
+        if popup.count() == 0:
+            continue
+        rows = dict(line.split("\t", 1) for line in popup.inner_text().splitlines() if "\t" in line)
+        fid = rows["id"]
+        if fid not in fac.index:
+            continue  # (a proposed site's marker)
+        seen += 1
+        loads = [fac.loc[fid, f"{t}_load_residents"] for t in ("centre_15min", "station_5min")]
+        served = [v.split(" (")[0] for k, v in rows.items() if "服务居民" in k]  # (tier order)
+        assert served == [f"{x:,.0f}" for x in loads if pd.notna(x)], (fid, rows)
+        assert rows["类型"] == KIND_LABELS["zh"][fac.loc[fid, "kind"]]
+    assert seen >= 3
+    assert errors == []
+    page.close()
+
+
 def test_map_without_tiles_and_in_english(browser, tmp_path):
     from servicecircle.cli import main
 

@@ -330,3 +330,16 @@ def test_an_empty_table_is_said_to_be_empty(tmp_path, kind):
         pd.DataFrame().to_excel(path)
     with pytest.raises(InputError, match=r"is empty \(no header, no rows\)"):
         read_table(path, "facility file")
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_is_read(tmp_path, sep):
+    path = tmp_path / "f.csv"
+    path.write_text(
+        sep.join(["id", "kind", "lon", "lat"])
+        + "\n"
+        + sep.join(["7", "centre", "118.78", "32.04"])
+        + "\n"
+    )
+    gdf = read_table(path, "facility file")
+    assert gdf["id"].tolist() == [7] and gdf.geometry.x.tolist() == [118.78]

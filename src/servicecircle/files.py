@@ -219,7 +219,11 @@ def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
     encodings = ("utf-8-sig",) if head.startswith(codecs.BOM_UTF8) else CSV_ENCODINGS
     for encoding in encodings:
         try:
-            return pd.read_csv(path, encoding=encoding), encoding
+            frame = pd.read_csv(path, encoding=encoding)
+            sep = next((c for c in ";\t|" if len(frame.columns) == 1 and c in frame.columns[0]), "")
+            if sep:  # (a CSV saved with Excel's list separator of a European locale, or TSV)
+                frame = pd.read_csv(path, encoding=encoding, sep=sep)
+            return frame, encoding
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._write import write_text
+from .map_markers import facility_markers, proposal_markers
 from .pages import (
     SHARE_COLOURS,
     PageCoords,
@@ -85,7 +86,7 @@ TEXT = {
         "boundary": "area",
         "facilities": "facilities",
         "legend": "Legend",
-        "within": "within",
+        "within": "walk",
         "proposals": "proposed sites (rank)",
         "proposed_centres": "proposed centres (rank)",
         "cells": "cells, covered share",
@@ -95,6 +96,9 @@ TEXT = {
         "walk_m": "walk (m)",
         "facility": "nearest facility",
         "not_on_network": " (not on the street network)",
+        "kind": "kind",
+        "access_m": "walk to its street (m)",
+        "serves": "residents served (points)",
         "micro_grids": "micro-grids (zoom in)",
         "attribution": "Map data © OpenStreetMap contributors (ODbL)",
     },
@@ -115,6 +119,9 @@ TEXT = {
         "walk_m": "步行距离（米）",
         "facility": "最近设施",
         "not_on_network": "（不在路网上）",
+        "kind": "类型",
+        "access_m": "到路网距离（米）",
+        "serves": "服务居民（点数）",
         "micro_grids": "微网格（放大后显示）",
         "attribution": "地图数据 © OpenStreetMap contributors (ODbL)",
     },
@@ -233,9 +240,12 @@ def coverage_map(
     if circles and len(facilities):
         data["circles"] = _circle_layers(pc, facilities, coverage, labels, text)
     _residents(data, pc, demand, coverage, fac_names, labels, summary, text, aggregate_above, area)
-    data["markers"].append(_facility_markers(pc, facilities, coverage, fac_names, lang))
+    kinds = KIND_LABELS.get(lang, KIND_LABELS["en"])
+    data["markers"].append(
+        facility_markers(pc, facilities, coverage, fac_names, kinds, labels, text)
+    )
     if proposals is not None and len(proposals):
-        data["markers"].append(_proposal_markers(pc, proposals, text))
+        data["markers"].append(proposal_markers(pc, proposals, text))
     if extra is not None:
         for key, items in extra(pc).items():
             data.setdefault(key, []).extend(items)
@@ -250,6 +260,7 @@ def page_data(area: Area, pc: PageCoords, lang: str, title: str | None) -> dict[
         "title": title or f"{text['title']} · {area.name}",
         "text": text,
         "boundary": pc.geojson(_series(area)),
+        "bounds": pc.bounds(_series(area)),  # (west, south, east, north: the view fits it)
         "polygons": [],
         "circles": [],
         "markers": [],
@@ -526,66 +537,6 @@ def _circle_layers(
                 }
             )
     return out
-
-
-def _facility_markers(
-    pc: PageCoords,
-    facilities: gpd.GeoDataFrame,
-    coverage: Coverage,
-    names: list[str],
-    lang: str,
-) -> dict[str, Any]:
-    text = TEXT.get(lang, TEXT["en"])
-    kinds = KIND_LABELS.get(lang, KIND_LABELS["en"])
-    lon, lat = pc.lonlat(facilities) if len(facilities) else (np.zeros(0), np.zeros(0))
-    snapped = dict(
-        zip(
-            texts(coverage.facilities["facility_id"]),
-            coverage.facilities["snapped"].to_numpy(dtype=bool),
-            strict=True,
-        )
-    )
-    items = []
-    for i, (fid, kind) in enumerate(
-        zip(texts(facilities["facility_id"]), facilities["kind"], strict=True)
-    ):
-        note = "" if snapped.get(fid, True) else text["not_on_network"]
-        items.append(
-            {
-                "lat": float(lat[i]),
-                "lon": float(lon[i]),
-                "style": str(kind),
-                "tip": f"{names[i]} · {kinds.get(str(kind), str(kind))}{note}",
-            }
-        )
-    return {"name": text["facilities"], "show": True, "items": items}
-
-
-def _proposal_markers(
-    pc: PageCoords, proposals: gpd.GeoDataFrame, text: dict[str, str]
-) -> dict[str, Any]:
-    lon, lat = pc.lonlat(proposals)
-    kinds = proposals["kind"].astype(str).to_numpy() if "kind" in proposals else None
-    items = []
-    for i, (pid, rank, gain) in enumerate(
-        zip(
-            texts(proposals["id"]),
-            proposals["rank"].to_numpy(dtype=int),
-            proposals["added_covered_residents"].to_numpy(dtype=float),
-            strict=True,
-        )
-    ):
-        centre = kinds is not None and kinds[i] == "centre"
-        items.append(
-            {
-                "lat": float(lat[i]),
-                "lon": float(lon[i]),
-                "style": "proposal_centre" if centre else "proposal",
-                "symbol": str(int(rank)),
-                "tip": f"#{int(rank)} {pid} · +{gain:,.0f} {text['residents']}",
-            }
-        )
-    return {"name": text["proposals"], "show": True, "items": items}
 
 
 def map_html(fmap: folium.Map) -> str:

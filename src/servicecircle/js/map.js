@@ -211,6 +211,7 @@
       var tip = el("div", "sc-tip");
       tip.textContent = it.tip;
       m.bindTooltip(tip, { direction: "top" });
+      if (it.rows) m.bindPopup(table(it.rows));
       m.scTip = it.tip;
       group.addLayer(m);
     });
@@ -337,7 +338,13 @@
     (data.markers || []).forEach(function (spec, k) {
       add("markers:" + k, spec.name, markerLayer(spec, data.marker_styles), spec.show);
     });
-    L.control.layers(null, overlays, { collapsed: false }).addTo(map);
+    var control = L.control.layers(null, overlays, { collapsed: false }).addTo(map);
+    if (data.bounds) {  // the area clear of the open layer panel on the right
+      var b = data.bounds, panel = control.getContainer().offsetWidth + 20;
+      if (panel < map.getSize().x / 2) {
+        map.fitBounds([[b[1], b[0]], [b[3], b[2]]], { paddingTopRight: [panel, 0], animate: false });
+      }
+    }
     map.on("click", function (e) {
       var hit = residentAt(e.containerPoint);
       if (hit) {

@@ -1,0 +1,114 @@
+"""The markers of a coverage map: facilities (a tooltip and a popup with their figures) and
+proposed sites (their rank), as the page's data."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .pages import PageCoords, texts
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from .coverage import Coverage
+
+
+def facility_markers(
+    pc: PageCoords,
+    facilities: gpd.GeoDataFrame,
+    coverage: Coverage,
+    names: list[str],
+    kinds: dict[str, str],
+    labels: dict[str, str],
+    text: dict[str, str],
+) -> dict[str, Any]:
+    """The facilities' markers: a tooltip (name · kind) and a popup with their figures."""
+    rows = _facility_rows(facilities, coverage, names, kinds, labels, text)
+    lon, lat = pc.lonlat(facilities) if len(facilities) else (np.zeros(0), np.zeros(0))
+    snapped = dict(
+        zip(
+            texts(coverage.facilities["facility_id"]),
+            coverage.facilities["snapped"].to_numpy(dtype=bool),
+            strict=True,
+        )
+    )
+    items = []
+    for i, (fid, kind) in enumerate(
+        zip(texts(facilities["facility_id"]), facilities["kind"], strict=True)
+    ):
+        note = "" if snapped.get(fid, True) else text["not_on_network"]
+        items.append(
+            {
+                "lat": float(lat[i]),
+                "lon": float(lon[i]),
+                "style": str(kind),
+                "tip": f"{names[i]} · {kinds.get(str(kind), str(kind))}{note}",
+                "rows": rows[i],
+            }
+        )
+    return {"name": text["facilities"], "show": True, "items": items}
+
+
+def _facility_rows(
+    facilities: gpd.GeoDataFrame,
+    coverage: Coverage,
+    names: list[str],
+    kinds: dict[str, str],
+    labels: dict[str, str],
+    text: dict[str, str],
+) -> list[list[list[str]]]:
+    """Per facility its popup's rows: name, id, kind, the walk from it to its street, and per
+    tier it serves the residents (and points) whose nearest facility it is within the tier."""
+    import pandas as pd
+
+    table = coverage.facilities.set_index(pd.Index(texts(coverage.facilities["facility_id"])))
+    out = []
+    for i, (fid, kind) in enumerate(
+        zip(texts(facilities["facility_id"]), facilities["kind"].astype(str), strict=True)
+    ):
+        rows = [[text["name"], names[i]], ["id", fid], [text["kind"], kinds.get(kind, kind)]]
+        if fid in table.index:
+            row = table.loc[fid]
+            row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+            access = float(row["access_m"]) if bool(row["snapped"]) else math.nan
+            rows.append([text["access_m"], f"{access:,.0f}" if math.isfinite(access) else "–"])
+            for tier in coverage.tiers:
+                load = row.get(f"{tier.name}_load_residents")
+                if load is not None and pd.notna(load):
+                    points = int(row[f"{tier.name}_load_points"])
+                    rows.append(
+                        [f"{labels[tier.name]}: {text['serves']}", f"{load:,.0f} ({points})"]
+                    )
+        out.append(rows)
+    return out
+
+
+def proposal_markers(
+    pc: PageCoords, proposals: gpd.GeoDataFrame, text: dict[str, str]
+) -> dict[str, Any]:
+    """The proposed sites' markers: their rank, and a tooltip with the residents they add."""
+    lon, lat = pc.lonlat(proposals)
+    kinds = proposals["kind"].astype(str).to_numpy() if "kind" in proposals else None
+    items = []
+    for i, (pid, rank, gain) in enumerate(
+        zip(
+            texts(proposals["id"]),
+            proposals["rank"].to_numpy(dtype=int),
+            proposals["added_covered_residents"].to_numpy(dtype=float),
+            strict=True,
+        )
+    ):
+        centre = kinds is not None and kinds[i] == "centre"
+        items.append(
+            {
+                "lat": float(lat[i]),
+                "lon": float(lon[i]),
+                "style": "proposal_centre" if centre else "proposal",
+                "symbol": str(int(rank)),
+                "tip": f"#{int(rank)} {pid} · +{gain:,.0f} {text['residents']}",
+            }
+        )
+    return {"name": text["proposals"], "show": True, "items": items}

@@ -49,7 +49,8 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     """The per-tier lines of a coverage summary, and what could not be used."""
     res = summary["residents"]
     print(
-        f"{summary['area']['name']}: {summary['demand_points']} demand points, {res:,.0f} residents"
+        f"{summary['area']['name']}: {_count(summary['demand_points'], 'demand point')}, "
+        f"{res:,.0f} residents"
     )
     for name, t in summary["tiers"].items():
         print(tier_line(name, t))
@@ -114,7 +115,7 @@ def print_pages(out: Path, files: Sequence[str]) -> None:
 def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh") -> None:
     """The audit's lines: per level the share with every basic type, the absent types."""
     print(
-        f"{summary['area']['name']}: {summary['demand_points']} demand points, "
+        f"{summary['area']['name']}: {_count(summary['demand_points'], 'demand point')}, "
         f"{summary['residents']:,.0f} residents, {len(std.types)} facility types ({std.name})"
     )
     for level, s in summary["levels"].items():
@@ -153,9 +154,12 @@ def altered_line(counts: dict[str, Any]) -> str:
     outside; empty when nothing was."""
     from ..workflows.common import FAR_OUTSIDE_M
 
-    parts = [
-        f"{counts[key]:,} {text.format(far=FAR_OUTSIDE_M)}"
-        for key, text in ALTERED
-        if counts.get(key)
-    ]
+    parts = []
+    for key, text in ALTERED:
+        if counts.get(key):
+            words = text.format(far=FAR_OUTSIDE_M)
+            if counts[key] == 1:  # (one demand point, one building's levels)
+                words = words.replace("points", "point", 1).replace("buildings'", "building's", 1)
+                words = words.replace("buildings", "building", 1)
+            parts.append(f"{counts[key]:,} {words}")
     return "; ".join(parts)

@@ -25,55 +25,23 @@ def facility_markers(
     labels: dict[str, str],
     text: dict[str, str],
 ) -> dict[str, Any]:
-    """The facilities' markers: a tooltip (name · kind) and a popup with their figures."""
-    rows = _facility_rows(facilities, coverage, names, kinds, labels, text)
-    lon, lat = pc.lonlat(facilities) if len(facilities) else (np.zeros(0), np.zeros(0))
-    snapped = dict(
-        zip(
-            texts(coverage.facilities["facility_id"]),
-            coverage.facilities["snapped"].to_numpy(dtype=bool),
-            strict=True,
-        )
-    )
-    items = []
-    for i, (fid, kind) in enumerate(
-        zip(texts(facilities["facility_id"]), facilities["kind"], strict=True)
-    ):
-        note = "" if snapped.get(fid, True) else text["not_on_network"]
-        items.append(
-            {
-                "lat": float(lat[i]),
-                "lon": float(lon[i]),
-                "style": str(kind),
-                "tip": f"{names[i]} · {kinds.get(str(kind), str(kind))}{note}",
-                "rows": rows[i],
-            }
-        )
-    return {"name": text["facilities"], "show": True, "items": items}
-
-
-def _facility_rows(
-    facilities: gpd.GeoDataFrame,
-    coverage: Coverage,
-    names: list[str],
-    kinds: dict[str, str],
-    labels: dict[str, str],
-    text: dict[str, str],
-) -> list[list[list[str]]]:
-    """Per facility its popup's rows: name, id, kind, the walk from it to its street, and per
-    tier it serves the residents (and points) whose nearest facility it is within the tier."""
+    """The facilities' markers: a tooltip (name · kind) and a popup with their figures: name,
+    id, kind, the walk from it to its street, and per tier it serves the residents (and
+    points) whose nearest facility it is within the tier."""
     import pandas as pd
 
+    lon, lat = pc.lonlat(facilities) if len(facilities) else (np.zeros(0), np.zeros(0))
     table = coverage.facilities.set_index(pd.Index(texts(coverage.facilities["facility_id"])))
-    out = []
+    table = table[~table.index.duplicated()]
+    items = []
     for i, (fid, kind) in enumerate(
         zip(texts(facilities["facility_id"]), facilities["kind"].astype(str), strict=True)
     ):
+        row = table.loc[fid] if fid in table.index else None
+        on_network = row is None or bool(row["snapped"])
         rows = [[text["name"], names[i]], ["id", fid], [text["kind"], kinds.get(kind, kind)]]
-        if fid in table.index:
-            row = table.loc[fid]
-            row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-            access = float(row["access_m"]) if bool(row["snapped"]) else math.nan
+        if row is not None:
+            access = float(row["access_m"]) if on_network else math.nan
             rows.append([text["access_m"], f"{access:,.0f}" if math.isfinite(access) else "–"])
             for tier in coverage.tiers:
                 load = row.get(f"{tier.name}_load_residents")
@@ -82,8 +50,17 @@ def _facility_rows(
                     rows.append(
                         [f"{labels[tier.name]}: {text['serves']}", f"{load:,.0f} ({points})"]
                     )
-        out.append(rows)
-    return out
+        items.append(
+            {
+                "lat": float(lat[i]),
+                "lon": float(lon[i]),
+                "style": kind,
+                "tip": f"{names[i]} · {kinds.get(kind, kind)}"
+                + ("" if on_network else text["not_on_network"]),
+                "rows": rows,
+            }
+        )
+    return {"name": text["facilities"], "show": True, "items": items}
 
 
 def proposal_markers(

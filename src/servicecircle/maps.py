@@ -297,7 +297,7 @@ def _series(area: Area) -> gpd.GeoSeries:
 
 
 def _page(area: Area, data: dict[str, Any], board: Tiles, pc: PageCoords) -> folium.Map:
-    fmap = base_map(pc.bounds(_series(area)), board)
+    fmap = base_map(pc.bounds(_series(area)), board, fit=False)  # (map.js fits the view)
     if not board.urls:
         data["attribution_only"] = board.attribution
     root: Any = fmap.get_root()

@@ -171,9 +171,12 @@ def add_title(fmap: folium.Map, title: str) -> None:
     root.header.add_child(element, name="servicecircle_title")
 
 
-def base_map(bounds: tuple[float, float, float, float], tiles: Tiles) -> folium.Map:
+def base_map(
+    bounds: tuple[float, float, float, float], tiles: Tiles, *, fit: bool = True
+) -> folium.Map:
     """A folium map over ``bounds`` (west, south, east, north in the page's coordinates) with
-    Leaflet inlined and the base tiles (or a plain background carrying the attribution)."""
+    Leaflet inlined and the base tiles (or a plain background carrying the attribution);
+    ``fit=False`` leaves fitting the view to the page's script (which knows its panels)."""
     import folium
 
     west, south, east, north = bounds
@@ -192,7 +195,8 @@ def base_map(bounds: tuple[float, float, float, float], tiles: Tiles) -> folium.
         folium.TileLayer(
             url, attr=tiles.attribution, name=tiles.name, control=False, **options
         ).add_to(fmap)
-    fmap.fit_bounds([[south, west], [north, east]])
+    if fit:
+        fmap.fit_bounds([[south, west], [north, east]])
     call_on_map(fmap, "L.control.scale({imperial: false}).addTo(MAP);")
     return fmap
 

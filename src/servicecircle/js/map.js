@@ -262,6 +262,20 @@
     return box;
   }
 
+  /* The whole area in view, between the legend (bottom left) and the open layer panel (top
+     right) when it fits there at the zoom it would have on the whole map, else on the whole
+     map. */
+  function fitBeside(map, b, left, right) {
+    var bounds = L.latLngBounds([[b[1], b[0]], [b[3], b[2]]]);
+    var beside = map.getBoundsZoom(bounds, false, L.point(left + right + 40, 0)) >=
+      map.getBoundsZoom(bounds, false);
+    map.fitBounds(bounds, {
+      paddingTopLeft: beside ? [left + 20, 0] : [0, 0],
+      paddingBottomRight: beside ? [right + 20, 0] : [0, 0],
+      animate: false
+    });
+  }
+
   function init(map, data) {
     var canvas = L.canvas({ padding: 0.3 });
     var api = { map: map, layers: {}, overlays: [], data: data };
@@ -339,12 +353,6 @@
       add("markers:" + k, spec.name, markerLayer(spec, data.marker_styles), spec.show);
     });
     var control = L.control.layers(null, overlays, { collapsed: false }).addTo(map);
-    if (data.bounds) {  // the area clear of the open layer panel on the right
-      var b = data.bounds, panel = control.getContainer().offsetWidth + 20;
-      if (panel < map.getSize().x / 2) {
-        map.fitBounds([[b[1], b[0]], [b[3], b[2]]], { paddingTopRight: [panel, 0], animate: false });
-      }
-    }
     map.on("click", function (e) {
       var hit = residentAt(e.containerPoint);
       if (hit) {
@@ -356,7 +364,9 @@
     var title = el("div", "sc-title", data.title);
     title.id = "sc-title";
     map.getContainer().appendChild(title);
-    map.getContainer().appendChild(legend(data));
+    var key = legend(data);
+    map.getContainer().appendChild(key);
+    if (data.bounds) fitBeside(map, data.bounds, key.offsetWidth, control.getContainer().offsetWidth);
     api.residentPopup = function (k, i) {
       return residentRows(set, pointLayers[k].layer, i, data.text).map(function (r) {
         return r[0] + ": " + r[1];

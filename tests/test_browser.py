@@ -107,11 +107,11 @@ def test_map_works_offline_layers_toggle(browser, run_dir, tmp_path):
     assert errors == []
     assert page.evaluate("typeof L") == "object"
     overlays = page.evaluate("servicecircleMap.overlays")
-    # boundary, cells, micro-grids, 2 service areas, 2 circles, 2 tiers, the elderly and
-    # children of the 5-minute tier, facilities, proposals
-    assert len(overlays) == 13, overlays
+    # streets, boundary, cells, micro-grids, 2 service areas, 2 circles, 2 tiers, the elderly
+    # and children of the 5-minute tier, facilities, proposals
+    assert len(overlays) == 14, overlays
     labels = page.locator(".leaflet-control-layers-overlays label")
-    assert labels.count() == 13
+    assert labels.count() == 14
     # micro-grids draw only when zoomed in
     micro = "servicecircleMap.layers['polygons:1'].getLayers().length"
     assert page.evaluate(micro) == 0
@@ -196,6 +196,29 @@ def test_clicking_a_facility_opens_its_figures(browser, run_dir):
     page.close()
 
 
+def test_streets_are_drawn_when_the_tiles_cannot_load(browser, run_dir):
+    """With OSM tiles and no network, the walk network's streets are switched on by the first
+    tile that fails; every edge is a line, and the area sits clear of the panels."""
+    page, errors, blocked = open_offline(browser, run_dir / "coverage_map.html")
+    assert blocked  # the tiles were asked for and refused
+    assert page.evaluate("servicecircleMap.map.hasLayer(servicecircleMap.layers.streets)")
+    lines = page.evaluate("servicecircleMap.layers.streets.getLatLngs().length")
+    starts = page.evaluate("atob(servicecircleMap.data.streets.starts).length / 4")
+    assert lines == starts - 1 > 1000
+    boxes = page.evaluate(
+        """() => { const m = servicecircleMap.map, b = servicecircleMap.data.bounds;
+        const r = e => e.getBoundingClientRect(), c = r(m.getContainer());
+        const p = m.latLngToContainerPoint([b[3], b[2]]);
+        const q = m.latLngToContainerPoint([b[1], b[0]]);
+        return {east: p.x + c.left, west: q.x + c.left,
+                panel: r(document.querySelector('.leaflet-control-layers')).left,
+                legend: r(document.getElementById('sc-legend')).right}; }"""
+    )
+    assert boxes["legend"] <= boxes["west"] + 1 and boxes["east"] <= boxes["panel"] + 1, boxes
+    assert errors == []
+    page.close()
+
+
 def test_map_without_tiles_and_in_english(browser, tmp_path):
     from servicecircle.cli import main
 
@@ -205,6 +228,7 @@ def test_map_without_tiles_and_in_english(browser, tmp_path):
     )
     page, errors, blocked = open_offline(browser, tmp_path / "coverage_map.html")
     assert errors == [] and blocked == []
+    assert page.evaluate("servicecircleMap.map.hasLayer(servicecircleMap.layers.streets)")
     assert "covered" in page.locator("#sc-legend").inner_text()
     assert "OpenStreetMap contributors" in page.locator(".leaflet-control-attribution").inner_text()
     assert not_blank(page.screenshot())

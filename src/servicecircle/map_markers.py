@@ -1,5 +1,6 @@
-"""The markers of a coverage map: facilities (a tooltip and a popup with their figures) and
-proposed sites (their rank), as the page's data."""
+"""What a coverage map draws besides the residents, as the page's data: facilities (a tooltip
+and a popup with their figures), proposed sites (their rank) and the walk network's streets
+(for a map opened without its tiles)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .pages import PageCoords, texts
+from .pages import PageCoords, b64, texts
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
     from .coverage import Coverage
+    from .network import WalkNetwork
+
+STREETS_MAX_VERTICES = 250_000
+"""Above this many vertices the streets are left out of the page (about 2.7 MB at the limit):
+a city's network would outweigh the residents; the tiles show its streets."""
 
 
 def facility_markers(
@@ -89,3 +95,27 @@ def proposal_markers(
             }
         )
     return {"name": text["proposals"], "show": True, "items": items}
+
+
+def street_lines(pc: PageCoords, network: WalkNetwork) -> dict[str, Any] | None:
+    """The network's edges as lines in the page's coordinates: vertex offsets (float32) from an
+    origin and each line's first vertex; ``None`` above :data:`STREETS_MAX_VERTICES`."""
+    coords, offsets = network.edge_coords, network.edge_offsets
+    if len(coords) == 0 or len(coords) > STREETS_MAX_VERTICES:
+        return None
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(network.crs, 4326, always_xy=True).transform(
+        coords[:, 0], coords[:, 1]
+    )
+    if pc.coords != "wgs84":
+        from .coords import from_wgs84
+
+        lon, lat = from_wgs84(np.asarray(lon), np.asarray(lat), pc.coords)
+    lon0, lat0 = float(np.round(np.mean(lon), 4)), float(np.round(np.mean(lat), 4))
+    return {
+        "origin": [lon0, lat0],
+        "dx": b64(np.asarray(lon) - lon0, "float32"),
+        "dy": b64(np.asarray(lat) - lat0, "float32"),
+        "starts": b64(offsets, "int32"),
+    }

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._write import write_text
-from .map_markers import facility_markers, proposal_markers
+from .map_markers import facility_markers, proposal_markers, street_lines
 from .pages import (
     SHARE_COLOURS,
     PageCoords,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from .area import Area
     from .coverage import Coverage
+    from .network import WalkNetwork
     from .pages import Tiles
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ TEXT = {
         "residents": "residents",
         "name": "name",
         "boundary": "area",
+        "streets": "streets (walk network)",
         "facilities": "facilities",
         "legend": "Legend",
         "within": "walk",
@@ -107,6 +109,7 @@ TEXT = {
         "residents": "居民",
         "name": "名称",
         "boundary": "范围",
+        "streets": "步行路网",
         "facilities": "设施",
         "legend": "图例",
         "within": "步行",
@@ -172,6 +175,7 @@ def coverage_map(
     extra: Callable[[PageCoords], dict[str, list[Any]]] | None = None,
     tianditu_key: str | None = None,
     aggregate_above: int = AGGREGATE_ABOVE,
+    network: WalkNetwork | None = None,
 ) -> folium.Map:
     """The coverage map: residents coloured by coverage per tier, facilities by kind, cells,
     service areas, straight-line circles and proposals, with a legend.
@@ -200,6 +204,10 @@ def coverage_map(
         ``polygons``, ``markers``, ``legend`` lists in the page's data format).
     aggregate_above
         Above this many demand points, residents are hex cells until zoom 15.
+    network
+        The walk network: its streets are drawn (faintly; shown at once without tiles, and
+        when the tiles cannot be loaded, as on a computer offline), up to
+        :data:`~servicecircle.map_markers.STREETS_MAX_VERTICES` vertices.
     """
     text = TEXT.get(lang, TEXT["en"])
     board = resolve_tiles(tiles, tianditu_key=tianditu_key)
@@ -208,6 +216,8 @@ def coverage_map(
     fac_names = facility_labels(facilities)
     summary = coverage.summary()["tiers"]
     data = page_data(area, pc, lang, title)
+    if network is not None:
+        data["streets"] = street_lines(pc, network)
     data["legend"] = _legend(
         lang,
         proposals is not None and len(proposals) > 0,

@@ -218,6 +218,20 @@
     return group;
   }
 
+  function streetLayer(spec, renderer) {
+    var dx = decode(spec.dx, Float32Array), dy = decode(spec.dy, Float32Array);
+    var starts = decode(spec.starts, Int32Array), lines = [];
+    for (var e = 0; e + 1 < starts.length; e++) {
+      var line = [];
+      for (var i = starts[e]; i < starts[e + 1]; i++) {
+        line.push([spec.origin[1] + dy[i], spec.origin[0] + dx[i]]);
+      }
+      lines.push(line);
+    }
+    return L.polyline(lines, { color: "#8c8c8c", weight: 1, opacity: 0.7, interactive: false,
+                               renderer: renderer });
+  }
+
   function circleLayer(spec, renderer) {
     var group = L.featureGroup();
     spec.points.forEach(function (p) {
@@ -287,6 +301,15 @@
       if (show) layer.addTo(map);
     }
     if (data.attribution_only) map.attributionControl.addAttribution(data.attribution_only);
+    if (data.streets) {  // shown without tiles, and as soon as a tile fails to load (offline)
+      var streets = streetLayer(data.streets, canvas);
+      add("streets", data.text.streets, streets, !!data.attribution_only);
+      map.eachLayer(function (l) {
+        if (l instanceof L.TileLayer) {
+          l.once("tileerror", function () { if (!map.hasLayer(streets)) streets.addTo(map); });
+        }
+      });
+    }
     add("boundary", data.text.boundary, L.geoJSON(data.boundary, {
       style: { color: "#333333", weight: 2, fill: false, dashArray: "6 4" }, interactive: false
     }), true);

@@ -154,7 +154,10 @@ def run_coverage(
             )
             summary["service_areas"] = service_areas_summary(sa[1])
         tick("write")
-        _write(out, area, demand_gdf, fac_gdf, cov, summary, tables, sa, write_map, lang, tiles)
+        _write(
+            out, area, demand_gdf, fac_gdf, cov, summary, tables, sa, write_map, lang, tiles,
+            network,
+        )  # fmt: skip
         finish_summary(out, summary, started)
     return PlanResult(
         cov,
@@ -246,8 +249,9 @@ def _write(
     write_map: bool,
     lang: str,
     tiles: str | None,
+    network: WalkNetwork | None = None,
 ) -> None:
-    """The tables, the workbook and the map of a coverage run."""
+    """The tables, the workbook and the map of a coverage run (its streets from ``network``)."""
     from ..outputs import write_cells, write_coverage, write_service_areas_file, write_workbook
 
     cells, micro = cell_tables
@@ -256,7 +260,10 @@ def _write(
         from ..report import report_html  # while the tables are written here
 
         with out.in_one_child():
-            _write_map(out, area, demand, cov, facilities, cell_tables, sa, lang=lang, tiles=tiles)
+            _write_map(
+                out, area, demand, cov, facilities, cell_tables, sa,
+                lang=lang, tiles=tiles, network=network,
+            )  # fmt: skip
             write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
             out.text_from("report.html", lambda: report_html(summary, cov, cells=cells, lang=lang))
     write_coverage(out, cov, demand, facilities)
@@ -291,6 +298,7 @@ def _write_map(
     *,
     lang: str,
     tiles: str | None,
+    network: WalkNetwork | None = None,
 ) -> None:
     from ..maps import coverage_map, map_html
 
@@ -306,6 +314,7 @@ def _write_map(
                 cells=cell_tables[0],
                 service_areas=None if sa is None else sa[1],
                 micro_grids=cell_tables[1],
+                network=network,
             )
         )
 

@@ -460,7 +460,9 @@ def write_siting(
 
         after = with_proposals(fac, proposals, prefix="proposal-")
         cov = compute_coverage(net, demand, after, tiers, snap_limit_m=snap_limit_m)
-        page = coverage_map(area, demand, cov, fac, lang=lang, tiles=tiles, proposals=proposals)
+        page = coverage_map(
+            area, demand, cov, fac, lang=lang, tiles=tiles, proposals=proposals, network=net
+        )
         out.text("proposals_map.html", map_html(page))
     if whatif is not None:
         from ..whatif_page import whatif_html

@@ -111,7 +111,10 @@ def run_scenario(
         if sc.audit is not None:
             tick("audit")
             summary["audit"] = _audit(area, network, sc, demand, cells, out, snap, files)
-        _pages(out, area, demand, result, summary, siting, sc, tick, lang=lang, tiles=tiles)
+        _pages(
+            out, area, demand, result, summary, siting, sc, tick,
+            lang=lang, tiles=tiles, network=network,
+        )  # fmt: skip
         from ..outputs import write_workbook
 
         write_workbook(
@@ -250,8 +253,9 @@ def _pages(
     *,
     lang: str,
     tiles: str | None,
+    network: WalkNetwork | None = None,
 ) -> None:
-    """The map with every layer and the report."""
+    """The map with every layer (the streets of ``network``) and the report."""
     proposals = None if siting is None else siting.proposals
     if sc.output.get("map", True):
         from ..maps import coverage_map, map_html
@@ -268,6 +272,7 @@ def _pages(
             cells=result.cells,
             service_areas=result.service_areas,
             micro_grids=result.micro_grids,  # rolled up once, by run_coverage
+            network=network,
         )
         out.text("coverage_map.html", map_html(page))
     if sc.output.get("report", True):

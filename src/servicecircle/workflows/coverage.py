@@ -155,9 +155,19 @@ def run_coverage(
             summary["service_areas"] = service_areas_summary(sa[1])
         tick("write")
         _write(
-            out, area, demand_gdf, fac_gdf, cov, summary, tables, sa, write_map, lang, tiles,
+            out,
+            area,
+            demand_gdf,
+            fac_gdf,
+            cov,
+            summary,
+            tables,
+            sa,
+            write_map,
+            lang,
+            tiles,
             network,
-        )  # fmt: skip
+        )
         finish_summary(out, summary, started)
     return PlanResult(
         cov,

@@ -142,32 +142,13 @@ def run_coverage(
             tables = _rolled_up(area, cov, demand_gdf, cells, summary)
         sa = None
         if write_service_areas:
-            from ..service_areas import service_areas
-
             tick("service areas")
-            sa = service_areas(
-                network,
-                fac_gdf,
-                cov.tiers,
-                snap_limit_m=snap_limit_m,
-                buffer_m=service_area_buffer_m,
-            )
-            summary["service_areas"] = service_areas_summary(sa[1])
+            sa = _service_areas(network, fac_gdf, cov, summary, snap_limit_m, service_area_buffer_m)
         tick("write")
         _write(
-            out,
-            area,
-            demand_gdf,
-            fac_gdf,
-            cov,
-            summary,
-            tables,
-            sa,
-            write_map,
-            lang,
-            tiles,
+            out, area, demand_gdf, fac_gdf, cov, summary, tables, sa, write_map, lang, tiles,
             network,
-        )
+        )  # fmt: skip
         finish_summary(out, summary, started)
     return PlanResult(
         cov,
@@ -283,6 +264,22 @@ def _write(
         write_service_areas_file(out, *sa)
     if not with_map:
         write_workbook(out, summary, coverage=cov, cells=cells, tiers=cov.tiers)
+
+
+def _service_areas(
+    network: WalkNetwork,
+    facilities: gpd.GeoDataFrame,
+    cov: Coverage,
+    summary: dict[str, Any],
+    snap_limit_m: float,
+    buffer_m: float,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The tiers' service areas (streets and polygons), their figures added to ``summary``."""
+    from ..service_areas import service_areas
+
+    sa = service_areas(network, facilities, cov.tiers, snap_limit_m=snap_limit_m, buffer_m=buffer_m)
+    summary["service_areas"] = service_areas_summary(sa[1])
+    return sa
 
 
 def _no_facility(facilities: object) -> InputError:

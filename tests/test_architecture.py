@@ -45,6 +45,7 @@ LAYERS: list[set[str]] = [
     {
         "maps",
         "map_markers",
+        "run_manifest",
         "report",
         "outputs",
         "excel",

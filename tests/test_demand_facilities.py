@@ -141,7 +141,7 @@ def test_facility_file_with_unknown_kind(tmp_path):
     path = tmp_path / "f.csv"
     rows = "1,centre,118.78,32.04\n7,hospital,118.78,32.04\n8,公园,118.78,32.04\n9,公园,118.7,32.0"
     path.write_text("id,kind,lon,lat\n" + rows + "\n")
-    match = r"3 facilities of unknown kind \('hospital', '公园'; the first: id '7'\)"
+    match = r"3 facilities are of unknown kind \('hospital', '公园'; the first: id '7'\)"
     with pytest.raises(InputError, match=match):
         read_facilities(path, crs=CRS)
 
@@ -157,6 +157,8 @@ def test_facility_file_with_unknown_kind(tmp_path):
         ("暖新驿站", "worker_station"),
         ("快递小哥之家", "worker_station"),
         ("户外劳动者服务站", "worker_station"),
+        ("户外劳动者服务站点", "worker_station"),
+        ("环卫工人驿站", "worker_station"),
     ],
 )
 def test_facility_kinds_as_planners_write_them(tmp_path, word, kind):
@@ -235,3 +237,23 @@ def test_demo_facility_file_matches_the_preset(demo_area):
     derived = facilities_from_pois(demo_area.pois)
     assert sorted(shipped["facility_id"]) == sorted(derived["facility_id"])
     assert set(shipped["kind"]) == {"centre", "station"}
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["社区卫生服务中心", "物业服务中心", "汽车服务中心", "家政服务中心", "菜鸟驿站",
+     "社区卫生服务站", "警务工作站", "中国邮政服务点", "妇女之家", "公园"],
+)  # fmt: skip
+def test_other_services_are_not_taken_for_centres_or_stations(tmp_path, word):
+    path = tmp_path / "f.csv"
+    path.write_text(f"id,kind,lon,lat\n1,{word},118.78,32.04\n", encoding="utf-8")
+    with pytest.raises(InputError, match="1 facility is of unknown kind"):
+        read_facilities(path, crs=CRS)
+
+
+def test_kinds_read_from_names_are_said(tmp_path, caplog):
+    path = tmp_path / "f.csv"
+    rows = "1,红色驿站,118.78,32.04\n2,红色驿站,118.7,32.0\n3,centre,118.7,32.1\n"
+    path.write_text("id,kind,lon,lat\n" + rows, encoding="utf-8")
+    assert read_facilities(path, crs=CRS)["kind"].tolist() == ["station", "station", "centre"]
+    assert "kinds read from their names: 红色驿站 → station (2)" in caplog.text

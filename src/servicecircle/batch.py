@@ -218,7 +218,7 @@ def run_batch(
                 + ("" if same else f"; the first: {first}")
             )  # fmt: skip
         ordered = sorted(results.values(), key=lambda r: r.order)
-        with RunOutput(out_dir) as out:
+        with RunOutput(out_dir, command="batch") as out:
             summary = _write_merged(out, sc, tasks, ordered, results, failures, buf, split)
     finally:
         for thread in closing:

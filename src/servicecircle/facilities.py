@@ -47,8 +47,8 @@ OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
 }
 
 
-def _count_of(n: int) -> str:
-    return "1 facility has" if n == 1 else f"{n} facilities have"
+def _count_of(n: int, one: str = "has", many: str = "have") -> str:
+    return f"1 facility {one}" if n == 1 else f"{n} facilities {many}"
 
 
 def read_facilities(
@@ -97,10 +97,17 @@ def read_facilities(
         words = list(dict.fromkeys("" if k is pd.NA else str(k) for k in raw[bad]))
         shown = ", ".join(repr(w) for w in words[:5]) + (" …" if len(words) > 5 else "")
         raise InputError(
-            f"facility file {path}: {int(bad.sum())} facilities of unknown kind ({shown}; the "
-            f"first: id {str(ids[bad].iloc[0])!r}); use 'centre' (党群服务中心), 'station' "
-            "(驿站, 站点) or 'worker_station' (小哥驿站)"
+            f"facility file {path}: {_count_of(int(bad.sum()), 'is', 'are')} of unknown kind "
+            f"({shown}; the first: id {str(ids[bad].iloc[0])!r}); use 'centre' (党群服务中心), "
+            "'station' (驿站, 站点) or 'worker_station' (小哥驿站)"
         )
+    by_name = raw[~raw.str.lower().isin(list(KIND_WORDS))].dropna()
+    if len(by_name):  # (read by their endings: say so, a planner checks them)
+        named = by_name.value_counts(sort=False)
+        log.warning(
+            "facility file %s: kinds read from their names: %s", path,
+            ", ".join(f"{w} → {kind_of(str(w))} ({n})" for w, n in named.items()),
+        )  # fmt: skip
     out = gdf.drop(columns=[c for c in (id_col, cols["kind"]) if c in gdf.columns])
     out.insert(0, "facility_id", ids.astype(str).to_numpy())
     out.insert(1, "kind", kind.astype(str).to_numpy())

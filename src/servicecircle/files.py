@@ -219,10 +219,16 @@ def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
     encodings = ("utf-8-sig",) if head.startswith(codecs.BOM_UTF8) else CSV_ENCODINGS
     for encoding in encodings:
         try:
-            frame = pd.read_csv(path, encoding=encoding)
+            # (index_col=False: rows ending with a comma do not turn the first column into the
+            # index)
+            frame = pd.read_csv(path, encoding=encoding, index_col=False)
             sep = next((c for c in ";\t|" if len(frame.columns) == 1 and c in frame.columns[0]), "")
-            if sep:  # (a CSV saved with Excel's list separator of a European locale, or TSV)
-                frame = pd.read_csv(path, encoding=encoding, sep=sep)
+            if sep:  # (a CSV saved with Excel's list separator of a European locale, or TSV;
+                # with ';' numbers may have decimal commas, and those with points stay text)
+                decimal = "," if sep == ";" else "."
+                frame = pd.read_csv(
+                    path, encoding=encoding, sep=sep, decimal=decimal, index_col=False
+                )
             return frame, encoding
         except UnicodeDecodeError:
             continue
@@ -367,6 +373,13 @@ def _refuse_swapped_rows(
         )
 
 
+def _degrees(col: pd.Series) -> pd.Series:
+    """A column of degrees as numbers; text with a decimal comma (24,94) read as 24.94."""
+    if not pd.api.types.is_numeric_dtype(col):
+        col = col.astype("string").str.strip().str.replace(",", ".", regex=False)
+    return pd.to_numeric(col, errors="coerce")
+
+
 def _points(
     frame: pd.DataFrame, path: Path, what: str, system: str, sheet: str | None = None
 ) -> gpd.GeoDataFrame:
@@ -382,9 +395,9 @@ def _points(
             f"{what} {path}: {table} needs 'lon' and 'lat' columns in degrees (EPSG:4326; or "
             f"经度/纬度); found {', '.join(map(str, frame.columns))}{_other_sheets(path, sheet)}"
         )
-    lines = np.asarray(frame.index, dtype=np.int64) + 2  # (the file's rows: header line 1)
-    x = pd.to_numeric(frame[lon], errors="coerce")
-    y = pd.to_numeric(frame[lat], errors="coerce")
+    rows = frame.index if pd.api.types.is_integer_dtype(frame.index) else range(len(frame))
+    lines = np.asarray(rows, dtype=np.int64) + 2  # (the file's rows: header line 1)
+    x, y = (_degrees(frame[c]) for c in (lon, lat))
     bad = x.isna() | y.isna() | (x.abs() > 180) | (y.abs() > 90)
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])

@@ -120,10 +120,19 @@ class RunOutput:
         The coordinates the user's files were in: tables with ``lon``/``lat`` (WGS84) also get
         ``lon_gcj02``/``lat_gcj02`` (or ``_bd09``) so results go back into the tool they came
         from.
+    command
+        The command whose run this is (``coverage``, ``run``…): its files are recorded in the
+        folder, and what its last run there wrote and this one did not is removed at
+        :meth:`commit` (:mod:`~servicecircle.run_manifest`); ``None``: neither.
     """
 
     def __init__(
-        self, out_dir: str | Path | None, *, lang: str = "zh", coords: str = "wgs84"
+        self,
+        out_dir: str | Path | None,
+        *,
+        lang: str = "zh",
+        coords: str = "wgs84",
+        command: str | None = None,
     ) -> None:
         self.out_dir = None if out_dir is None else check_out_dir(out_dir)
         self.lang = lang
@@ -133,8 +142,8 @@ class RunOutput:
         self._committed = False
         self._children = ForkedWriters()
         self._batch: list[tuple[str, Callable[[], None]]] | None = None
-        self._summaries: set[str] = set()  # written JSON files with a "files" list
-        self.removed: list[str] = []  # what an earlier run wrote here and this one did not
+        self.command = command
+        self.removed: list[str] = []  # what the command's last run wrote and this one did not
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunOutput:
@@ -190,35 +199,22 @@ class RunOutput:
                 os.chmod(stage, 0o777 & ~_umask())  # as a plain mkdir makes it, not mkdtemp's 0700
                 os.replace(stage, out)
                 self._stage = None
+                self._record(out)
                 return out
-            earlier = {f for name in self._summaries for f in _listed(out / name)}
             for name in self._files:
                 os.replace(stage / name, out / name)
-            self._remove_earlier(out, earlier - set(self._files))
         finally:
             self.abort()
+        self._record(out)
         return out
 
-    def _remove_earlier(self, out: Path, names: set[str]) -> None:
-        """Remove the files that the summaries this run replaced listed and this run did not
-        write (a map left from a run with it, cells from a run with ``--cells``), unless a
-        summary still in the folder lists them (another command's files stay)."""
-        if not names:
-            return
-        for other in out.glob("*.json"):
-            if other.name not in self._files:
-                names -= set(_listed(other))
-        for name in sorted(names):
-            path = out / name
-            if path.name == name and path.is_file() and not path.is_symlink():
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    self.removed.append(name)
-        if self.removed:
-            log.warning(
-                "removed from %s what an earlier run wrote there and this one did not: %s",
-                out, ", ".join(self.removed),
-            )  # fmt: skip
+    def _record(self, out: Path) -> None:
+        """The command's files recorded in the folder; what its last run wrote and this one
+        did not removed (:mod:`~servicecircle.run_manifest`)."""
+        if self.command is not None:
+            from .run_manifest import tidy
+
+            self.removed = tidy(out, self.command, self._files)
 
     def abort(self) -> None:
         """Throw the staged files away (the output folder stays as it was)."""
@@ -295,12 +291,8 @@ class RunOutput:
         self._write(name, write, background=True)
 
     def json(self, name: str, data: Any) -> None:
-        """Strict JSON (NaN and infinities become ``null``). A summary (a dict with a
-        ``"files"`` list) names the run's files: at :meth:`commit`, the files the summary it
-        replaces listed and this run did not write are removed."""
+        """Strict JSON (NaN and infinities become ``null``)."""
         self.text(name, dumps(data) + "\n")
-        if isinstance(data, dict) and isinstance(data.get("files"), list):
-            self._summaries.add(name)
 
     def csv(self, name: str, frame: pd.DataFrame, *, float_format: str | None = None) -> None:
         """A CSV table (UTF-8, no index, empty cells for missing values)."""
@@ -333,17 +325,6 @@ class RunOutput:
     def with_writer(self, name: str, writer: Callable[[Path], None]) -> None:
         """Any other format: ``writer(path)`` writes the file (e.g. an Excel workbook)."""
         self._write(name, writer, background=True)
-
-
-def _listed(summary: Path) -> list[str]:
-    """The plain file names a summary JSON lists under ``"files"`` (none when it is not one)."""
-    try:
-        files = json.loads(summary.read_text(encoding="utf-8")).get("files")
-    except (OSError, ValueError, AttributeError):
-        return []
-    if not isinstance(files, list):
-        return []
-    return [f for f in files if isinstance(f, str) and f and Path(f).name == f and f != ".."]
 
 
 def write_csv(frame: pd.DataFrame, path: Path, *, float_format: str | None = None) -> None:

@@ -233,20 +233,25 @@ KIND_WORDS = {
 }
 
 
-#: Names of facility types as planners write them, by their endings: 社区党群服务中心 is a
-#: centre, 红色驿站 or 党群服务站 a station, 暖新驿站 or 快递小哥之家 a worker station.
+#: Names of facility types as planners write them: a qualifier right before an ending, so that
+#: 社区党群服务中心 is a centre, 红色驿站 or 党群服务站 a station, 暖新驿站 or 快递小哥之家 a worker
+#: station, while 社区卫生服务中心, 物业服务中心, 菜鸟驿站 or 警务工作站 are none of them.
 _WORKER_WORDS = re.compile(
-    r"(小哥|骑手|户外劳动者|快递员|外卖员|新就业|暖新|暖蜂).*(驿站|站|之家|加油站)$"
+    r"(小哥|骑手|户外劳动者|快递员|外卖员|新就业群体|新就业|暖新|暖蜂|环卫工人|劳动者)"
+    r"(驿站|服务站|服务站点|站点|之家|加油站|港湾)$"
 )
-_CENTRE_WORDS = re.compile(r"(服务中心|党群中心)$")
-_STATION_WORDS = re.compile(r"(驿站|服务站|工作站|站点|服务点|之家)$")
+_CENTRE_WORDS = re.compile(r"(党群服务|党群|党建服务|社区服务|邻里|便民服务)中心$")
+_STATION_WORDS = re.compile(
+    r"(红色|党群|党员|党建|社区|便民|邻里|新时代文明实践|党群服务|社区服务|便民服务)"
+    r"(驿站|服务站|工作站|站点|之家|服务点)$"
+)
 
 
 def kind_of(word: str) -> str | None:
     """The facility kind a word names (``中心`` → ``centre``, ``红色驿站`` → ``station``), or
-    ``None``.
+    ``None``: the words of :data:`KIND_WORDS`, or a name with a qualifier before its ending.
 
-    >>> [kind_of(w) for w in ("Centre", "社区党群服务中心", "红色驿站", "暖新驿站", "公园")]
+    >>> [kind_of(w) for w in ("Centre", "社区党群服务中心", "红色驿站", "暖新驿站", "菜鸟驿站")]
     ['centre', 'centre', 'station', 'worker_station', None]
     """
     word = word.strip().lower()

@@ -98,7 +98,7 @@ def run_audit(
     started = time.perf_counter()
     tick = ticker(step, "audit")
     std = standard if isinstance(standard, LifeCircleStandard) else load_standard(standard)
-    with output_for(out_dir, lang=lang, coords=files.coords) as out:
+    with output_for(out_dir, lang=lang, coords=files.coords, command="audit") as out:
         tick("network")
         net = network or WalkNetwork.from_area(area, fragments=fragments)
         tick("demand")

@@ -51,14 +51,17 @@ def demo_facilities_path() -> Path:
 
 
 @contextlib.contextmanager
-def output_for(out_dir: OutDir, *, lang: str = "zh", coords: str = "wgs84") -> Iterator[RunOutput]:
+def output_for(
+    out_dir: OutDir, *, lang: str = "zh", coords: str = "wgs84", command: str | None = None
+) -> Iterator[RunOutput]:
     """The run's writer: ``out_dir`` itself when it already is one (a workflow inside a
     scenario writes into the scenario's staging), else a new staged folder committed when the
-    block succeeds."""
+    block succeeds, recording the files of ``command``'s run there (see
+    :mod:`~servicecircle.run_manifest`)."""
     if isinstance(out_dir, RunOutput):
         yield out_dir
         return
-    with RunOutput(out_dir, lang=lang, coords=coords) as out:
+    with RunOutput(out_dir, lang=lang, coords=coords, command=command) as out:
         yield out
 
 

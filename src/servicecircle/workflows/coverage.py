@@ -107,7 +107,7 @@ def run_coverage(
     """
     started = time.perf_counter()
     tick = ticker(step, "coverage")
-    with output_for(out_dir, lang=lang, coords=files.coords) as out:
+    with output_for(out_dir, lang=lang, coords=files.coords, command="coverage") as out:
         tick("network")
         network = network or WalkNetwork.from_area(area, fragments=fragments)
         tick("demand")

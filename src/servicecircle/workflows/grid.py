@@ -42,7 +42,7 @@ def run_grid(
     the summary, the hierarchy community → grid → micro-grid with shape figures.
     """
     started = time.perf_counter()
-    with output_for(out_dir) as out:
+    with output_for(out_dir, command="grid") as out:
         demand_gdf = resolve_demand(area, demand, required=False, files=files)
         hierarchy = None
         if kind == "governance":

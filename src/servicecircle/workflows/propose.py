@@ -123,7 +123,7 @@ def run_propose(
     check_request(new, goal, capacity, exclusion_m)
     if whatif_candidates < 0:
         raise InputError(f"--whatif-candidates must be 0 or more; got {whatif_candidates}")
-    with output_for(out_dir, lang=lang, coords=files.coords) as out:
+    with output_for(out_dir, lang=lang, coords=files.coords, command="propose") as out:
         net = network or WalkNetwork.from_area(area, fragments=fragments)
         demand_gdf = resolve_demand(area, demand, files=files)
         tier, pop, demand_gdf = siting_weights(area, demand_gdf, tier, segment, weights, files)
@@ -533,7 +533,8 @@ def run_two_level(
         raise InputError("--capacity cannot be combined with --centres (the two-level plan)")
     check_request(centres_new, centres_goal, None)
     check_request(stations_new, stations_goal, None)
-    with output_for(out_dir, lang=lang, coords=options.get("files", DEFAULT_FILES).coords) as out:
+    coords = options.get("files", DEFAULT_FILES).coords
+    with output_for(out_dir, lang=lang, coords=coords, command="propose") as out:
         fragments = options.pop("fragments", DEFAULT_FRAGMENTS)
         files = options.get("files", DEFAULT_FILES)
         net = options.pop("network", None) or WalkNetwork.from_area(area, fragments=fragments)

@@ -59,7 +59,7 @@ def run_scenario(
     started = time.perf_counter()
     files = FileOptions(coords=sc.input.get("coords", "wgs84"), sheet=sc.input.get("sheet"))
     target = out_dir if out_dir is not None else sc.output["dir"]
-    with RunOutput(target, lang=lang, coords=files.coords) as out:
+    with RunOutput(target, lang=lang, coords=files.coords, command="run") as out:
         tick("area")
         area = load_area(
             sc.area["source"],

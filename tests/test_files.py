@@ -343,3 +343,15 @@ def test_a_csv_separated_by_semicolons_or_tabs_is_read(tmp_path, sep):
     )
     gdf = read_table(path, "facility file")
     assert gdf["id"].tolist() == [7] and gdf.geometry.x.tolist() == [118.78]
+
+
+def test_rows_ending_with_a_comma_and_decimal_commas_are_read(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("name,population,lon,lat\nA,100,118.78,32.04,\nB,50,118.79,32.05,\n")
+    gdf = read_table(path, "demand file")
+    assert gdf["name"].tolist() == ["A", "B"] and gdf.geometry.x.tolist() == [118.78, 118.79]
+    path = tmp_path / "f.csv"
+    path.write_text("id;kind;lon;lat\n1;centre;118,78;32,04\n2;station;118.79;32.05\n")
+    gdf = read_table(path, "facility file")
+    assert gdf.geometry.x.tolist() == [118.78, 118.79]
+    assert gdf.geometry.y.tolist() == [32.04, 32.05]

@@ -355,3 +355,10 @@ def test_rows_ending_with_a_comma_and_decimal_commas_are_read(tmp_path):
     gdf = read_table(path, "facility file")
     assert gdf.geometry.x.tolist() == [118.78, 118.79]
     assert gdf.geometry.y.tolist() == [32.04, 32.05]
+
+
+def test_rows_with_more_values_than_the_header_are_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("name,population,lon,lat\nA,100,118.78,32.04,extra\n")
+    with pytest.raises(InputError, match="some rows have more values than the header line"):
+        read_table(path, "demand file")

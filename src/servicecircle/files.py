@@ -221,8 +221,15 @@ def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
         try:
             # (index_col=False: rows ending with a comma do not turn the first column into the
             # index)
-            frame = pd.read_csv(path, encoding=encoding, index_col=False)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, encoding=encoding, index_col=False)
             sep = next((c for c in ";\t|" if len(frame.columns) == 1 and c in frame.columns[0]), "")
+            if not sep and any(issubclass(w.category, pd.errors.ParserWarning) for w in seen):
+                raise InputError(
+                    f"{what} {path}: some rows have more values than the header line has "
+                    "columns; fix them (a value with a comma needs quotes) or add the columns"
+                )
             if sep:  # (a CSV saved with Excel's list separator of a European locale, or TSV;
                 # with ';' numbers may have decimal commas, and those with points stay text)
                 decimal = "," if sep == ";" else "."
@@ -232,6 +239,8 @@ def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
             return frame, encoding
         except UnicodeDecodeError:
             continue
+        except InputError:
+            raise
         except pd.errors.EmptyDataError:
             raise InputError(
                 f"{what} {path}: is empty (no header, no rows); give a table with a header "

@@ -105,3 +105,16 @@ def test_the_text_of_pieces_is_the_text_of_the_whole(tmp_path, frame, cut):
         return
     assert second is not None
     assert (first + second).encode("utf-8") == theirs.read_bytes()
+
+
+def test_lon_lat_at_zero_are_written_without_a_sign():
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from servicecircle.outputs import with_lonlat
+
+    pts = [shapely.Point(-1e-9, -1e-9), shapely.Point(0.5, 0.5)]
+    out = with_lonlat(pd.DataFrame({"a": [1, 2]}), pts, 4326, "wgs84")
+    assert [str(v) for v in out["lon"]] == ["0.0", "0.5"]
+    assert not np.signbit(out["lat"].to_numpy()).any()

@@ -434,14 +434,14 @@ def with_lonlat(frame: pd.DataFrame, geometry: Any, crs: Any, coords: str) -> pd
     ll = gpd.GeoSeries(geometry, crs=crs).to_crs(4326)
     xy = anchor_xy(ll.to_numpy())
     out = frame.copy()
-    out["lon"] = xy[:, 0].round(7)
-    out["lat"] = xy[:, 1].round(7)
+    out["lon"] = xy[:, 0].round(7) + 0.0  # (no -0.0)
+    out["lat"] = xy[:, 1].round(7) + 0.0
     if coords != "wgs84":
         from .coords import from_wgs84
 
         lon, lat = from_wgs84(xy[:, 0], xy[:, 1], coords)
-        out[f"lon_{coords}"] = lon.round(7)
-        out[f"lat_{coords}"] = lat.round(7)
+        out[f"lon_{coords}"] = lon.round(7) + 0.0
+        out[f"lat_{coords}"] = lat.round(7) + 0.0
     return out
 
 

@@ -257,3 +257,26 @@ def test_kinds_read_from_names_are_said(tmp_path, caplog):
     path.write_text("id,kind,lon,lat\n" + rows, encoding="utf-8")
     assert read_facilities(path, crs=CRS)["kind"].tolist() == ["station", "station", "centre"]
     assert "kinds read from their names: 红色驿站 → station (2)" in caplog.text
+
+
+def test_osm_names_of_other_services_are_not_stations_or_centres():
+    """The OSM preset by name: 红色驿站 and 社区服务中心 count, a parcel point, a clinic or a
+    police post that also say 驿站/服务站/服务中心 do not (the same as in facility files)."""
+    import geopandas as gpd
+    import shapely
+
+    from servicecircle.facilities import facilities_from_pois
+
+    names = {
+        "红色驿站": "station", "XX社区居委会": "station", "社区服务中心": "centre",
+        "党群服务中心": "centre", "暖新驿站": "worker_station", "菜鸟驿站": None,
+        "社区卫生服务站": None, "社区卫生服务中心": None, "警务工作站": None, "物业服务中心": None,
+    }  # fmt: skip
+    pois = gpd.GeoDataFrame(
+        {"id": range(len(names)), "name": list(names)},
+        geometry=[shapely.Point(500_000 + 50 * i, 3_500_000) for i in range(len(names))],
+        crs=32650,
+    )
+    fac = facilities_from_pois(pois)
+    got = dict(zip(fac["name"], fac["kind"], strict=True))
+    assert got == {n: k for n, k in names.items() if k is not None}

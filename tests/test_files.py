@@ -362,3 +362,13 @@ def test_rows_with_more_values_than_the_header_are_refused(tmp_path):
     path.write_text("name,population,lon,lat\nA,100,118.78,32.04,extra\n")
     with pytest.raises(InputError, match="some rows have more values than the header line"):
         read_table(path, "demand file")
+
+
+def test_a_csv_title_line_without_commas_is_skipped(tmp_path, caplog):
+    path = tmp_path / "f.csv"
+    path.write_text("某街道驿站名单\nid,kind,lon,lat\n1,centre,118.78,32.04\n2,station,118.79,x\n")
+    with pytest.raises(InputError, match=r"first at line 4\)"):
+        read_table(path, "facility file")
+    assert "the header is on line 2; the line above it (a title) skipped" in caplog.text
+    path.write_text("某街道驿站名单\nid,kind,lon,lat\n1,centre,118.78,32.04\n")
+    assert read_table(path, "facility file")["id"].tolist() == [1]

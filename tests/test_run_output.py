@@ -111,3 +111,20 @@ def test_cli_run_without_the_map_removes_the_earlier_map(tmp_path):
     assert "coverage_map.html" in run.stderr and "last coverage run" in run.stderr
     listed = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))["files"]
     assert _listing(out_dir) == listed
+
+
+def test_a_run_never_overwrites_a_file_it_read(tmp_path, capsys):
+    """cells.gpkg from `grid`, read back by `coverage --cells` with the same --out: refused
+    with the fix, and the grid's file left as it was."""
+    from servicecircle.cli import main
+
+    out = tmp_path / "GG"
+    assert main(["grid", "demo", "--kind", "hex", "--size-m", "300", "--out", str(out)]) == 0
+    before = (out / "cells.gpkg").read_bytes()
+    listing = _listing(out)
+    argv = ["coverage", "demo", "--cells", str(out / "cells.gpkg"), "--no-map", "--no-cache"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "this run read cells.gpkg from there and would overwrite it" in err
+    assert (out / "cells.gpkg").read_bytes() == before and _listing(out) == listing
+    assert main([*argv, "--out", str(tmp_path / "other")]) == 0  # another folder: fine

@@ -374,6 +374,9 @@ def _boundary_to_geoseries(boundary: Any) -> gpd.GeoSeries:
         if not path.exists():
             raise InputFileNotFoundError(f"boundary file {path}: no such file")
         try:
+            from .files import note_read
+
+            note_read(path)
             gs = gpd.read_file(path).geometry
         except Exception as err:
             raise InputError(f"boundary file {path}: cannot be read ({err})") from err

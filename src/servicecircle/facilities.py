@@ -25,6 +25,12 @@ KIND_ALIASES = KIND_WORDS
 #: Worker stations first (their names also say 驿站), then centres, then stations.
 PRESET_ORDER = ("worker_station", "centre", "station")
 
+#: Names of other services that also say 驿站, 服务站 or 服务中心 (parcel points, clinics,
+#: police posts…): never a centre or station by their name.
+NOT_OURS = "菜鸟|快递驿站|卫生|医疗|医院|诊所|警务|派出所|邮政|物业|汽车|家政|药店|银行|加油"
+
+CENTRE_NAMES = "党群服务中心|党群中心|社区服务中心|社区综合服务中心|街道办事处"
+
 #: The documented OSM tag preset: which POIs count as centres and stations.
 #: A rule matches when every tag in it matches (a value list means any of them; a string that
 #: starts with ``~`` is a regular expression). Centres are checked first.
@@ -34,12 +40,12 @@ OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
             {"name": "~小哥|骑手|户外劳动者|快递员|外卖员|新就业群体|暖新驿站|暖蜂驿站"},
         ],
         "centre": [
-            {"name": "~党群服务中心|党群中心|社区服务中心|社区综合服务中心|街道办事处"},
+            {"name": f"~^(?!.*(?:{NOT_OURS})).*(?:{CENTRE_NAMES})"},
             {"amenity": ["community_centre", "townhall"]},
             {"office": "government", "government": ["community", "social_services"]},
         ],
         "station": [
-            {"name": "~驿站|党群服务站|社区服务站|服务站|工作站|便民服务点|居委会|村委会"},
+            {"name": f"~^(?!.*(?:{NOT_OURS})).*(?:驿站|服务站|工作站|便民服务点|居委会|村委会)"},
             {"amenity": ["social_facility", "social_centre", "library", "post_office"]},
             {"social_facility": True},
         ],
@@ -99,7 +105,8 @@ def read_facilities(
         raise InputError(
             f"facility file {path}: {_count_of(int(bad.sum()), 'is', 'are')} of unknown kind "
             f"({shown}; the first: id {str(ids[bad].iloc[0])!r}); use 'centre' (党群服务中心), "
-            "'station' (驿站, 站点) or 'worker_station' (小哥驿站)"
+            "'station' (驿站, 站点) or 'worker_station' (小哥驿站), or leave out the rows of "
+            "other services"
         )
     by_name = raw[~raw.str.lower().isin(list(KIND_WORDS))].dropna()
     if len(by_name):  # (read by their endings: say so, a planner checks them)

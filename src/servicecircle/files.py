@@ -13,6 +13,8 @@ import contextlib
 import logging
 import math
 import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,6 +123,28 @@ def id_texts(values: pd.Series) -> pd.Series:
     return text.where(text.notna() & (text != "") & (text.str.lower() != "nan"))
 
 
+_READ: ContextVar[list[Path] | None] = ContextVar("servicecircle_files_read", default=None)
+
+
+def note_read(path: str | Path) -> None:
+    """Note that the current run read ``path`` (see :func:`reads_noted`)."""
+    read = _READ.get()
+    if read is not None:
+        read.append(Path(path).resolve())
+
+
+@contextlib.contextmanager
+def reads_noted() -> Iterator[list[Path]]:
+    """Within the block, every file :func:`read_table` reads (and any :func:`note_read` names)
+    is added to the list yielded: a run's writer keeps it from overwriting its inputs."""
+    read: list[Path] = []
+    token = _READ.set(read)
+    try:
+        yield read
+    finally:
+        _READ.reset(token)
+
+
 def read_table(
     path: str | Path,
     what: str,
@@ -166,6 +190,7 @@ def read_table(
     system = check_coords(coords)
     if not path.exists():
         raise InputFileNotFoundError(f"{what} {path}: no such file")
+    note_read(path)
     suffix = path.suffix.lower()
     if sheet is not None and suffix != ".xlsx":
         raise InputError(f"{what} {path}: sheet {sheet!r} given, but only .xlsx files have sheets")
@@ -225,7 +250,11 @@ def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
                 frame = pd.read_csv(path, encoding=encoding, index_col=False)
             sep = next((c for c in ";\t|" if len(frame.columns) == 1 and c in frame.columns[0]), "")
-            if not sep and any(issubclass(w.category, pd.errors.ParserWarning) for w in seen):
+            ragged = any(issubclass(w.category, pd.errors.ParserWarning) for w in seen)
+            if not sep and ragged and (skip := _title_lines(path, encoding, what)):
+                frame = pd.read_csv(path, encoding=encoding, index_col=False, skiprows=skip)
+                frame.index += skip  # (the file's own rows, for messages)
+            elif not sep and ragged:
                 raise InputError(
                     f"{what} {path}: some rows have more values than the header line has "
                     "columns; fix them (a value with a comma needs quotes) or add the columns"
@@ -252,6 +281,21 @@ def _read_csv(path: Path, what: str) -> tuple[pd.DataFrame, str]:
         f"{what} {path}: is neither UTF-8 nor GB18030/GBK text; save it as CSV UTF-8 "
         "(Excel: 另存为 → CSV UTF-8 (逗号分隔))"
     )
+
+
+def _title_lines(path: Path, encoding: str, what: str) -> int:
+    """How many title lines lie above a CSV's header (one of the first
+    :data:`TITLE_LINES_MAX` lines naming lon and lat); 0 when none is found."""
+    with path.open(encoding=encoding, errors="replace") as fh:
+        head = [fh.readline() for _ in range(TITLE_LINES_MAX)]
+    for i, line in enumerate(head[1:], start=1):
+        if _is_coordinate_header([v.strip().strip('"') for v in line.split(",")]):
+            logger.warning(
+                "%s %s: the header is on line %d; the %s above it (a title) skipped",
+                what, path, i + 1, "line" if i == 1 else f"{i} lines",
+            )  # fmt: skip
+            return i
+    return 0
 
 
 def _check_not_empty(frame: pd.DataFrame, path: Path, what: str, sheet: str | None) -> pd.DataFrame:

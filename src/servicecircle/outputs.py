@@ -143,10 +143,16 @@ class RunOutput:
         self._children = ForkedWriters()
         self._batch: list[tuple[str, Callable[[], None]]] | None = None
         self.command = command
+        self._reading: contextlib.AbstractContextManager[list[Path]] | None = None
+        self._read: list[Path] = []
         self.removed: list[str] = []  # what the command's last run wrote and this one did not
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunOutput:
+        from .files import reads_noted
+
+        self._reading = reads_noted()
+        self._read = self._reading.__enter__()  # the files the run reads: never overwritten
         return self
 
     def __exit__(
@@ -155,14 +161,19 @@ class RunOutput:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            try:
-                self.commit()
-            except BaseException:
+        try:
+            if exc_type is None:
+                try:
+                    self.commit()
+                except BaseException:
+                    self.abort()
+                    raise
+            else:
                 self.abort()
-                raise
-        else:
-            self.abort()
+        finally:
+            if self._reading is not None:
+                self._reading.__exit__(None, None, None)
+                self._reading = None
 
     @property
     def active(self) -> bool:
@@ -201,12 +212,22 @@ class RunOutput:
                 self._stage = None
                 self._record(out)
                 return out
+            self._refuse_overwriting_inputs(out)
             for name in self._files:
                 os.replace(stage / name, out / name)
         finally:
             self.abort()
         self._record(out)
         return out
+
+    def _refuse_overwriting_inputs(self, out: Path) -> None:
+        read = set(self._read)
+        clash = [n for n in self._files if (out / n).resolve() in read]
+        if clash:
+            raise InputError(
+                f"--out {out}: this run read {', '.join(clash)} from there and would overwrite "
+                "it; write the results to another folder, or keep the input elsewhere"
+            )
 
     def _record(self, out: Path) -> None:
         """The command's files recorded in the folder; what its last run wrote and this one

@@ -336,3 +336,11 @@ def test_demand_names_reach_the_table(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["name"] for r in rows] == ["幸福小区", ""]
     assert list(rows[0])[:3] == ["demand_id", "name", "population"]
+
+
+def test_a_tier_that_counts_workers_says_so(tmp_path, capsys):
+    argv = ["coverage", "demo", "--preset", "workers", "--no-map", "--no-cache"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    tier = json.loads((tmp_path / "o" / "summary.json").read_text())["tiers"]["worker_station"]
+    line = next(x for x in capsys.readouterr().out.splitlines() if "worker_station" in x)
+    assert f"(workers: {tier['covered_residents']:,.0f} of {tier['residents']:,.0f})" in line

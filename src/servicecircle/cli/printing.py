@@ -42,6 +42,11 @@ def tier_line(name: str, t: dict[str, Any]) -> str:
         f"  {name:<22} ≤ {t['target_m']:>6.0f} m  covered {t['covered_residents']:>10,.0f}"
         f"  {share:>6}  goal {t['goal']:.0%}  {verdict}"
         + ("  (no facility of this kind given)" if t.get("facilities") == 0 else "")
+        + (  # a tier that counts a segment (workers) says so, beside the residents above
+            f"  ({t['segment']}: {t['covered_residents']:,.0f} of {t['residents']:,.0f})"
+            if t.get("segment") not in (None, "residents", "population")
+            else ""
+        )
     )
 
 

@@ -219,6 +219,23 @@ def test_streets_are_drawn_when_the_tiles_cannot_load(browser, run_dir):
     page.close()
 
 
+def test_on_a_small_screen_the_layer_panel_folds_into_its_button(browser, run_dir):
+    page = browser.new_page(viewport={"width": 800, "height": 600})
+    errors, _ = watch(page)
+    page.goto((run_dir / "coverage_map.html").as_uri())
+    page.wait_for_timeout(800)
+    panel = page.locator(".leaflet-control-layers")
+    assert panel.count() == 1 and "leaflet-control-layers-expanded" not in (
+        panel.get_attribute("class") or ""
+    )
+    page.locator(".leaflet-control-layers-toggle").click(force=True)  # opens, every layer there
+    page.wait_for_timeout(200)
+    assert "leaflet-control-layers-expanded" in (panel.get_attribute("class") or "")
+    assert page.locator(".leaflet-control-layers-overlays label").count() == 14
+    assert errors == []
+    page.close()
+
+
 def test_map_without_tiles_and_in_english(browser, tmp_path):
     from servicecircle.cli import main
 

@@ -288,6 +288,7 @@
       paddingBottomRight: beside ? [right + 20, 0] : [0, 0],
       animate: false
     });
+    return beside;
   }
 
   function init(map, data) {
@@ -389,7 +390,14 @@
     map.getContainer().appendChild(title);
     var key = legend(data);
     map.getContainer().appendChild(key);
-    if (data.bounds) fitBeside(map, data.bounds, key.offsetWidth, control.getContainer().offsetWidth);
+    if (data.bounds && !fitBeside(map, data.bounds, key.offsetWidth,
+                                  control.getContainer().offsetWidth)) {
+      // no room beside the open panel (a small screen, a wide area): the panel folded into
+      // its button (open on hover or tap), and the area fitted again beside that
+      map.removeControl(control);
+      control = L.control.layers(null, overlays, { collapsed: true }).addTo(map);
+      fitBeside(map, data.bounds, key.offsetWidth, control.getContainer().offsetWidth);
+    }
     api.residentPopup = function (k, i) {
       return residentRows(set, pointLayers[k].layer, i, data.text).map(function (r) {
         return r[0] + ": " + r[1];

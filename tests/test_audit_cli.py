@@ -55,6 +55,10 @@ def test_type_layers_render_and_the_report_has_the_matrix(audited, tmp_path):
         assert errors == []
         assert any(o.startswith("缺项数") for o in overlays)
         assert any(o.startswith("幼儿园 ≤ 300 m") for o in overlays)
+        panel = page.locator(".leaflet-control-layers")
+        if "expanded" not in (panel.get_attribute("class") or ""):  # (folded: no room beside)
+            page.locator(".leaflet-control-layers-toggle").click(force=True)
+            page.wait_for_timeout(200)
         label = page.locator(".leaflet-control-layers-overlays label").filter(has_text="幼儿园")
         label.locator("input").click()
         page.wait_for_timeout(200)

@@ -280,3 +280,22 @@ def test_osm_names_of_other_services_are_not_stations_or_centres():
     fac = facilities_from_pois(pois)
     got = dict(zip(fac["name"], fac["kind"], strict=True))
     assert got == {n: k for n, k in names.items() if k is not None}
+
+
+def test_facilities_drawn_as_areas_are_placed_inside_them_and_counted(tmp_path, caplog):
+    import geopandas as gpd
+    import shapely
+
+    path = tmp_path / "f.geojson"
+    gpd.GeoDataFrame(
+        {"id": ["a", "b"], "kind": ["centre", "station"]},
+        geometry=[shapely.box(118.78, 32.04, 118.781, 32.041), shapely.Point(118.79, 32.05)],
+        crs=4326,
+    ).to_file(path)
+    fac = read_facilities(path, crs=CRS)
+    assert set(fac.geom_type) == {"Point"}
+    box_m = gpd.GeoSeries([shapely.box(118.78, 32.04, 118.781, 32.041)], crs=4326).to_crs(CRS)
+    assert fac.geometry.iloc[0].within(box_m.iloc[0])
+    assert (
+        "1 facility is drawn as areas or lines; each is placed at a point inside it" in caplog.text
+    )

@@ -127,7 +127,12 @@ def read_facilities(
             f"facility file {path}: id {out.loc[dup, 'facility_id'].iloc[0]!r} appears more than "
             "once; give each facility its own id"
         )
-    if set(out.geom_type) - {"Point"}:
+    areas = int((out.geom_type != "Point").sum())
+    if areas:  # (a building's outline, a site's polygon: a facility is a point on it)
+        log.warning(
+            "facility file %s: %s drawn as areas or lines; each is placed at a point inside it",
+            path, _count_of(areas, "is", "are"),
+        )  # fmt: skip
         out = out.set_geometry(out.geometry.representative_point())
     out.attrs["file"] = files.describe(gdf)
     return out

@@ -4,7 +4,6 @@ and a popup with their figures), proposed sites (their rank) and the walk networ
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,32 +36,34 @@ def facility_markers(
     import pandas as pd
 
     lon, lat = pc.lonlat(facilities) if len(facilities) else (np.zeros(0), np.zeros(0))
+    fids = texts(facilities["facility_id"])
     table = coverage.facilities.set_index(pd.Index(texts(coverage.facilities["facility_id"])))
     table = table[~table.index.duplicated()]
+    found = pd.Index(fids).isin(table.index)
+    on_network = table["snapped"].astype(bool).reindex(fids, fill_value=True).to_numpy()
+    table = table.reindex(fids)  # (one row per marker, in order)
+    access = np.where(on_network, table["access_m"].to_numpy(dtype=float), np.nan)
+    loads = [
+        (f"{labels[t.name]}: {text['serves']}", table[f"{t.name}_load_residents"].to_numpy(float),
+         table[f"{t.name}_load_points"].to_numpy(float))
+        for t in coverage.tiers
+        if f"{t.name}_load_residents" in table
+    ]  # fmt: skip
     items = []
-    for i, (fid, kind) in enumerate(
-        zip(texts(facilities["facility_id"]), facilities["kind"].astype(str), strict=True)
-    ):
-        row = table.loc[fid] if fid in table.index else None
-        on_network = row is None or bool(row["snapped"])
+    for i, (fid, kind) in enumerate(zip(fids, facilities["kind"].astype(str), strict=True)):
         rows = [[text["name"], names[i]], ["id", fid], [text["kind"], kinds.get(kind, kind)]]
-        if row is not None:
-            access = float(row["access_m"]) if on_network else math.nan
-            rows.append([text["access_m"], f"{access:,.0f}" if math.isfinite(access) else "–"])
-            for tier in coverage.tiers:
-                load = row.get(f"{tier.name}_load_residents")
-                if load is not None and pd.notna(load):
-                    points = int(row[f"{tier.name}_load_points"])
-                    rows.append(
-                        [f"{labels[tier.name]}: {text['serves']}", f"{load:,.0f} ({points})"]
-                    )
+        if found[i]:
+            rows.append([text["access_m"], f"{access[i]:,.0f}" if np.isfinite(access[i]) else "–"])
+            rows += [
+                [label, f"{r[i]:,.0f} ({int(p[i])})"] for label, r, p in loads if np.isfinite(r[i])
+            ]
         items.append(
             {
                 "lat": float(lat[i]),
                 "lon": float(lon[i]),
                 "style": kind,
                 "tip": f"{names[i]} · {kinds.get(kind, kind)}"
-                + ("" if on_network else text["not_on_network"]),
+                + ("" if on_network[i] else text["not_on_network"]),
                 "rows": rows,
             }
         )
@@ -105,17 +106,6 @@ def street_lines(pc: PageCoords, network: WalkNetwork) -> dict[str, Any] | None:
         return None
     from pyproj import Transformer
 
-    lon, lat = Transformer.from_crs(network.crs, 4326, always_xy=True).transform(
-        coords[:, 0], coords[:, 1]
-    )
-    if pc.coords != "wgs84":
-        from .coords import from_wgs84
-
-        lon, lat = from_wgs84(np.asarray(lon), np.asarray(lat), pc.coords)
-    lon0, lat0 = float(np.round(np.mean(lon), 4)), float(np.round(np.mean(lat), 4))
-    return {
-        "origin": [lon0, lat0],
-        "dx": b64(np.asarray(lon) - lon0, "float32"),
-        "dy": b64(np.asarray(lat) - lat0, "float32"),
-        "starts": b64(offsets, "int32"),
-    }
+    to_wgs84 = Transformer.from_crs(network.crs, 4326, always_xy=True)
+    lon, lat = pc.from_wgs84(*to_wgs84.transform(coords[:, 0], coords[:, 1]))
+    return {**pc.offsets(lon, lat), "starts": b64(offsets, "int32")}

@@ -380,14 +380,13 @@ def resident_arrays(
     """The residents block of the page data: coordinates as float32 offsets from an origin,
     populations and ids."""
     lon, lat = pc.lonlat(demand)
-    lon0 = float(np.round(np.mean(lon), 4)) if len(lon) else 0.0
-    lat0 = float(np.round(np.mean(lat), 4)) if len(lat) else 0.0
+    at = pc.offsets(lon, lat)
     return {
-        "origin": [lon0, lat0],
+        "origin": at["origin"],
         "residents": {
             "n": len(lon),
-            "dx": b64(lon - lon0, "float32"),
-            "dy": b64(lat - lat0, "float32"),
+            "dx": at["dx"],
+            "dy": at["dy"],
             "pop": b64(population, "float32"),
             "ids": texts(demand["demand_id"]) if "demand_id" in demand else [""] * len(lon),
         },

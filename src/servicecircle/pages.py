@@ -228,15 +228,30 @@ class PageCoords:
     coords: str = "wgs84"
 
     def lonlat(self, gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
+        """A point on each geometry (the point itself for points) in the page's lon/lat."""
+        xy = anchor_xy(gdf.to_crs(4326).geometry.to_numpy())
+        return self.from_wgs84(xy[:, 0], xy[:, 1])
 
-        geoms = gdf.to_crs(4326).geometry.to_numpy()
-        xy = anchor_xy(geoms)
-        lon, lat = xy[:, 0], xy[:, 1]
+    def from_wgs84(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+        """WGS84 degrees as the page's lon/lat, rounded to 1e-6°."""
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         if self.coords != "wgs84":
             from .coords import from_wgs84
 
             lon, lat = from_wgs84(lon, lat, self.coords)
         return np.round(lon, 6), np.round(lat, 6)
+
+    @staticmethod
+    def offsets(lon: np.ndarray, lat: np.ndarray) -> dict[str, Any]:
+        """Page coordinates as the page's data holds many: an ``origin`` (rounded to 1e-4°)
+        and ``dx``/``dy``, float32 offsets from it in base64 (a typed array in the page)."""
+        lon0 = float(np.round(np.mean(lon), 4)) if len(lon) else 0.0
+        lat0 = float(np.round(np.mean(lat), 4)) if len(lat) else 0.0
+        return {
+            "origin": [lon0, lat0],
+            "dx": b64(lon - lon0, "float32"),
+            "dy": b64(lat - lat0, "float32"),
+        }
 
     def bounds(self, gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> tuple[float, float, float, float]:
         """(west, south, east, north) in the page's coordinates."""
@@ -256,15 +271,7 @@ class PageCoords:
 
         geoms = np.asarray(gdf.to_crs(4326).geometry.to_numpy(), dtype=object)
 
-        def move(xy: np.ndarray) -> np.ndarray:
-            if self.coords != "wgs84":
-                from .coords import from_wgs84
-
-                lon, lat = from_wgs84(xy[:, 0], xy[:, 1], self.coords)
-                xy = np.column_stack([lon, lat])
-            return np.round(xy, 6)
-
-        geoms = shapely.transform(geoms, move)
+        geoms = shapely.transform(geoms, lambda xy: np.column_stack(self.from_wgs84(*xy.T)))
         props = props or {}
         feats = []
         for i, g in enumerate(geoms):

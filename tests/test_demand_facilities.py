@@ -252,6 +252,7 @@ def test_other_services_are_not_taken_for_centres_or_stations(tmp_path, word):
 
 
 def test_kinds_read_from_names_are_said(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="servicecircle")
     path = tmp_path / "f.csv"
     rows = "1,红色驿站,118.78,32.04\n2,红色驿站,118.7,32.0\n3,centre,118.7,32.1\n"
     path.write_text("id,kind,lon,lat\n" + rows, encoding="utf-8")
@@ -283,6 +284,7 @@ def test_osm_names_of_other_services_are_not_stations_or_centres():
 
 
 def test_facilities_drawn_as_areas_are_placed_inside_them_and_counted(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="servicecircle")
     import geopandas as gpd
     import shapely
 

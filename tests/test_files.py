@@ -300,6 +300,7 @@ def test_to_crs_keeps_the_attrs(tmp_path):
 
 
 def test_a_title_above_the_header_is_skipped_in_excel_and_csv(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="servicecircle")
     rows = [
         ["新街口街道驿站清单（2024年）", None, None, None],
         [None, None, None, None],
@@ -365,6 +366,7 @@ def test_rows_with_more_values_than_the_header_are_refused(tmp_path):
 
 
 def test_a_csv_title_line_without_commas_is_skipped(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="servicecircle")
     path = tmp_path / "f.csv"
     path.write_text("某街道驿站名单\nid,kind,lon,lat\n1,centre,118.78,32.04\n2,station,118.79,x\n")
     with pytest.raises(InputError, match=r"first at line 4\)"):

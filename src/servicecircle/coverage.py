@@ -101,6 +101,7 @@ class Coverage:
         residents = float(pop.sum())
         unsnapped = ~pts["snapped"].to_numpy()
         fac = self.facilities
+        by_kind = {k: int(v) for k, v in fac["kind"].value_counts().sort_index().items()}
         out: dict[str, Any] = {
             "snap_limit_m": self.snap_limit_m,
             "search_factor": self.search_factor,
@@ -110,13 +111,11 @@ class Coverage:
             "unreachable_residents": float(pop[unsnapped].sum()),
             "facilities": {
                 "total": len(fac),
-                "by_kind": {k: int(v) for k, v in fac["kind"].value_counts().sort_index().items()},
+                "by_kind": by_kind,
                 "unsnapped": int((~fac["snapped"]).sum()),
                 "unsnapped_ids": fac.loc[~fac["snapped"], "facility_id"].astype(str).tolist(),
                 "in_no_tier": {  # kinds that no tier counts (worker stations by default)
-                    k: int(v)
-                    for k, v in fac["kind"].value_counts().sort_index().items()
-                    if not any(k in t.kinds for t in self.tiers)
+                    k: n for k, n in by_kind.items() if not any(k in t.kinds for t in self.tiers)
                 },
             },
             "tiers": {},

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
-from .files import DEFAULT_FILES, FileOptions, cell_text, id_texts, row_place
+from .files import DEFAULT_FILES, FileOptions, cell_text, counted, id_texts, row_place
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -267,7 +267,7 @@ def validate_demand(demand: gpd.GeoDataFrame, what: str = "demand") -> gpd.GeoDa
     ):
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
-            rows = "1 row has" if bad.sum() == 1 else f"{int(bad.sum())} rows have"
+            rows = counted(int(bad.sum()), "row has", "rows have")
             raise InputError(
                 f"{what}: {rows} {why} population (first at {row_place(demand, first)}: "
                 f"{cell_text(raw.iloc[first])}); give every row its residents as a number ≥ 0"

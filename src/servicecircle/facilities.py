@@ -11,7 +11,7 @@ import pandas as pd
 
 from ._crs import require_metric
 from ._errors import InputError
-from .files import DEFAULT_FILES, FileOptions, id_texts, row_place
+from .files import DEFAULT_FILES, FileOptions, counted, id_texts, row_place
 from .osmtags import rule_matches, rule_text
 from .tiers import KIND_WORDS, KINDS, kind_of
 
@@ -53,10 +53,6 @@ OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {
 }
 
 
-def _count_of(n: int, one: str = "has", many: str = "have") -> str:
-    return f"1 facility {one}" if n == 1 else f"{n} facilities {many}"
-
-
 def read_facilities(
     path: str | Path,
     *,
@@ -92,18 +88,21 @@ def read_facilities(
     ids = id_texts(gdf[id_col])
     if ids.isna().any():
         first = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        missing = counted(int(ids.isna().sum()), "facility has", "facilities have")
         raise InputError(
-            f"facility file {path}: {_count_of(int(ids.isna().sum()))} no id (first at "
+            f"facility file {path}: {missing} no id (first at "
             f"{row_place(gdf, first)}); give each facility an id, or leave out the id column"
         )
     raw = gdf[cols["kind"]].astype("string").str.strip()
-    kind = raw.map(lambda k: None if k is pd.NA else kind_of(str(k)))
+    word_kind = {w: kind_of(w) for w in raw.dropna().unique()}  # (each word once)
+    kind = raw.map(word_kind)
     bad = kind.isna()
     if bad.any():
         words = list(dict.fromkeys("" if k is pd.NA else str(k) for k in raw[bad]))
         shown = ", ".join(repr(w) for w in words[:5]) + (" …" if len(words) > 5 else "")
+        unknown = counted(int(bad.sum()), "facility is", "facilities are")
         raise InputError(
-            f"facility file {path}: {_count_of(int(bad.sum()), 'is', 'are')} of unknown kind "
+            f"facility file {path}: {unknown} of unknown kind "
             f"({shown}; the first: id {str(ids[bad].iloc[0])!r}); use 'centre' (党群服务中心), "
             "'station' (驿站, 站点) or 'worker_station' (小哥驿站), or leave out the rows of "
             "other services"
@@ -113,7 +112,7 @@ def read_facilities(
         named = by_name.value_counts(sort=False)
         log.warning(
             "facility file %s: kinds read from their names: %s", path,
-            ", ".join(f"{w} → {kind_of(str(w))} ({n})" for w, n in named.items()),
+            ", ".join(f"{w} → {word_kind[w]} ({n})" for w, n in named.items()),
         )  # fmt: skip
     out = gdf.drop(columns=[c for c in (id_col, cols["kind"]) if c in gdf.columns])
     out.insert(0, "facility_id", ids.astype(str).to_numpy())
@@ -131,7 +130,7 @@ def read_facilities(
     if areas:  # (a building's outline, a site's polygon: a facility is a point on it)
         log.warning(
             "facility file %s: %s drawn as areas or lines; each is placed at a point inside it",
-            path, _count_of(areas, "is", "are"),
+            path, counted(areas, "facility is", "facilities are"),
         )  # fmt: skip
         out = out.set_geometry(out.geometry.representative_point())
     out.attrs["file"] = files.describe(gdf)

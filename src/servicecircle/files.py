@@ -90,15 +90,26 @@ class FileOptions:
 DEFAULT_FILES = FileOptions()
 
 
-def row_place(frame: pd.DataFrame, position: int) -> str:
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 row has``, ``2 rows have``: ``n`` and the words for one or many (``one + "s"``).
+
+    >>> counted(1, "row has", "rows have"), counted(3, "facility", "facilities")
+    ('1 row has', '3 facilities')
+    """
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def row_place(frame: pd.DataFrame, position: int, *, table: bool | None = None) -> str:
     """Where row ``position`` of a frame read by :func:`read_table` lies in its file, as a
     person finds it: ``line N`` of a CSV or the row number Excel shows (the header is 1),
-    ``feature N`` of a vector file (from 1); ``row N`` (from 1) for any other frame."""
+    ``feature N`` of a vector file (from 1); ``row N`` (from 1) for any other frame. ``table``:
+    whether it came from a CSV or Excel table (default: told by its ``attrs``)."""
     label = frame.index[position]
     if not isinstance(label, int | np.integer):
         return f"row {position + 1}"
-    tabular = frame.attrs.get("encoding") is not None or frame.attrs.get("sheet") is not None
-    return f"line {int(label) + 2}" if tabular else f"feature {int(label) + 1}"
+    if table is None:
+        table = frame.attrs.get("encoding") is not None or frame.attrs.get("sheet") is not None
+    return f"line {int(label) + 2}" if table else f"feature {int(label) + 1}"
 
 
 def cell_text(value: object) -> str:
@@ -290,12 +301,18 @@ def _title_lines(path: Path, encoding: str, what: str) -> int:
         head = [fh.readline() for _ in range(TITLE_LINES_MAX)]
     for i, line in enumerate(head[1:], start=1):
         if _is_coordinate_header([v.strip().strip('"') for v in line.split(",")]):
-            logger.warning(
-                "%s %s: the header is on line %d; the %s above it (a title) skipped",
-                what, path, i + 1, "line" if i == 1 else f"{i} lines",
-            )  # fmt: skip
+            _title_skipped(path, what, i)
             return i
     return 0
+
+
+def _title_skipped(path: Path, what: str, lines: int) -> None:
+    """Say that the first ``lines`` lines of a table (a title) were skipped."""
+    above = "line" if lines == 1 else f"{lines} lines"
+    logger.warning(
+        "%s %s: the header is on line %d; the %s above it (a title) skipped",
+        what, path, lines + 1, above,
+    )  # fmt: skip
 
 
 def _check_not_empty(frame: pd.DataFrame, path: Path, what: str, sheet: str | None) -> pd.DataFrame:
@@ -331,10 +348,7 @@ def _below_title(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
             keep = [j for j, v in enumerate(values) if v or body.iloc[:, j].notna().any()]
             body = body.iloc[:, keep]
             body.columns = [values[j] or f"column {j + 1}" for j in keep]
-            logger.warning(
-                "%s %s: the header is on line %d; the %s above it (a title) skipped",
-                what, path, i + 2, "line" if i == 0 else f"{i + 1} lines",
-            )  # fmt: skip
+            _title_skipped(path, what, i + 1)
             for col in body.columns:  # numbers read as text under a title line, as numbers
                 with contextlib.suppress(ValueError, TypeError):
                     body[col] = pd.to_numeric(body[col])
@@ -407,7 +421,7 @@ of it with lon and lat swapped is taken for a swapped row."""
 
 
 def _refuse_swapped_rows(
-    x: np.ndarray, y: np.ndarray, lines: np.ndarray, path: Path, what: str
+    x: np.ndarray, y: np.ndarray, frame: pd.DataFrame, path: Path, what: str
 ) -> None:
     """One row with lon and lat the wrong way round (both still valid degrees) is an error,
     not a point a continent away that only shows up as unreachable."""
@@ -418,9 +432,10 @@ def _refuse_swapped_rows(
     swapped = far & (np.maximum(abs(y - mx), abs(x - my)) < SWAP_NEAR_DEG)
     if swapped.any():
         first = int(np.flatnonzero(swapped)[0])
-        rows = "1 row has" if swapped.sum() == 1 else f"{int(swapped.sum())} rows have"
+        rows = counted(int(swapped.sum()), "row has", "rows have")
+        where = row_place(frame, first, table=True)
         raise InputError(
-            f"{what} {path}: {rows} lon and lat that look swapped (first at line {lines[first]}: "
+            f"{what} {path}: {rows} lon and lat that look swapped (first at {where}: "
             f"lon {x[first]:g}, lat {y[first]:g}; the other way round it lies beside the other "
             "rows); swap them"
         )
@@ -448,8 +463,6 @@ def _points(
             f"{what} {path}: {table} needs 'lon' and 'lat' columns in degrees (EPSG:4326; or "
             f"经度/纬度); found {', '.join(map(str, frame.columns))}{_other_sheets(path, sheet)}"
         )
-    rows = frame.index if pd.api.types.is_integer_dtype(frame.index) else range(len(frame))
-    lines = np.asarray(rows, dtype=np.int64) + 2  # (the file's rows: header line 1)
     x, y = (_degrees(frame[c]) for c in (lon, lat))
     bad = x.isna() | y.isna() | (x.abs() > 180) | (y.abs() > 90)
     if bad.any():
@@ -460,11 +473,12 @@ def _points(
             why = f"lon and lat swapped (lon {fy:g}, lat {fx:g} would be a place)"
         elif pd.notna(fx) and pd.notna(fy) and max(abs(fx), abs(fy)) > 1000:
             why = "metres, not degrees (a projected CRS: give lon/lat, or a vector file with it)"
-        rows = "1 row has" if bad.sum() == 1 else f"{int(bad.sum())} rows have"
+        rows = counted(int(bad.sum()), "row has", "rows have")
         raise InputError(
-            f"{what} {path}: {rows} {why} (first at line {lines[first]}); fix or remove them"
+            f"{what} {path}: {rows} {why} (first at {row_place(frame, first, table=True)}); "
+            "fix or remove them"
         )
-    _refuse_swapped_rows(x.to_numpy(dtype=float), y.to_numpy(dtype=float), lines, path, what)
+    _refuse_swapped_rows(x.to_numpy(dtype=float), y.to_numpy(dtype=float), frame, path, what)
     wx, wy = to_wgs84(x.to_numpy(dtype=float), y.to_numpy(dtype=float), system)
     return gpd.GeoDataFrame(
         frame.drop(columns=[lon, lat]), geometry=gpd.points_from_xy(wx, wy), crs=4326

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import counted
+
 
 class Progress:
     """A progress bar over the named steps of a run (off with -q or when not a terminal)."""
@@ -29,11 +31,6 @@ class Progress:
             self.bar.close()
 
 
-def _count(n: int, one: str, many: str | None = None) -> str:
-    """``1 facility``, ``2 facilities``."""
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
 def tier_line(name: str, t: dict[str, Any]) -> str:
     """A tier's line: its distance, the residents covered, their share, the goal and verdict."""
     share = "n/a" if t["share"] is None else f"{t['share']:.1%}"
@@ -54,7 +51,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     """The per-tier lines of a coverage summary, and what could not be used."""
     res = summary["residents"]
     print(
-        f"{summary['area']['name']}: {_count(summary['demand_points'], 'demand point')}, "
+        f"{summary['area']['name']}: {counted(summary['demand_points'], 'demand point')}, "
         f"{res:,.0f} residents"
     )
     for name, t in summary["tiers"].items():
@@ -71,11 +68,11 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     parts = []
     if linked.get("demand_points"):
         parts.append(
-            f"{_count(linked['demand_points'], 'demand point')} "
+            f"{counted(linked['demand_points'], 'demand point')} "
             f"({linked['residents']:,.0f} residents)"
         )
     if linked.get("facilities"):
-        parts.append(_count(linked["facilities"], "facility", "facilities"))
+        parts.append(counted(linked["facilities"], "facility", "facilities"))
     if parts:
         print(
             f"  {' and '.join(parts)} linked past a street fragment to the main network "
@@ -83,7 +80,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         )
     if summary["unreachable_demand_points"]:
         print(
-            f"  {_count(summary['unreachable_demand_points'], 'demand point')} farther than "
+            f"  {counted(summary['unreachable_demand_points'], 'demand point')} farther than "
             f"{summary['snap_limit_m']:.0f} m from any street (not covered)"
         )
     fac = summary["facilities"]
@@ -91,7 +88,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     if fac["unsnapped"]:
         within = f"{fac['unsnapped'] - outside} inside the boundary, " if outside else ""
         print(
-            f"  {_count(fac['unsnapped'], 'facility', 'facilities')} farther than "
+            f"  {counted(fac['unsnapped'], 'facility', 'facilities')} farther than "
             f"{summary['snap_limit_m']:.0f} m from any street of the area (not used"
             + (f"; {within}{outside} outside it" if outside else "")
             + "): "
@@ -99,9 +96,8 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         )
     for kind, n in fac.get("in_no_tier", {}).items():
         hint = "; --preset workers counts them" if kind == "worker_station" else ""
-        print(
-            f"  {_count(n, 'facility', 'facilities')} of kind {kind} in no tier (not counted{hint})"
-        )
+        what = counted(n, "facility", "facilities")
+        print(f"  {what} of kind {kind} in no tier (not counted{hint})")
     print(f"wrote {', '.join(summary.get('files', []))} to {out}")
 
 
@@ -120,7 +116,7 @@ def print_pages(out: Path, files: Sequence[str]) -> None:
 def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh") -> None:
     """The audit's lines: per level the share with every basic type, the absent types."""
     print(
-        f"{summary['area']['name']}: {_count(summary['demand_points'], 'demand point')}, "
+        f"{summary['area']['name']}: {counted(summary['demand_points'], 'demand point')}, "
         f"{summary['residents']:,.0f} residents, {len(std.types)} facility types ({std.name})"
     )
     for level, s in summary["levels"].items():
@@ -143,15 +139,17 @@ def print_audit(summary: dict[str, Any], std: Any, out: Path, *, lang: str = "zh
 
 
 ALTERED = (
-    ("outside_boundary", "demand points just outside the area boundary (kept, walking from "
+    ("outside_boundary", "demand point", "just outside the area boundary (kept, walking from "
      "the nearest street)"),
-    ("far_outside_boundary", "demand points more than {far:g} m outside the boundary (left out)"),
-    ("ids_generated", "demand points without an id (given d<row>)"),
-    ("households_estimated", "households estimated from population"),
-    ("households_unreadable", "households values unreadable (estimated)"),
-    ("levels_capped", "buildings' levels capped"),
-    ("levels_default", "buildings without building:levels (default levels)"),
+    ("far_outside_boundary", "demand point", "more than {far:g} m outside the boundary (left out)"),
+    ("ids_generated", "demand point", "without an id (given d<row>)"),
+    ("households_estimated", "households", "estimated from population"),
+    ("households_unreadable", "households value", "unreadable (estimated)"),
+    ("levels_capped", "building", "with levels capped"),
+    ("levels_default", "building", "without building:levels (default levels)"),
 )  # fmt: skip
+"""What a run estimated, generated or left out, by ``summary["demand"]`` key: the thing
+counted (one of it) and what happened to it."""
 
 
 def altered_line(counts: dict[str, Any]) -> str:
@@ -159,12 +157,9 @@ def altered_line(counts: dict[str, Any]) -> str:
     outside; empty when nothing was."""
     from ..workflows.common import FAR_OUTSIDE_M
 
-    parts = []
-    for key, text in ALTERED:
-        if counts.get(key):
-            words = text.format(far=FAR_OUTSIDE_M)
-            if counts[key] == 1:  # (one demand point, one building's levels)
-                words = words.replace("points", "point", 1).replace("buildings'", "building's", 1)
-                words = words.replace("buildings", "building", 1)
-            parts.append(f"{counts[key]:,} {words}")
-    return "; ".join(parts)
+    return "; ".join(
+        f"{counted(counts[key], one, one if one.endswith('s') else None)} "
+        + text.format(far=FAR_OUTSIDE_M)
+        for key, one, text in ALTERED
+        if counts.get(key)
+    )

@@ -472,7 +472,6 @@ def write_siting(
             lang=lang, tiles=tiles, snap_limit_m=snap_limit_m,
         )  # fmt: skip
         out.text("whatif.html", html)
-    report["files"] = sorted({*out.files, "siting.json"})
     out.json("siting.json", report)
 
 

@@ -13,7 +13,7 @@ from ._crs import require_metric
 from ._errors import InputError
 from .files import DEFAULT_FILES, FileOptions, counted, id_texts, row_place
 from .osmtags import rule_matches, rule_text
-from .tiers import KIND_WORDS, KINDS, kind_of
+from .tiers import KIND_WORDS, KINDS, NOT_OURS, kind_of
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -25,13 +25,10 @@ KIND_ALIASES = KIND_WORDS
 #: Worker stations first (their names also say 驿站), then centres, then stations.
 PRESET_ORDER = ("worker_station", "centre", "station")
 
-#: Names of other services that also say 驿站, 服务站 or 服务中心 (parcel points, clinics,
-#: police posts…): never a centre or station by their name.
-NOT_OURS = "菜鸟|快递驿站|卫生|医疗|医院|诊所|警务|派出所|邮政|物业|汽车|家政|药店|银行|加油"
-
 CENTRE_NAMES = "党群服务中心|党群中心|社区服务中心|社区综合服务中心|街道办事处"
 
-#: The documented OSM tag preset: which POIs count as centres and stations.
+#: The documented OSM tag preset: which POIs count as centres and stations (names of other
+#: services, :data:`~servicecircle.tiers.NOT_OURS`, as in facility files, never).
 #: A rule matches when every tag in it matches (a value list means any of them; a string that
 #: starts with ``~`` is a regular expression). Centres are checked first.
 OSM_PRESETS: dict[str, dict[str, list[dict[str, Any]]]] = {

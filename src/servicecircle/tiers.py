@@ -240,6 +240,10 @@ _WORKER_WORDS = re.compile(
     r"(小哥|骑手|户外劳动者|快递员|外卖员|新就业群体|新就业|暖新|暖蜂|环卫工人|劳动者)"
     r"(驿站|服务站|服务站点|站点|之家|加油站|港湾)$"
 )
+#: Names of other services that also say 驿站, 服务站 or 服务中心 (parcel points, clinics,
+#: police posts…): never a centre or station by their name, in facility files and OSM alike.
+NOT_OURS = "菜鸟|快递驿站|卫生|医疗|医院|诊所|警务|派出所|邮政|物业|汽车|家政|药店|银行|加油"
+_NOT_OURS = re.compile(NOT_OURS)
 _CENTRE_WORDS = re.compile(r"(党群服务|党群|党建服务|社区服务|邻里|便民服务)中心$")
 _STATION_WORDS = re.compile(
     r"(红色|党群|党员|党建|社区|便民|邻里|新时代文明实践|党群服务|社区服务|便民服务)"
@@ -257,11 +261,11 @@ def kind_of(word: str) -> str | None:
     word = word.strip().lower()
     if word in KIND_WORDS:
         return KIND_WORDS[word]
-    for pattern, kind in (
-        (_WORKER_WORDS, "worker_station"),
-        (_CENTRE_WORDS, "centre"),
-        (_STATION_WORDS, "station"),
-    ):
+    if _WORKER_WORDS.search(word):
+        return "worker_station"
+    if _NOT_OURS.search(word):
+        return None
+    for pattern, kind in ((_CENTRE_WORDS, "centre"), (_STATION_WORDS, "station")):
         if pattern.search(word):
             return kind
     return None
